@@ -1,0 +1,34 @@
+/* An image opened for reading through its plugin: detection, info and the Inspect result. */
+#pragma once
+
+#include "vmi-registry.h"
+
+G_BEGIN_DECLS
+
+typedef struct _VmiSource VmiSource;
+
+/*
+ * Detects (or, with format non-NULL, forces) the format of fd and opens it. The source keeps its
+ * own duplicates of fd and dir_fd (the image's directory, or -1), so the caller keeps its own.
+ */
+VmiSource *vmi_source_open (VmiRegistry *registry, int fd, int dir_fd, const char *format,
+			    GCancellable *cancellable, GError **error);
+/* For tests and fuzzers: open with a known plugin, no detection. */
+VmiSource *vmi_source_open_with (const VmiFormatPlugin *plugin, int fd, int dir_fd,
+				 GCancellable *cancellable, GError **error);
+void vmi_source_free (VmiSource *self);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmiSource, vmi_source_free)
+
+const VmiFormatPlugin *vmi_source_get_plugin (VmiSource *self);
+VmiImage *vmi_source_get_image (VmiSource *self);
+guint64 vmi_source_get_virtual_size (VmiSource *self);
+const VmiImageInfo *vmi_source_get_info (VmiSource *self);
+gboolean vmi_source_is_safe (VmiSource *self);
+
+/*
+ * The Inspect result, a{sv}: format, virtual-size, actual-size, file-size, cluster-size (if any),
+ * subformat (if any), format-specific, safe, unsafe-reasons, references.
+ */
+GVariant *vmi_source_to_variant (VmiSource *self);
+
+G_END_DECLS

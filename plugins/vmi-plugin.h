@@ -1,0 +1,173 @@
+/*
+ * vmimaged plugin ABI.
+ *
+ * This is the only header a format plugin includes, and the only thing the daemon knows about a
+ * format. A plugin is a GModule exporting two symbols:
+ *
+ *   const guint32 vmi_plugin_abi_version = VMI_PLUGIN_ABI_VERSION;
+ *   const VmiFormatPlugin *vmi_plugin_query (void);
+ *
+ * The loader reads vmi_plugin_abi_version before it calls anything, so a module built against
+ * another version of this header is refused without running any of its code. Any change to a
+ * structure or to the meaning of a call below bumps VMI_PLUGIN_ABI_VERSION.
+ *
+ * See docs/plugin-abi.md for the rules a plugin must follow.
+ */
+#pragma once
+
+#include <glib.h>
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define VMI_PLUGIN_ABI_VERSION 1u
+
+#define VMI_PLUGIN_ABI_VERSION_SYMBOL "vmi_plugin_abi_version"
+#define VMI_PLUGIN_QUERY_SYMBOL "vmi_plugin_query"
+
+/*
+ * Every error a plugin or the engine reports is in this domain; the D-Bus layer maps each code to
+ * org.vmimaged.VMImage1.Error.<Name>. The quark is made from a string, not exported by the daemon,
+ * so plugins need no symbol from the executable that loads them.
+ */
+typedef enum {
+	VMI_ERROR_FAILED,	  /* Failed: anything not better described below */
+	VMI_ERROR_NOT_AUTHORIZED, /* NotAuthorized: polkit said no */
+	VMI_ERROR_ACCESS_DENIED,  /* AccessDenied: the caller may not open that path */
+	VMI_ERROR_UNKNOWN_FORMAT, /* UnknownFormat: no plugin recognises the data */
+	VMI_ERROR_CORRUPT_IMAGE,  /* CorruptImage: the format is known, its content is invalid */
+	VMI_ERROR_UNSAFE_IMAGE,	  /* UnsafeImage: refused on safety grounds */
+	VMI_ERROR_NOT_SUPPORTED,  /* NotSupported: valid, but a feature we do not implement */
+	VMI_ERROR_INVALID_ARGUMENT, /* InvalidArgument: a bad option, size or name */
+	VMI_ERROR_EXISTS,	  /* Exists: the destination is already there */
+	VMI_ERROR_CANCELLED,	  /* Cancelled: the job was cancelled */
+	VMI_ERROR_NO_SPACE,	  /* NoSpace: the destination file system is full */
+	VMI_ERROR_LAST
+} VmiError;
+
+static inline GQuark
+vmi_error_quark (void)
+{
+	return g_quark_from_static_string ("vmimaged-error-quark");
+}
+#define VMI_ERROR (vmi_error_quark ())
+
+/* Opaque per-plugin state for one open (or being created) image. */
+typedef struct _VmiImage VmiImage;
+
+typedef enum {
+	VMI_FORMAT_CAN_INSPECT = 1u << 0, /* open + get_info */
+	VMI_FORMAT_CAN_READ = 1u << 1,	  /* read + block_status */
+	VMI_FORMAT_CAN_WRITE = 1u << 2,	  /* create + write + finish */
+} VmiFormatFlags;
+
+typedef enum {
+	VMI_EXTENT_DATA, /* allocated; read it */
+	VMI_EXTENT_ZERO, /* reads as zeros and is known to be zero (zero cluster, written zeros) */
+	VMI_EXTENT_HOLE, /* unallocated: reads as zeros in this image */
+} VmiExtentKind;
+
+typedef struct {
+	VmiExtentKind kind;
+	guint64 length; /* > 0; from the queried offset */
+} VmiExtent;
+
+/* Probe scores: a plugin that is sure says 100; raw says 1 for anything, so it only wins alone. */
+#define VMI_PROBE_NO 0u
+#define VMI_PROBE_FALLBACK 1u
+#define VMI_PROBE_WEAK 25u
+#define VMI_PROBE_LIKELY 75u
+#define VMI_PROBE_CERTAIN 100u
+
+/* How many bytes of the file's start the daemon hands to probe (fewer if the file is shorter). */
+#define VMI_PROBE_HEAD_SIZE 4096u
+
+typedef struct {
+	int fd;		    /* the image, opened read-only by the daemon; the plugin must not close it */
+	int dir_fd;	    /* the image's directory, or -1 when unknown (fd passed over D-Bus) */
+	guint64 file_size;  /* st_size of fd at open time */
+	GCancellable *cancellable; /* nullable; long opens should check it */
+} VmiOpenArgs;
+
+/*
+ * What get_info fills in. The daemon allocates it zeroed (with the containers created) and owns
+ * everything in it; the plugin only sets fields and appends.
+ */
+typedef struct {
+	guint64 virtual_size;	     /* bytes */
+	const char *subformat;	     /* static string or NULL: "v3", "dynamic", "streamOptimized" */
+	guint32 cluster_size;	     /* cluster/grain/block size in bytes, 0 if the format has none */
+	GVariantDict *format_specific; /* facts, with names from qemu-img info's format-specific */
+	GPtrArray *unsafe_reasons;   /* of char *, g_free'd: sentences a person can read */
+	GPtrArray *references;	     /* of char *, g_free'd: paths named by the image, never opened */
+} VmiImageInfo;
+
+/*
+ * Options a writer accepts. The daemon validates option names and types against this list before
+ * it calls create, so create sees only known names with the declared GVariant type ("t" for any
+ * integer, "b", "s").
+ */
+typedef struct {
+	const char *name;
+	const char *type;	 /* "t", "b" or "s" */
+	const char *description; /* for Formats and for error messages */
+} VmiOptionSpec;
+
+typedef struct {
+	guint32 abi_version;  /* VMI_PLUGIN_ABI_VERSION */
+	const char *name;     /* lower case, unique: "qcow2" */
+	const char *description;
+	const char *const *extensions; /* NULL-terminated, without dots */
+	const char *const *aliases;    /* NULL-terminated or NULL: other names accepted for this format */
+	guint32 flags;		       /* VmiFormatFlags */
+
+	/* Optional. Called once after loading; FALSE declines and the module is unloaded. */
+	gboolean (*init) (GError **error);
+
+	/*
+	 * A score (VMI_PROBE_*) that the file is this format, from its first bytes and its size.
+	 * Must not allocate or do I/O: the daemon calls every plugin's probe for every file.
+	 */
+	guint (*probe) (const guint8 *head, gsize head_len, guint64 file_size);
+
+	/*
+	 * Reading. open validates the headers (hostile input: checked arithmetic, bounded
+	 * allocations) and returns NULL with VMI_ERROR_CORRUPT_IMAGE, VMI_ERROR_NOT_SUPPORTED, ...
+	 * Calls on one VmiImage are never concurrent.
+	 */
+	VmiImage *(*open) (const VmiOpenArgs *args, GError **error);
+	gboolean (*get_info) (VmiImage *image, VmiImageInfo *info, GError **error);
+	/* Reads len bytes of the virtual disk at offset; offset + len <= virtual_size. */
+	gboolean (*read) (VmiImage *image, guint64 offset, void *buf, gsize len, GError **error);
+	/* Describes the run of one kind that starts at offset, at most max_length long. */
+	gboolean (*block_status) (VmiImage *image, guint64 offset, guint64 max_length, VmiExtent *extent,
+				  GError **error);
+	void (*close) (VmiImage *image); /* also frees an image from create that was never finished */
+
+	/*
+	 * Writing (VMI_FORMAT_CAN_WRITE). create gets an empty file opened read-write; every byte of
+	 * the new image reads as zero until written, so the caller only writes data. write is called
+	 * with increasing, non-overlapping ranges whose offset and length are multiples of 512 (the
+	 * last may end at an unaligned virtual size); a range may cover part of a cluster, so a
+	 * writer that compresses whole clusters buffers the one it is filling. finish writes the
+	 * metadata and makes the file complete; then close is called. A plugin whose format cannot
+	 * hold the exact virtual_size rounds it up, as qemu-img does.
+	 */
+	const VmiOptionSpec *create_options; /* terminated by a {NULL} entry; NULL if none */
+	VmiImage *(*create) (int fd, guint64 virtual_size, GVariant *options /* a{sv} */, GError **error);
+	gboolean (*write) (VmiImage *image, guint64 offset, const void *buf, gsize len, GError **error);
+	gboolean (*finish) (VmiImage *image, GError **error);
+} VmiFormatPlugin;
+
+typedef const VmiFormatPlugin *(*VmiPluginQueryFunc) (void);
+
+/* Plugins declare their entry points with this so the names and types cannot drift. */
+#define VMI_PLUGIN_DEFINE(plugin_struct)                                                           \
+	G_MODULE_EXPORT const guint32 vmi_plugin_abi_version = VMI_PLUGIN_ABI_VERSION;             \
+	G_MODULE_EXPORT const VmiFormatPlugin *vmi_plugin_query (void);                            \
+	const VmiFormatPlugin *vmi_plugin_query (void)                                             \
+	{                                                                                          \
+		return &(plugin_struct);                                                           \
+	}
+
+G_END_DECLS

@@ -1,0 +1,52 @@
+/* Helpers shared by the test programs: temporary folders, qemu-img as an oracle, the corpus. */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+#include "vmi-convert.h"
+
+G_BEGIN_DECLS
+
+/* A new empty folder under $TMPDIR, removed with everything in it by vmi_test_tmpdir_free. */
+char *vmi_test_tmpdir_new (void);
+void vmi_test_tmpdir_free (char *dir);
+
+/* Runs argv (argv[0] looked up in PATH); asserts exit 0 and returns stdout. */
+char *vmi_test_run (const char *const *argv);
+/* Runs a shell command line; returns its exit status, stdout in *out if out != NULL. */
+int vmi_test_sh (char **out, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+/* TRUE if qemu-img is on PATH; if not, calls g_test_skip with a message and returns FALSE. */
+gboolean vmi_test_require_qemu_img (void);
+/* qemu-img info --output=json of path (format detected by qemu-img unless fmt != NULL). */
+JsonObject *vmi_test_qemu_img_info (const char *path, const char *fmt);
+/* qemu-img compare of a and b (formats detected unless given); TRUE if equal content. */
+gboolean vmi_test_qemu_img_compare (const char *a, const char *fmt_a, const char *b, const char *fmt_b);
+/* qemu-img check of path in fmt; TRUE when it reports no errors and no leaks. */
+gboolean vmi_test_qemu_img_check (const char *path, const char *fmt);
+
+/*
+ * A raw test image of size bytes at path with a mix the converters must keep: random data,
+ * written zeros, holes, text-like data and data in the last partial 64 KiB block. Same seed,
+ * same bytes.
+ */
+void vmi_test_make_pattern_image (const char *path, guint64 size, guint32 seed);
+
+/* The real-world corpus folder (../shared/corpus beside the source tree, or $VMI_CORPUS_DIR),
+ * or NULL after g_test_skip saying why. */
+const char *vmi_test_corpus_dir (void);
+/* Decompresses (bzcat) or copies corpus file name into dir; returns the new path. */
+char *vmi_test_corpus_fetch (const char *name, const char *dir);
+
+/* Engine shortcuts with a linked-in plugin: open path and return the source, or convert path
+ * into dst_path (created) as dst. Assert on failure unless error is non-NULL. */
+VmiSource *vmi_test_open (const VmiFormatPlugin *plugin, const char *path, GError **error);
+gboolean vmi_test_convert (const VmiFormatPlugin *src, const char *src_path,
+			   const VmiFormatPlugin *dst, const char *dst_path, GVariant *options,
+			   GError **error);
+
+/* Copies path (if at most 1 MiB) into $VMI_FUZZ_SEED_DIR/<plugin_name>/ when that is set, so
+ * the fuzz targets start from the images the tests made. */
+void vmi_test_save_seed (const char *plugin_name, const char *path);
+
+G_END_DECLS
