@@ -20,6 +20,6 @@ gboolean vmi_options_get_boolean (GVariant *normalized, const char *name, gboole
 const char *vmi_options_get_string (GVariant *normalized, const char *name, const char *fallback);
 
 /* The dictionary without the named entries: what is left for a plugin. */
-GVariant *vmi_options_filter (GVariant *normalized, const VmiOptionSpec *keep);
+GVariant *vmi_options_filter (GVariant *normalized, const VmiOptionSpec *drop);
 
 G_END_DECLS

@@ -1,0 +1,246 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmi-source.h"
+
+struct _VmiSource {
+	const VmiFormatPlugin *plugin;
+	VmiImage *image;
+	int fd;
+	int dir_fd;
+	guint64 file_size;
+	guint64 allocated_size;
+	VmiImageInfo info;
+	GVariant *format_specific; /* a{sv} snapshot of info.format_specific */
+};
+
+static void
+vmi_source_close_fd (int *fd)
+{
+	if (*fd >= 0)
+		close (*fd);
+	*fd = -1;
+}
+
+void
+vmi_source_free (VmiSource *self)
+{
+	if (self == NULL)
+		return;
+	if (self->image != NULL)
+		self->plugin->close (self->image);
+	g_clear_pointer (&self->info.format_specific, g_variant_dict_unref);
+	g_clear_pointer (&self->format_specific, g_variant_unref);
+	g_clear_pointer (&self->info.unsafe_reasons, g_ptr_array_unref);
+	g_clear_pointer (&self->info.references, g_ptr_array_unref);
+	vmi_source_close_fd (&self->fd);
+	vmi_source_close_fd (&self->dir_fd);
+	g_free (self);
+}
+
+static gboolean
+vmi_source_dup_fd (int fd, int *out, GError **error)
+{
+	*out = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+	if (*out < 0) {
+		int errsv = errno;
+		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED, "cannot duplicate a descriptor: %s",
+			     g_strerror (errsv));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/*
+ * Only regular files and block devices have a stable size and can be read at an offset; a FIFO
+ * or socket would block or consume the caller's data.
+ */
+static gboolean
+vmi_source_stat (VmiSource *self, GError **error)
+{
+	struct stat st;
+
+	if (fstat (self->fd, &st) != 0) {
+		int errsv = errno;
+		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED, "cannot stat the image: %s",
+			     g_strerror (errsv));
+		return FALSE;
+	}
+	if (S_ISDIR (st.st_mode)) {
+		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+				     "this is a directory, not an image file");
+		return FALSE;
+	}
+	if (S_ISREG (st.st_mode)) {
+		self->file_size = (guint64) st.st_size;
+		self->allocated_size = (guint64) st.st_blocks * 512;
+		return TRUE;
+	}
+	if (S_ISBLK (st.st_mode)) {
+		off_t end = lseek (self->fd, 0, SEEK_END);
+
+		if (end < 0) {
+			int errsv = errno;
+			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
+				     "cannot find the size of the block device: %s",
+				     g_strerror (errsv));
+			return FALSE;
+		}
+		self->file_size = (guint64) end;
+		self->allocated_size = (guint64) end;
+		return TRUE;
+	}
+	g_set_error_literal (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     S_ISFIFO (st.st_mode)   ? "this is a FIFO, not an image file"
+			     : S_ISSOCK (st.st_mode) ? "this is a socket, not an image file"
+						     : "this is a device that is not a block device, "
+						       "not an image file");
+	return FALSE;
+}
+
+static VmiSource *
+vmi_source_new (int fd, int dir_fd, GError **error)
+{
+	g_autoptr(VmiSource) self = g_new0 (VmiSource, 1);
+
+	self->fd = -1;
+	self->dir_fd = -1;
+	if (!vmi_source_dup_fd (fd, &self->fd, error))
+		return NULL;
+	if (dir_fd >= 0 && !vmi_source_dup_fd (dir_fd, &self->dir_fd, error))
+		return NULL;
+	if (!vmi_source_stat (self, error))
+		return NULL;
+	return g_steal_pointer (&self);
+}
+
+static gboolean
+vmi_source_open_plugin (VmiSource *self, const VmiFormatPlugin *plugin,
+			GCancellable *cancellable, GError **error)
+{
+	VmiOpenArgs args = {
+		.fd = self->fd,
+		.dir_fd = self->dir_fd,
+		.file_size = self->file_size,
+		.cancellable = cancellable,
+	};
+
+	if ((plugin->flags & VMI_FORMAT_CAN_INSPECT) == 0) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+			     "the %s plugin cannot read images, only write them", plugin->name);
+		return FALSE;
+	}
+	self->plugin = plugin;
+	self->image = plugin->open (&args, error);
+	if (self->image == NULL)
+		return FALSE;
+	self->info.format_specific = g_variant_dict_new (NULL);
+	self->info.unsafe_reasons = g_ptr_array_new_with_free_func (g_free);
+	self->info.references = g_ptr_array_new_with_free_func (g_free);
+	if (!plugin->get_info (self->image, &self->info, error))
+		return FALSE;
+	/* Ending a dict empties it, so refill it from the snapshot for vmi_source_get_info. */
+	self->format_specific = g_variant_ref_sink (g_variant_dict_end (self->info.format_specific));
+	g_variant_dict_unref (self->info.format_specific);
+	self->info.format_specific = g_variant_dict_new (self->format_specific);
+	return TRUE;
+}
+
+VmiSource *
+vmi_source_open_with (const VmiFormatPlugin *plugin, int fd, int dir_fd,
+		      GCancellable *cancellable, GError **error)
+{
+	g_autoptr(VmiSource) self = vmi_source_new (fd, dir_fd, error);
+
+	if (self == NULL)
+		return NULL;
+	if (!vmi_source_open_plugin (self, plugin, cancellable, error))
+		return NULL;
+	return g_steal_pointer (&self);
+}
+
+VmiSource *
+vmi_source_open (VmiRegistry *registry, int fd, int dir_fd, const char *format,
+		 GCancellable *cancellable, GError **error)
+{
+	g_autoptr(VmiSource) self = vmi_source_new (fd, dir_fd, error);
+	const VmiFormatPlugin *plugin;
+
+	if (self == NULL)
+		return NULL;
+	if (format != NULL)
+		plugin = vmi_registry_lookup (registry, format, error);
+	else
+		plugin = vmi_registry_probe_fd (registry, self->fd, error);
+	if (plugin == NULL)
+		return NULL;
+	if (!vmi_source_open_plugin (self, plugin, cancellable, error))
+		return NULL;
+	return g_steal_pointer (&self);
+}
+
+const VmiFormatPlugin *
+vmi_source_get_plugin (VmiSource *self)
+{
+	return self->plugin;
+}
+
+VmiImage *
+vmi_source_get_image (VmiSource *self)
+{
+	return self->image;
+}
+
+guint64
+vmi_source_get_virtual_size (VmiSource *self)
+{
+	return self->info.virtual_size;
+}
+
+const VmiImageInfo *
+vmi_source_get_info (VmiSource *self)
+{
+	return &self->info;
+}
+
+gboolean
+vmi_source_is_safe (VmiSource *self)
+{
+	return self->info.unsafe_reasons->len == 0;
+}
+
+static GVariant *
+vmi_source_strv (GPtrArray *strings)
+{
+	return g_variant_new_strv ((const char *const *) strings->pdata, (gssize) strings->len);
+}
+
+GVariant *
+vmi_source_to_variant (VmiSource *self)
+{
+	GVariantBuilder builder;
+
+	g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+	g_variant_builder_add (&builder, "{sv}", "format", g_variant_new_string (self->plugin->name));
+	g_variant_builder_add (&builder, "{sv}", "virtual-size",
+			       g_variant_new_uint64 (self->info.virtual_size));
+	g_variant_builder_add (&builder, "{sv}", "actual-size",
+			       g_variant_new_uint64 (self->allocated_size));
+	g_variant_builder_add (&builder, "{sv}", "file-size", g_variant_new_uint64 (self->file_size));
+	if (self->info.cluster_size != 0)
+		g_variant_builder_add (&builder, "{sv}", "cluster-size",
+				       g_variant_new_uint64 (self->info.cluster_size));
+	if (self->info.subformat != NULL)
+		g_variant_builder_add (&builder, "{sv}", "subformat",
+				       g_variant_new_string (self->info.subformat));
+	g_variant_builder_add (&builder, "{sv}", "format-specific", self->format_specific);
+	g_variant_builder_add (&builder, "{sv}", "safe",
+			       g_variant_new_boolean (vmi_source_is_safe (self)));
+	g_variant_builder_add (&builder, "{sv}", "unsafe-reasons",
+			       vmi_source_strv (self->info.unsafe_reasons));
+	g_variant_builder_add (&builder, "{sv}", "references",
+			       vmi_source_strv (self->info.references));
+	return g_variant_ref_sink (g_variant_builder_end (&builder));
+}

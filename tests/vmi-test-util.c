@@ -1,0 +1,281 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmi-test-util.h"
+
+char *
+vmi_test_tmpdir_new (void)
+{
+	g_autoptr(GError) error = NULL;
+	char *dir = g_dir_make_tmp ("vmimaged-test-XXXXXX", &error);
+
+	g_assert_no_error (error);
+	return dir;
+}
+
+void
+vmi_test_tmpdir_free (char *dir)
+{
+	g_autofree char *quoted = NULL;
+
+	if (dir == NULL)
+		return;
+	quoted = g_shell_quote (dir);
+	g_assert_cmpint (vmi_test_sh (NULL, "rm -rf %s", quoted), ==, 0);
+	g_free (dir);
+}
+
+char *
+vmi_test_run (const char *const *argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *cmdline = g_strjoinv (" ", (char **) argv);
+	char *out = NULL;
+	g_autofree char *err = NULL;
+	int status = 0;
+
+	g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
+		      &status, &error);
+	g_assert_no_error (error);
+	if (!g_spawn_check_wait_status (status, NULL))
+		g_error ("command failed: %s\n%s", cmdline, err);
+	return out;
+}
+
+int
+vmi_test_sh (char **out, const char *format, ...)
+{
+	va_list args;
+	g_autofree char *cmd = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *err = NULL;
+	int status = 0;
+	const char *argv[] = { "/bin/sh", "-c", NULL, NULL };
+
+	va_start (args, format);
+	cmd = g_strdup_vprintf (format, args);
+	va_end (args);
+	argv[2] = cmd;
+	g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, &err, &status,
+		      &error);
+	g_assert_no_error (error);
+	if (!WIFEXITED (status))
+		return -1;
+	if (WEXITSTATUS (status) != 0 && g_test_verbose ())
+		g_printerr ("# %s: exit %d: %s\n", cmd, WEXITSTATUS (status), err);
+	return WEXITSTATUS (status);
+}
+
+gboolean
+vmi_test_require_qemu_img (void)
+{
+	g_autofree char *path = g_find_program_in_path ("qemu-img");
+
+	if (path == NULL) {
+		g_test_skip ("qemu-img is not installed (Debian package qemu-utils): no oracle");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+JsonObject *
+vmi_test_qemu_img_info (const char *path, const char *fmt)
+{
+	g_autofree char *out = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new ();
+	g_autoptr(GError) error = NULL;
+
+	if (fmt != NULL) {
+		const char *argv[] = { "qemu-img", "info", "--output=json", "-f", fmt, path, NULL };
+		out = vmi_test_run (argv);
+	} else {
+		const char *argv[] = { "qemu-img", "info", "--output=json", path, NULL };
+		out = vmi_test_run (argv);
+	}
+	json_parser_load_from_data (parser, out, -1, &error);
+	g_assert_no_error (error);
+	g_assert_true (JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)));
+	return json_object_ref (json_node_get_object (json_parser_get_root (parser)));
+}
+
+gboolean
+vmi_test_qemu_img_compare (const char *a, const char *fmt_a, const char *b, const char *fmt_b)
+{
+	g_autofree char *qa = g_shell_quote (a);
+	g_autofree char *qb = g_shell_quote (b);
+	g_autofree char *fa = fmt_a != NULL ? g_strdup_printf ("-f %s", fmt_a) : g_strdup ("");
+	g_autofree char *fb = fmt_b != NULL ? g_strdup_printf ("-F %s", fmt_b) : g_strdup ("");
+
+	return vmi_test_sh (NULL, "qemu-img compare -q %s %s %s %s", fa, fb, qa, qb) == 0;
+}
+
+gboolean
+vmi_test_qemu_img_check (const char *path, const char *fmt)
+{
+	g_autofree char *q = g_shell_quote (path);
+
+	return vmi_test_sh (NULL, "qemu-img check -q -f %s %s", fmt, q) == 0;
+}
+
+static void
+vmi_test_pwrite_all (int fd, const guint8 *buf, gsize len, guint64 offset)
+{
+	while (len > 0) {
+		ssize_t n = pwrite (fd, buf, len, (off_t) offset);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		g_assert_cmpint (n, >, 0);
+		buf += n;
+		len -= (gsize) n;
+		offset += (guint64) n;
+	}
+}
+
+void
+vmi_test_make_pattern_image (const char *path, guint64 size, guint32 seed)
+{
+	const gsize block = 64 * 1024;
+	g_autofree guint8 *buf = g_malloc (block);
+	g_autoptr(GRand) rand = g_rand_new_with_seed (seed);
+	int fd = open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	guint64 nblocks = (size + block - 1) / block;
+
+	g_assert_cmpint (fd, >=, 0);
+	g_assert_cmpint (ftruncate (fd, (off_t) size), ==, 0);
+	/* Up to 96 blocks of data spread over the disk whatever its size, so a >4 GiB image stays
+	 * cheap; the rest are holes. */
+	for (guint i = 0; i < MIN (nblocks, 96); i++) {
+		guint64 offset = (nblocks <= 96 ? i : i * (nblocks / 96)) * block;
+		gsize len = (gsize) MIN (block, size - offset);
+
+		switch (i % 4) {
+		case 0: /* random */
+			for (gsize j = 0; j < len; j++)
+				buf[j] = (guint8) g_rand_int (rand);
+			break;
+		case 1: /* written zeros: must read back as zeros, need not be stored */
+			memset (buf, 0, len);
+			break;
+		case 2: /* text-like, compressible */
+			for (gsize j = 0; j < len; j++)
+				buf[j] = (guint8) "vmimaged test pattern "[(j + i) % 22];
+			break;
+		default: /* a hole: leave it */
+			continue;
+		}
+		vmi_test_pwrite_all (fd, buf, len, offset);
+	}
+	/* Data in the last, possibly partial, block. */
+	if (size > 0) {
+		gsize tail = (gsize) MIN (size, 512);
+		memset (buf, 0xa5, tail);
+		vmi_test_pwrite_all (fd, buf, tail, size - tail);
+	}
+	g_assert_cmpint (close (fd), ==, 0);
+}
+
+const char *
+vmi_test_corpus_dir (void)
+{
+	static char *dir = NULL;
+	const char *env = g_getenv ("VMI_CORPUS_DIR");
+	const char *root = g_getenv ("VMI_TEST_SOURCE_ROOT");
+
+	if (dir == NULL) {
+		if (env != NULL)
+			dir = g_strdup (env);
+		else if (root != NULL)
+			dir = g_build_filename (root, "..", "shared", "corpus", NULL);
+	}
+	if (dir == NULL || !g_file_test (dir, G_FILE_TEST_IS_DIR)) {
+		g_test_skip ("the real-world corpus (../shared/corpus beside the source tree, or "
+			     "$VMI_CORPUS_DIR) is absent");
+		return NULL;
+	}
+	return dir;
+}
+
+char *
+vmi_test_corpus_fetch (const char *name, const char *dir)
+{
+	g_autofree char *src = g_build_filename (vmi_test_corpus_dir (), name, NULL);
+	g_autofree char *qsrc = g_shell_quote (src);
+	char *dst;
+	g_autofree char *qdst = NULL;
+
+	if (g_str_has_suffix (name, ".bz2")) {
+		g_autofree char *base = g_strndup (name, strlen (name) - 4);
+		dst = g_build_filename (dir, base, NULL);
+		qdst = g_shell_quote (dst);
+		/* --sparse keeps the mostly-zero images from taking their full size on disk. */
+		g_assert_cmpint (vmi_test_sh (NULL, "bzcat %s | cp --sparse=always /dev/stdin %s",
+					      qsrc, qdst), ==, 0);
+	} else {
+		dst = g_build_filename (dir, name, NULL);
+		qdst = g_shell_quote (dst);
+		g_assert_cmpint (vmi_test_sh (NULL, "cp %s %s && chmod u+w %s", qsrc, qdst, qdst),
+				 ==, 0);
+	}
+	return dst;
+}
+
+VmiSource *
+vmi_test_open (const VmiFormatPlugin *plugin, const char *path, GError **error)
+{
+	g_autoptr(GError) local_error = NULL;
+	VmiSource *source;
+	int fd = open (path, O_RDONLY | O_CLOEXEC);
+
+	g_assert_cmpint (fd, >=, 0);
+	source = vmi_source_open_with (plugin, fd, -1, NULL, error != NULL ? error : &local_error);
+	close (fd);
+	g_assert_no_error (local_error);
+	return source;
+}
+
+gboolean
+vmi_test_convert (const VmiFormatPlugin *src, const char *src_path, const VmiFormatPlugin *dst,
+		  const char *dst_path, GVariant *options, GError **error)
+{
+	g_autoptr(GError) local_error = NULL;
+	GError **err = error != NULL ? error : &local_error;
+	g_autoptr(VmiSource) source = vmi_test_open (src, src_path, err);
+	gboolean ok = FALSE;
+	int fd;
+
+	if (source == NULL)
+		return FALSE;
+	fd = open (dst_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	g_assert_cmpint (fd, >=, 0);
+	ok = vmi_convert (source, dst, fd, options, NULL, NULL, NULL, err);
+	g_assert_cmpint (close (fd), ==, 0);
+	g_assert_no_error (local_error);
+	return ok;
+}
+
+void
+vmi_test_save_seed (const char *plugin_name, const char *path)
+{
+	const char *seed_dir = g_getenv ("VMI_FUZZ_SEED_DIR");
+	g_autofree char *dir = NULL;
+	g_autofree char *base = NULL;
+	g_autofree char *dst = NULL;
+	g_autofree char *contents = NULL;
+	gsize len = 0;
+
+	GStatBuf st;
+
+	if (seed_dir == NULL || g_stat (path, &st) != 0 || st.st_size > 1024 * 1024)
+		return;
+	if (!g_file_get_contents (path, &contents, &len, NULL))
+		return;
+	dir = g_build_filename (seed_dir, plugin_name, NULL);
+	g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
+	base = g_path_get_basename (path);
+	dst = g_build_filename (dir, base, NULL);
+	g_assert_true (g_file_set_contents (dst, contents, (gssize) len, NULL));
+}
