@@ -34,6 +34,15 @@ vmi_convert_is_zero (const guint8 *buf, gsize len)
 	return memcmp (buf, buf + 16, len - 16) == 0;
 }
 
+static gboolean
+vmi_convert_cancelled (GCancellable *cancellable, GError **error)
+{
+	if (!g_cancellable_is_cancelled (cancellable))
+		return FALSE;
+	g_set_error_literal (error, VMI_ERROR, VMI_ERROR_CANCELLED, "the conversion was cancelled");
+	return TRUE;
+}
+
 typedef struct {
 	const VmiFormatPlugin *plugin;
 	VmiImage *image;
@@ -95,7 +104,7 @@ vmi_convert_copy (VmiSource *source, VmiConvertDest *dest, VmiProgressFunc progr
 		VmiExtent extent = { 0 };
 		guint64 extent_end;
 
-		if (g_cancellable_set_error_if_cancelled (cancellable, error))
+		if (vmi_convert_cancelled (cancellable, error))
 			return FALSE;
 		if (!src_plugin->block_status (src_image, offset, total - offset, &extent, error))
 			return FALSE;
@@ -120,7 +129,7 @@ vmi_convert_copy (VmiSource *source, VmiConvertDest *dest, VmiProgressFunc progr
 		while (offset < extent_end) {
 			gsize len = (gsize) MIN (extent_end - offset, VMI_CONVERT_CHUNK);
 
-			if (g_cancellable_set_error_if_cancelled (cancellable, error))
+			if (vmi_convert_cancelled (cancellable, error))
 				return FALSE;
 			if (!src_plugin->read (src_image, offset, buf, len, error))
 				return FALSE;

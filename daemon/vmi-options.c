@@ -53,7 +53,7 @@ vmi_options_convert (const VmiOptionSpec *spec, GVariant *value, GError **error)
 
 	if (g_strcmp0 (spec->type, "t") == 0) {
 		if (vmi_options_to_uint64 (value, &number))
-			return g_variant_new_uint64 (number);
+			return g_variant_ref_sink (g_variant_new_uint64 (number));
 		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
 			     "option \"%s\" must be a non-negative integer (any of y n q i u x t), "
 			     "not a value of type %s",

@@ -330,7 +330,7 @@ vmi_registry_describe (VmiRegistry *self)
 				       g_variant_new_boolean (plugin->flags & VMI_FORMAT_CAN_WRITE));
 		g_variant_builder_add (&props, "{sv}", "create-options",
 				       g_variant_builder_end (&create_options));
-		g_variant_builder_add (&formats, "{sa{sv}}", plugin->name,
+		g_variant_builder_add (&formats, "{s@a{sv}}", plugin->name,
 				       g_variant_builder_end (&props));
 	}
 	return g_variant_ref_sink (g_variant_builder_end (&formats));
