@@ -1,0 +1,405 @@
+/*
+ * qcow2 writer: a version 3 (compat 1.1) image, written front to back in one pass.
+ *
+ * Layout: the header cluster, then data clusters in the order the guest writes them, each L2
+ * table right after the data it maps (writes come in increasing order, so an L2 table is final
+ * once a write moves past the guest range it covers), and at finish the L1 table, the refcount
+ * blocks and the refcount table. Only the L2 table being filled is in memory, with the L1 table
+ * (at most QCOW2_MAX_L1_BYTES, qemu's own limit) and one 16-bit refcount per host cluster (at
+ * most QCOW2_WRITER_MAX_REFCOUNT_BYTES). Refcounts are exact, so qemu-img check finds neither
+ * errors nor leaks.
+ *
+ * With compress, each full guest cluster is deflated as qemu-img convert -c does (raw deflate,
+ * window bits -12, default level) and stored compressed when that saves at least one byte;
+ * otherwise it is stored as is. The cluster being filled is buffered, since writes may cover
+ * part of it. Compressed clusters start on a 512-byte boundary and are packed one after the
+ * other; every host cluster they touch counts one reference per compressed cluster in it.
+ */
+#define G_LOG_DOMAIN "vmimaged-qcow2"
+
+#include <string.h>
+#include <zlib.h>
+
+#include "qcow2-private.h"
+
+#define HEX G_GINT64_MODIFIER "x"
+
+/* Enough for 2 TiB of 64 KiB clusters or 64 TiB of 2 MiB clusters. */
+#define QCOW2_WRITER_MAX_REFCOUNT_BYTES (64u * 1024u * 1024u)
+#define QCOW2_NO_INDEX G_MAXUINT64
+
+struct _Qcow2Writer {
+	int fd; /* owned by the daemon */
+	guint64 size;
+	guint32 cluster_bits;
+	guint32 cluster_size;
+	guint32 l2_entries;
+	gboolean compress;
+	guint64 pos; /* writes must not go below this */
+
+	guint32 l1_size;
+	guint64 *l1; /* host order, with QCOW2_OFLAG_COPIED */
+
+	guint64 l2_index; /* which L1 entry l2 belongs to, or QCOW2_NO_INDEX */
+	guint64 *l2;	  /* host order */
+	gboolean l2_used;
+	guint8 *raw; /* one cluster of scratch for encoding tables */
+
+	guint64 next;	    /* first free byte of the file */
+	GArray *refcounts;  /* guint16 per host cluster */
+
+	/* compress */
+	guint64 pending;   /* guest cluster held in cbuf, or QCOW2_NO_INDEX */
+	guint8 *cbuf;
+	guint8 *zbuf;
+	z_stream zs;
+	gboolean zs_ready;
+};
+
+void
+qcow2_writer_free (Qcow2Writer *w)
+{
+	if (w == NULL)
+		return;
+	if (w->zs_ready)
+		deflateEnd (&w->zs);
+	g_free (w->l1);
+	g_free (w->l2);
+	g_free (w->raw);
+	g_free (w->cbuf);
+	g_free (w->zbuf);
+	if (w->refcounts != NULL)
+		g_array_unref (w->refcounts);
+	g_free (w);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Qcow2Writer, qcow2_writer_free)
+
+/* Counts one more reference to every host cluster in [start, start + len). */
+static gboolean
+add_refs (Qcow2Writer *w, guint64 start, guint64 len, GError **error)
+{
+	guint64 first = start >> w->cluster_bits;
+	guint64 last = (start + len - 1) >> w->cluster_bits;
+
+	if (last >= QCOW2_WRITER_MAX_REFCOUNT_BYTES / sizeof (guint16)) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+			     "The qcow2 image would need more than %u clusters of %u bytes; choose a "
+			     "larger cluster-size",
+			     (guint) (QCOW2_WRITER_MAX_REFCOUNT_BYTES / sizeof (guint16)),
+			     w->cluster_size);
+		return FALSE;
+	}
+	if (w->refcounts->len <= last)
+		g_array_set_size (w->refcounts, (guint) last + 1);
+	for (guint64 i = first; i <= last; i++) {
+		guint16 *rc = &g_array_index (w->refcounts, guint16, i);
+
+		/* At most cluster_size / 512 + 1 <= 4097 compressed clusters touch one cluster. */
+		*rc += 1;
+	}
+	return TRUE;
+}
+
+static gboolean
+alloc_cluster (Qcow2Writer *w, guint64 *host, GError **error)
+{
+	guint64 offset = (w->next + w->cluster_size - 1) & ~(guint64) (w->cluster_size - 1);
+
+	if (!add_refs (w, offset, w->cluster_size, error))
+		return FALSE;
+	*host = offset;
+	w->next = offset + w->cluster_size;
+	return TRUE;
+}
+
+/* Writes the L2 table being filled, if any entry is set, and points its L1 entry at it. */
+static gboolean
+flush_l2 (Qcow2Writer *w, GError **error)
+{
+	guint64 host;
+
+	if (w->l2_index == QCOW2_NO_INDEX)
+		return TRUE;
+	if (w->l2_used) {
+		if (!alloc_cluster (w, &host, error))
+			return FALSE;
+		for (guint32 i = 0; i < w->l2_entries; i++)
+			qcow2_put_be64 (w->raw + (gsize) i * 8, w->l2[i]);
+		if (!qcow2_pwrite (w->fd, w->raw, w->cluster_size, host, error))
+			return FALSE;
+		w->l1[w->l2_index] = host | QCOW2_OFLAG_COPIED;
+	}
+	w->l2_index = QCOW2_NO_INDEX;
+	w->l2_used = FALSE;
+	return TRUE;
+}
+
+/* The L2 entry of a guest cluster, switching tables when the guest moves to the next one. */
+static gboolean
+l2_entry (Qcow2Writer *w, guint64 guest_cluster, guint64 **entry, GError **error)
+{
+	guint64 index = guest_cluster / w->l2_entries;
+
+	if (index != w->l2_index) {
+		if (!flush_l2 (w, error))
+			return FALSE;
+		memset (w->l2, 0, (gsize) w->l2_entries * 8);
+		w->l2_index = index;
+	}
+	*entry = &w->l2[guest_cluster % w->l2_entries];
+	return TRUE;
+}
+
+/* Stores the buffered guest cluster, compressed if that makes it smaller. */
+static gboolean
+flush_pending (Qcow2Writer *w, GError **error)
+{
+	guint64 *entry, host, nb_sectors, stored;
+	guint32 csize_shift = 62 - (w->cluster_bits - 8);
+	gsize clen;
+	int ret;
+
+	if (w->pending == QCOW2_NO_INDEX)
+		return TRUE;
+	if (!l2_entry (w, w->pending, &entry, error))
+		return FALSE;
+	w->pending = QCOW2_NO_INDEX;
+	w->l2_used = TRUE;
+
+	deflateReset (&w->zs);
+	w->zs.next_in = w->cbuf;
+	w->zs.avail_in = w->cluster_size;
+	w->zs.next_out = w->zbuf;
+	w->zs.avail_out = w->cluster_size - 1;
+	ret = deflate (&w->zs, Z_FINISH);
+	if (ret != Z_STREAM_END) {
+		if (!alloc_cluster (w, &host, error) ||
+		    !qcow2_pwrite (w->fd, w->cbuf, w->cluster_size, host, error))
+			return FALSE;
+		*entry = host | QCOW2_OFLAG_COPIED;
+		return TRUE;
+	}
+	clen = w->cluster_size - 1 - w->zs.avail_out;
+	host = (w->next + QCOW2_COMPRESSED_SECTOR - 1) & ~(guint64) (QCOW2_COMPRESSED_SECTOR - 1);
+	nb_sectors = (clen + QCOW2_COMPRESSED_SECTOR - 1) / QCOW2_COMPRESSED_SECTOR;
+	stored = nb_sectors * QCOW2_COMPRESSED_SECTOR;
+	if (host >= (G_GUINT64_CONSTANT (1) << csize_shift)) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+			     "Compressed data at offset 0x%" HEX " is beyond what a qcow2 L2 entry "
+			     "with %u-byte clusters can address",
+			     host, w->cluster_size);
+		return FALSE;
+	}
+	if (!add_refs (w, host, stored, error) || !qcow2_pwrite (w->fd, w->zbuf, clen, host, error))
+		return FALSE;
+	w->next = host + stored;
+	*entry = QCOW2_OFLAG_COMPRESSED | ((nb_sectors - 1) << csize_shift) | host;
+	return TRUE;
+}
+
+Qcow2Writer *
+qcow2_writer_new (int fd, guint64 virtual_size, GVariant *options, GError **error)
+{
+	g_autoptr(Qcow2Writer) w = g_new0 (Qcow2Writer, 1);
+	guint64 cluster_size = 65536, span, l1_size, header;
+	gboolean compress = FALSE;
+
+	if (options != NULL) {
+		g_variant_lookup (options, "cluster-size", "t", &cluster_size);
+		g_variant_lookup (options, "compress", "b", &compress);
+	}
+	if (cluster_size < 512 || cluster_size > 2 * 1024 * 1024 ||
+	    (cluster_size & (cluster_size - 1)) != 0) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "cluster-size %" G_GUINT64_FORMAT " is not a power of two from 512 to "
+			     "2097152",
+			     cluster_size);
+		return NULL;
+	}
+	/* qemu counts qcow2 sizes in 512-byte sectors, so round up as qemu-img create does. */
+	if (virtual_size > G_MAXINT64 - 511) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "The virtual size %" G_GUINT64_FORMAT " is too large for qcow2",
+			     virtual_size);
+		return NULL;
+	}
+	w->fd = fd;
+	w->size = (virtual_size + 511) & ~G_GUINT64_CONSTANT (511);
+	w->cluster_size = (guint32) cluster_size;
+	w->cluster_bits = (guint32) __builtin_ctzll (cluster_size);
+	w->l2_entries = w->cluster_size / 8;
+	w->compress = compress;
+	span = cluster_size * w->l2_entries;
+	l1_size = w->size / span + (w->size % span != 0);
+	if (l1_size * 8 > QCOW2_MAX_L1_BYTES) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "A virtual size of %" G_GUINT64_FORMAT " bytes needs an L1 table of %" G_GUINT64_FORMAT
+			     " bytes with %u-byte clusters, more than qcow2's limit of %u; choose a "
+			     "larger cluster-size",
+			     w->size, l1_size * 8, w->cluster_size, QCOW2_MAX_L1_BYTES);
+		return NULL;
+	}
+	w->l1_size = (guint32) l1_size;
+	w->l1 = g_new0 (guint64, MAX (l1_size, 1));
+	w->l2 = g_new0 (guint64, w->l2_entries);
+	w->raw = g_malloc (w->cluster_size);
+	w->l2_index = QCOW2_NO_INDEX;
+	w->pending = QCOW2_NO_INDEX;
+	w->refcounts = g_array_new (FALSE, TRUE, sizeof (guint16));
+	if (compress) {
+		w->cbuf = g_malloc (w->cluster_size);
+		w->zbuf = g_malloc (w->cluster_size);
+		if (deflateInit2 (&w->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+				  Z_DEFAULT_STRATEGY) != Z_OK) {
+			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED, "Could not set up zlib");
+			return NULL;
+		}
+		w->zs_ready = TRUE;
+	}
+	/* Cluster 0 is the header, written by finish. */
+	if (!alloc_cluster (w, &header, error))
+		return NULL;
+	return g_steal_pointer (&w);
+}
+
+gboolean
+qcow2_writer_write (Qcow2Writer *w, guint64 offset, const void *buf, gsize len, GError **error)
+{
+	const guint8 *in = buf;
+	guint64 end;
+
+	if (!g_uint64_checked_add (&end, offset, len) || end > w->size || offset < w->pos) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "Write of %" G_GSIZE_FORMAT " bytes at 0x%" HEX " is outside the %" G_GUINT64_FORMAT
+			     "-byte disk or below an earlier write",
+			     len, offset, w->size);
+		return FALSE;
+	}
+	while (len > 0) {
+		guint64 guest = offset >> w->cluster_bits;
+		guint64 in_cluster = offset & (w->cluster_size - 1);
+		gsize n = (gsize) MIN ((guint64) len, w->cluster_size - in_cluster);
+
+		if (w->compress) {
+			if (w->pending != guest) {
+				if (!flush_pending (w, error))
+					return FALSE;
+				memset (w->cbuf, 0, w->cluster_size);
+				w->pending = guest;
+			}
+			memcpy (w->cbuf + in_cluster, in, n);
+		} else {
+			guint64 *entry, host;
+
+			if (!l2_entry (w, guest, &entry, error))
+				return FALSE;
+			if (*entry == 0) {
+				if (!alloc_cluster (w, &host, error))
+					return FALSE;
+				*entry = host | QCOW2_OFLAG_COPIED;
+				w->l2_used = TRUE;
+			}
+			host = *entry & QCOW2_OFFSET_MASK;
+			if (!qcow2_pwrite (w->fd, in, n, host + in_cluster, error))
+				return FALSE;
+		}
+		in += n;
+		offset += n;
+		len -= n;
+	}
+	w->pos = end;
+	return TRUE;
+}
+
+static gboolean
+write_header (Qcow2Writer *w, guint64 l1_offset, guint64 rt_offset, guint64 rt_clusters,
+	      GError **error)
+{
+	guint8 h[QCOW2_V3_HEADER_LENGTH_FULL + 8] = { 0 };
+
+	qcow2_put_be32 (h, QCOW2_MAGIC);
+	qcow2_put_be32 (h + QCOW2_HDR_VERSION, 3);
+	qcow2_put_be32 (h + QCOW2_HDR_CLUSTER_BITS, w->cluster_bits);
+	qcow2_put_be64 (h + QCOW2_HDR_SIZE, w->size);
+	qcow2_put_be32 (h + QCOW2_HDR_L1_SIZE, w->l1_size);
+	qcow2_put_be64 (h + QCOW2_HDR_L1_OFFSET, l1_offset);
+	qcow2_put_be64 (h + QCOW2_HDR_REFCOUNT_OFFSET, rt_offset);
+	qcow2_put_be32 (h + QCOW2_HDR_REFCOUNT_CLUSTERS, (guint32) rt_clusters);
+	qcow2_put_be32 (h + QCOW2_HDR_REFCOUNT_ORDER, 4);
+	qcow2_put_be32 (h + QCOW2_HDR_HEADER_LENGTH, QCOW2_V3_HEADER_LENGTH_FULL);
+	/* compression_type 0 (zlib), then the end-of-extensions marker: all zeros. */
+	return qcow2_pwrite (w->fd, h, sizeof h, 0, error);
+}
+
+gboolean
+qcow2_writer_finish (Qcow2Writer *w, GError **error)
+{
+	guint64 l1_offset = 0, l1_clusters, host, total, rb = 0, rt = 0;
+	guint64 rb_entries = w->cluster_size / 2;
+	guint64 rb_offset;
+
+	if (!flush_pending (w, error) || !flush_l2 (w, error))
+		return FALSE;
+
+	/* The L1 table. */
+	l1_clusters = MAX (((guint64) w->l1_size * 8 + w->cluster_size - 1) / w->cluster_size, 1);
+	for (guint64 i = 0; i < l1_clusters; i++) {
+		if (!alloc_cluster (w, &host, error))
+			return FALSE;
+		if (i == 0)
+			l1_offset = host;
+	}
+	for (guint64 i = 0; i < l1_clusters; i++) {
+		memset (w->raw, 0, w->cluster_size);
+		for (guint64 j = 0; j < w->cluster_size / 8; j++) {
+			guint64 k = i * (w->cluster_size / 8) + j;
+
+			if (k < w->l1_size)
+				qcow2_put_be64 (w->raw + j * 8, w->l1[k]);
+		}
+		if (!qcow2_pwrite (w->fd, w->raw, w->cluster_size, l1_offset + i * w->cluster_size,
+				   error))
+			return FALSE;
+	}
+
+	/* Refcount blocks and table must count themselves: iterate to the fixed point. */
+	for (;;) {
+		guint64 clusters = w->refcounts->len + rb + rt;
+		guint64 nrb = (clusters + rb_entries - 1) / rb_entries;
+		guint64 nrt = (nrb * 8 + w->cluster_size - 1) / w->cluster_size;
+
+		if (nrb == rb && nrt == rt)
+			break;
+		rb = nrb;
+		rt = nrt;
+	}
+	rb_offset = (guint64) w->refcounts->len * w->cluster_size;
+	for (guint64 i = 0; i < rb + rt; i++) {
+		if (!alloc_cluster (w, &host, error))
+			return FALSE;
+	}
+	total = w->refcounts->len;
+	for (guint64 b = 0; b < rb; b++) {
+		memset (w->raw, 0, w->cluster_size);
+		for (guint64 i = 0; i < rb_entries && b * rb_entries + i < total; i++)
+			qcow2_put_be16 (w->raw + i * 2,
+					g_array_index (w->refcounts, guint16, b * rb_entries + i));
+		if (!qcow2_pwrite (w->fd, w->raw, w->cluster_size, rb_offset + b * w->cluster_size,
+				   error))
+			return FALSE;
+	}
+	for (guint64 i = 0; i < rt; i++) {
+		memset (w->raw, 0, w->cluster_size);
+		for (guint64 j = 0; j < w->cluster_size / 8; j++) {
+			guint64 b = i * (w->cluster_size / 8) + j;
+
+			if (b < rb)
+				qcow2_put_be64 (w->raw + j * 8, rb_offset + b * w->cluster_size);
+		}
+		if (!qcow2_pwrite (w->fd, w->raw, w->cluster_size,
+				   rb_offset + (rb + i) * w->cluster_size, error))
+			return FALSE;
+	}
+	return write_header (w, l1_offset, rb_offset + rb * w->cluster_size, rt, error);
+}
