@@ -32,8 +32,8 @@ vdi_check_pre_header (const VdiHeader *h, guint64 file_size, GError **error)
 	}
 	if (h->version != VDI_VERSION_1_1) {
 		VDI_UNSUPPORTED (error,
-				 "VDI version %u.%u is not supported: only version 1.1 images (made by "
-				 "VirtualBox 1.4 and later, and qemu-img) can be read",
+				 "VDI version %u.%u is not supported: only version 1.1 images (what "
+				 "VirtualBox and qemu-img write) can be read",
 				 h->version >> 16, h->version & 0xffff);
 		return FALSE;
 	}
@@ -230,7 +230,7 @@ vdi_open (const VmiOpenArgs *args, GError **error)
 
 	if (args->file_size < VDI_PRE_HEADER_SIZE) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_UNKNOWN_FORMAT,
-			     "not a VDI image: the file is %" G_GUINT64_FORMAT " bytes, shorter than "
+			     "not a VDI image: the %" G_GUINT64_FORMAT "-byte file is shorter than "
 			     "the %u-byte VDI pre-header",
 			     args->file_size, VDI_PRE_HEADER_SIZE);
 		return NULL;
