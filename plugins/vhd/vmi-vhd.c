@@ -17,17 +17,30 @@ vhd_image_free (VmiImage *image)
 	g_free (image);
 }
 
-/*
- * Dynamic and differencing disks start with a copy of the footer. A fixed disk has its footer
- * only in the last 512 bytes, which probe does not see, so like qemu we leave fixed disks to
- * be opened by name.
- */
+/* Dynamic and differencing disks start with a copy of the footer. */
 static guint
 vhd_probe (const guint8 *head, gsize head_len, guint64 file_size)
 {
 	if (head_len >= 8 && memcmp (head, "conectix", 8) == 0)
 		return VMI_PROBE_CERTAIN;
 	return VMI_PROBE_NO;
+}
+
+/*
+ * A fixed disk has its footer only in the last 512 bytes (qemu, which probes heads only, calls
+ * such a file raw). The cookie alone could be disk content, so the checksum must agree too.
+ */
+static guint
+vhd_probe_tail (const guint8 *tail, gsize tail_len, guint64 file_size)
+{
+	const guint8 *footer;
+
+	if (tail_len < VHD_FOOTER_SIZE)
+		return VMI_PROBE_NO;
+	footer = tail + tail_len - VHD_FOOTER_SIZE;
+	if (!vhd_footer_has_cookie (footer))
+		return VMI_PROBE_NO;
+	return vhd_footer_checksum_ok (footer) ? VMI_PROBE_CERTAIN : VMI_PROBE_LIKELY;
 }
 
 static void
@@ -47,6 +60,7 @@ const VmiFormatPlugin vmi_vhd_plugin = {
 	.aliases = vhd_aliases,
 	.flags = VMI_FORMAT_CAN_INSPECT | VMI_FORMAT_CAN_READ | VMI_FORMAT_CAN_WRITE,
 	.probe = vhd_probe,
+	.probe_tail = vhd_probe_tail,
 	.open = vhd_open,
 	.get_info = vhd_get_info,
 	.read = vhd_read,
