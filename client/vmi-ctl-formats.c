@@ -44,6 +44,7 @@ format_table (GVariant *formats)
 		g_autoptr (GVariantDict) dict = NULL;
 		g_autofree const char **extensions = NULL;
 		g_autofree char *joined = NULL;
+		g_autofree char *line = NULL;
 		const char *description = "";
 
 		name = g_ptr_array_index (names, i);
@@ -52,11 +53,12 @@ format_table (GVariant *formats)
 		g_variant_dict_lookup (dict, "description", "&s", &description);
 		if (g_variant_dict_lookup (dict, "extensions", "^a&s", &extensions))
 			joined = g_strjoinv (",", (char **) extensions);
-		g_string_append_printf (out, "%-*s  %-7s  %-4s  %-5s  %-20s  %s\n", name_width, name,
+		line = g_strdup_printf ("%-*s  %-7s  %-4s  %-5s  %-20s  %s", name_width, name,
 					yes_no (dict, "can-inspect"), yes_no (dict, "can-read"),
 					yes_no (dict, "can-write"),
 					joined != NULL && *joined != '\0' ? joined : "-",
 					description);
+		g_string_append_printf (out, "%s\n", g_strchomp (line));
 	}
 	return g_string_free (g_steal_pointer (&out), FALSE);
 }

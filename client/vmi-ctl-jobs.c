@@ -29,10 +29,14 @@ format_job (VmiJob *job, const char *object_path)
 	g_autofree char *amounts = g_strdup_printf ("%s/%s", done, total);
 	g_autofree char *percent = g_strdup_printf ("%.0f%%", vmi_job_get_fraction (job) * 100.0);
 
-	return g_strdup_printf ("%-6s  %-9s  %-9s  %5s  %-22s  %6u  %s\n", strrchr (object_path, '/') + 1,
+	g_autofree char *line = NULL;
+
+	line = g_strdup_printf ("%-6s  %-9s  %-9s  %5s  %-22s  %6u  %s",
+				strrchr (object_path, '/') + 1,
 				vmi_job_get_operation (job) != NULL ? vmi_job_get_operation (job) : "?",
 				state != NULL ? state : "?", percent, amounts, vmi_job_get_owner (job),
 				error != NULL && *error != '\0' ? vmi_ctl_error_short_name (error) : "");
+	return g_strconcat (g_strchomp (line), "\n", NULL);
 }
 
 int
