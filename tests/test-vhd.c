@@ -706,6 +706,7 @@ static void
 test_block_sizes (void)
 {
 	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *qemu = g_find_program_in_path ("qemu-img");
 
 	for (guint32 bs = 512; bs <= 16 * MiB; bs *= 2) {
 		const guint64 vsize = 32 * MiB;
@@ -742,10 +743,10 @@ test_block_sizes (void)
 		source = vmi_test_open (&vmi_vhd_plugin, path, NULL);
 		g_assert_cmpuint (vmi_source_get_info (source)->cluster_size, ==, bs);
 		dump_to_raw (source, dump);
-		g_assert_true (vmi_test_qemu_img_compare (dump, "raw", expect, "raw") ||
-			       !vmi_test_require_qemu_img ());
+		if (qemu != NULL)
+			g_assert_true (vmi_test_qemu_img_compare (dump, "raw", expect, "raw"));
 		/* qemu skips bitmaps smaller than a sector (blocks under 4 KiB) when it reads. */
-		if (bs >= 4096 && g_find_program_in_path ("qemu-img") != NULL)
+		if (bs >= 4096 && qemu != NULL)
 			g_assert_true (vmi_test_qemu_img_compare (dump, "raw", path, "vpc"));
 		if (bs == 4096)
 			vmi_test_save_seed ("vhd", path);
