@@ -181,7 +181,7 @@ parse_snapshots (Qcow2Reader *r, GError **error)
 	g_variant_builder_init (&list, G_VARIANT_TYPE ("aa{sv}"));
 	for (guint32 i = 0; i < r->nb_snapshots && i < QCOW2_MAX_LISTED_SNAPSHOTS; i++) {
 		guint8 fixed[40];
-		guint8 extra[16] = { 0 };
+		guint8 extra[24] = { 0 };
 		guint32 id_len, name_len, extra_len;
 		guint64 vm_state, entry_len;
 		g_autofree char *id = NULL;
@@ -227,9 +227,13 @@ parse_snapshots (Qcow2Reader *r, GError **error)
 		g_variant_dict_insert (&dict, "vm-state-size", "t", vm_state);
 		g_variant_dict_insert (&dict, "date-sec", "t", (guint64) qcow2_be32 (fixed + 16));
 		g_variant_dict_insert (&dict, "date-nsec", "t", (guint64) qcow2_be32 (fixed + 20));
-		g_variant_dict_insert (&dict, "vm-clock-nsec", "t", qcow2_be64 (fixed + 24));
+		/* qemu-img splits the guest clock as it splits the date. */
+		g_variant_dict_insert (&dict, "vm-clock-sec", "t", qcow2_be64 (fixed + 24) / 1000000000u);
+		g_variant_dict_insert (&dict, "vm-clock-nsec", "t", qcow2_be64 (fixed + 24) % 1000000000u);
 		if (extra_len >= 16)
 			g_variant_dict_insert (&dict, "disk-size", "t", qcow2_be64 (extra + 8));
+		if (extra_len >= 24)
+			g_variant_dict_insert (&dict, "icount", "t", qcow2_be64 (extra + 16));
 		g_variant_builder_add_value (&list, g_variant_dict_end (&dict));
 
 		entry_len = (40ull + extra_len + id_len + name_len + 7) & ~7ull;
@@ -497,8 +501,15 @@ qcow2_reader_open (const VmiOpenArgs *args, GError **error)
 	if (!qcow2_pread (r->fd, head, sizeof head, 0, &got, "qcow2 header", error))
 		return NULL;
 	if (got == 0)
-		return fail (error, VMI_ERROR_CORRUPT_IMAGE, "The file is empty"), NULL;
-	if (got < 4 || qcow2_be32 (head) != QCOW2_MAGIC)
+		return fail (error, VMI_ERROR_CORRUPT_IMAGE,
+			     "The file is empty: a qcow2 image starts with a header of at least 72 bytes"),
+		       NULL;
+	if (got < 4)
+		return fail (error, VMI_ERROR_CORRUPT_IMAGE,
+			     "The file is %" G_GSIZE_FORMAT " bytes long, too short for a qcow2 header",
+			     got),
+		       NULL;
+	if (qcow2_be32 (head) != QCOW2_MAGIC)
 		return fail (error, VMI_ERROR_UNKNOWN_FORMAT,
 				"The file does not start with the qcow2 magic \"QFI\\xfb\""),
 		       NULL;
