@@ -20,7 +20,7 @@
 #define VHDX_WRITER_LOG_SIZE VHDX_MiB
 #define VHDX_WRITER_METADATA_SIZE VHDX_MiB
 #define VHDX_WRITER_LOGICAL_SECTOR 512u
-#define VHDX_WRITER_PHYSICAL_SECTOR 4096u
+#define VHDX_WRITER_PHYSICAL_SECTOR 512u /* as qemu-img writes */
 
 struct _VhdxWriter {
 	gboolean fixed;
