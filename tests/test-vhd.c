@@ -711,7 +711,8 @@ test_block_sizes (void)
 	for (guint32 bs = 512; bs <= 16 * MiB; bs *= 2) {
 		const guint64 vsize = 32 * MiB;
 		const Synth s = { 3, "win ", vsize, 0, 0, 0, bs, (guint32) (vsize / bs) };
-		g_autofree char *path = tmp_path (dir, "bs.vhd");
+		g_autofree char *name = g_strdup_printf ("bs-%u.vhd", bs);
+		g_autofree char *path = tmp_path (dir, name);
 		g_autofree char *dump = tmp_path (dir, "bs.raw");
 		g_autofree char *expect = tmp_path (dir, "expect.raw");
 		guint32 bitmap_len = ((bs / 512 + 7) / 8 + 511) / 512 * 512;
@@ -748,8 +749,7 @@ test_block_sizes (void)
 		/* qemu skips bitmaps smaller than a sector (blocks under 4 KiB) when it reads. */
 		if (bs >= 4096 && qemu != NULL)
 			g_assert_true (vmi_test_qemu_img_compare (dump, "raw", path, "vpc"));
-		if (bs == 4096)
-			vmi_test_save_seed ("vhd", path);
+		vmi_test_save_seed ("vhd", path);
 	}
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
@@ -967,9 +967,12 @@ test_corpus_facts (void)
 
 /* --- bad inputs ---------------------------------------------------------------------------- */
 
-/* A small valid dynamic VHD (qemu's layout, made by our writer) with one block in use. */
+/*
+ * A small valid dynamic VHD (qemu's layout, made by our writer), with one 2 MiB block in use
+ * or, to stay small enough to be a fuzzing seed, none.
+ */
 static char *
-make_small_dynamic (const char *dir, const char *name)
+make_dynamic (const char *dir, const char *name, gboolean with_block)
 {
 	g_autofree char *path = tmp_path (dir, name);
 	g_autoptr(GVariant) options = create_options (NULL, FALSE);
@@ -982,7 +985,9 @@ make_small_dynamic (const char *dir, const char *name)
 	image = vmi_vhd_plugin.create (fd, 4 * MiB, options, &error);
 	g_assert_no_error (error);
 	memset (data, 0x5a, sizeof data);
-	g_assert_true (vmi_vhd_plugin.write (image, 2 * MiB + 8192, data, sizeof data, &error));
+	if (with_block)
+		g_assert_true (vmi_vhd_plugin.write (image, 2 * MiB + 8192, data, sizeof data,
+						     &error));
 	g_assert_true (vmi_vhd_plugin.finish (image, &error));
 	g_assert_no_error (error);
 	vmi_vhd_plugin.close (image);
@@ -1055,7 +1060,7 @@ static void
 test_bad_footer (void)
 {
 	g_autofree char *dir = vmi_test_tmpdir_new ();
-	g_autofree char *path = make_small_dynamic (dir, "footer.vhd");
+	g_autofree char *path = make_dynamic (dir, "footer.vhd", TRUE);
 	guint64 size = file_size (path);
 	guint8 orig[512], bad[512];
 	g_autoptr(VmiSource) source = NULL;
@@ -1104,7 +1109,7 @@ static void
 test_bad_truncated (void)
 {
 	g_autofree char *dir = vmi_test_tmpdir_new ();
-	g_autofree char *path = make_small_dynamic (dir, "truncated.vhd");
+	g_autofree char *path = make_dynamic (dir, "truncated.vhd", TRUE);
 	guint64 size = file_size (path);
 
 	/* Cut inside the data block: the copy at 0 is found, then the block is past the end. */
@@ -1131,7 +1136,7 @@ test_bad_dynamic_header (void)
 	guint64 offset;
 
 	/* Bad checksum. */
-	path = make_small_dynamic (dir, "header-checksum.vhd");
+	path = make_dynamic (dir, "header-checksum.vhd", FALSE);
 	pread_at (path, 512, header, sizeof header);
 	header[700] ^= 1;
 	pwrite_at (path, 512, header, sizeof header);
@@ -1139,20 +1144,20 @@ test_bad_dynamic_header (void)
 	g_free (path);
 
 	/* Wrong cookie. */
-	path = make_small_dynamic (dir, "header-cookie.vhd");
+	path = make_dynamic (dir, "header-cookie.vhd", FALSE);
 	edit_header (path, 0, "cxsparsE", 8);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "cxsparse");
 	g_free (path);
 
 	/* BAT beyond the end of the file. */
-	path = make_small_dynamic (dir, "bat-eof.vhd");
+	path = make_dynamic (dir, "bat-eof.vhd", FALSE);
 	put_be64 (b, file_size (path) - 4);
 	edit_header (path, 16, b, 8);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "block allocation table at offset");
 	g_free (path);
 
 	/* Absurd max_table_entries. */
-	path = make_small_dynamic (dir, "bat-absurd.vhd");
+	path = make_dynamic (dir, "bat-absurd.vhd", FALSE);
 	put_be32 (b, 0xffffffffu);
 	edit_header (path, 28, b, 4);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "max_table_entries 4294967295");
@@ -1163,7 +1168,7 @@ test_bad_dynamic_header (void)
 	g_free (path);
 
 	/* Block size 0, not a power of two, below a sector. */
-	path = make_small_dynamic (dir, "block-size.vhd");
+	path = make_dynamic (dir, "block-size.vhd", FALSE);
 	put_be32 (b, 0);
 	edit_header (path, 32, b, 4);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "block size of 0 bytes");
@@ -1176,14 +1181,14 @@ test_bad_dynamic_header (void)
 	g_free (path);
 
 	/* A BAT entry past the end of the file. */
-	path = make_small_dynamic (dir, "bat-entry.vhd");
+	path = make_dynamic (dir, "bat-entry.vhd", FALSE);
 	put_be32 (b, 0x00ffffff);
 	pwrite_at (path, 1536, b, 4);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "block 0 at offset");
 	g_free (path);
 
 	/* Data offset (the header's place) beyond the end of the file, and wrapping around. */
-	path = make_small_dynamic (dir, "data-offset.vhd");
+	path = make_dynamic (dir, "data-offset.vhd", FALSE);
 	offset = file_size (path) + 512;
 	edit_footers (path, set_data_offset, &offset);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "dynamic disk header beyond the end");
@@ -1193,7 +1198,7 @@ test_bad_dynamic_header (void)
 	g_free (path);
 
 	/* Unknown and deprecated disk types. */
-	path = make_small_dynamic (dir, "disk-type.vhd");
+	path = make_dynamic (dir, "disk-type.vhd", FALSE);
 	edit_footers (path, set_disk_type, GUINT_TO_POINTER (9));
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "disk type 9");
 	edit_footers (path, set_disk_type, GUINT_TO_POINTER (5));
@@ -1201,7 +1206,7 @@ test_bad_dynamic_header (void)
 	g_free (path);
 
 	/* A size beyond the 2040 GiB VHD limit. */
-	path = make_small_dynamic (dir, "huge.vhd");
+	path = make_dynamic (dir, "huge.vhd", FALSE);
 	edit_footers (path, set_huge_size, NULL);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "2040 GiB");
 	g_free (path);
