@@ -174,9 +174,9 @@ test_probe_qemu_images (void)
 }
 
 /*
- * A fixed VHD is a raw disk followed by a 512-byte footer; qemu-img's probe sees only the head
- * and calls it raw, and so do we (the content is the disk, so a conversion loses nothing but
- * the footer).
+ * A fixed VHD is a raw disk followed by a 512-byte footer. qemu-img's probe sees only the head
+ * and calls it raw; raw's head probe cannot tell either (the vhd plugin's probe_tail claims it
+ * with a higher score), and open does not refuse it: forced raw, it is the disk plus the footer.
  */
 static void
 test_probe_fixed_vhd_is_raw (void)
@@ -257,6 +257,35 @@ test_corpus_grub_mbr (void)
 		info = vmi_test_qemu_img_info (path, NULL);
 		g_assert_cmpstr (json_object_get_string_member (info, "format"), ==, "raw");
 		g_assert_cmpint (json_object_get_int_member (info, "virtual-size"), ==, 512);
+	}
+	vmi_test_tmpdir_free (dir);
+}
+
+/* An ISO 9660 image is a raw disk for qemu-img, and for us: its magic is no reason to refuse. */
+static void
+test_corpus_iso (void)
+{
+	const char *corpus = vmi_test_corpus_dir ();
+	g_autoptr(VmiRegistry) registry = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = NULL;
+	char *dir;
+
+	if (corpus == NULL)
+		return;
+	dir = vmi_test_tmpdir_new ();
+	path = vmi_test_corpus_fetch ("govmomi-ttylinux-pc_i486-16.1.iso.bz2", dir);
+	g_assert_cmpuint (probe_file (path), ==, VMI_PROBE_FALLBACK);
+	registry = raw_registry ();
+	source = detect_open (registry, path, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, 1048576);
+	if (vmi_test_require_qemu_img ()) {
+		g_autoptr(JsonObject) info = vmi_test_qemu_img_info (path, NULL);
+
+		g_assert_cmpstr (json_object_get_string_member (info, "format"), ==, "raw");
+		g_assert_cmpint (json_object_get_int_member (info, "virtual-size"), ==, 1048576);
 	}
 	vmi_test_tmpdir_free (dir);
 }
@@ -835,6 +864,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/raw/probe/qemu-images", test_probe_qemu_images);
 	g_test_add_func ("/raw/probe/fixed-vhd-is-raw", test_probe_fixed_vhd_is_raw);
 	g_test_add_func ("/raw/corpus/grub-mbr", test_corpus_grub_mbr);
+	g_test_add_func ("/raw/corpus/iso", test_corpus_iso);
 	g_test_add_func ("/raw/corpus/negatives", test_corpus_negatives);
 	g_test_add_func ("/raw/corpus/other-formats", test_corpus_other_formats);
 	g_test_add_func ("/raw/read/sparse", test_read_sparse);

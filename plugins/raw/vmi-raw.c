@@ -4,9 +4,12 @@
  * Anything can be a raw disk, so raw only wins detection when no other plugin claims the file.
  * That makes raw the place where a file of a format nobody here reads would be misreported as a
  * disk, so probe says no to every disk, archive and compression magic it knows (the list follows
- * qemu's block drivers and OpenStack's format_inspector), and open looks at the one trailer-only
- * format, Apple DMG. A user who forces raw on a file with such a head still gets raw: that is how
- * a raw disk whose guest wrote a qcow2 header into sector 0 is read safely.
+ * qemu's block drivers and OpenStack's format_inspector). Apple DMG has no head magic, only a
+ * "koly" trailer, and a probe_tail cannot help: the registry keeps the higher of the head and
+ * tail scores, so raw's tail could never lower its head's FALLBACK. open checks that trailer
+ * instead, so a DMG is refused even when raw is forced. A user who forces raw on a file with a
+ * foreign head magic still gets raw: that is how a raw disk whose guest wrote a qcow2 header into
+ * sector 0 is read safely.
  *
  * Decisions that differ from qemu-img:
  * - An empty file is refused (CorruptImage). qemu-img calls it a raw disk of 0 bytes, but a
