@@ -467,6 +467,62 @@ test_write (void)
 	}
 }
 
+/* Through the engine: a qemu-made dynamic disk converted to our fixed one, options checked. */
+static void
+test_engine_convert (void)
+{
+	g_autofree char *dir = NULL;
+	g_autofree char *raw = NULL;
+	g_autofree char *src = NULL;
+	g_autofree char *dst = NULL;
+	g_autoptr(GVariant) fixed = create_options ("fixed", FALSE);
+	g_autoptr(GVariant) bogus = create_options ("sparse", FALSE);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GVariant) inspect = NULL;
+	const char *format = NULL;
+	guint64 cluster = 0;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	dir = vmi_test_tmpdir_new ();
+	raw = tmp_path (dir, "src.raw");
+	src = tmp_path (dir, "src.vhd");
+	dst = tmp_path (dir, "dst.vhd");
+	vmi_test_make_pattern_image (raw, 6 * MiB + 5 * 512, 99);
+	qemu_img ("convert -f raw -O vpc -o subformat=dynamic,force_size=on %s %s", raw, src);
+
+	source = vmi_test_open (&vmi_vhd_plugin, src, NULL);
+	inspect = vmi_source_to_variant (source);
+	g_assert_true (g_variant_lookup (inspect, "format", "&s", &format));
+	g_assert_cmpstr (format, ==, "vhd");
+	g_assert_true (g_variant_lookup (inspect, "cluster-size", "t", &cluster));
+	g_assert_cmpuint (cluster, ==, 2 * MiB);
+	g_assert_true (g_variant_lookup (inspect, "subformat", "&s", &format));
+	g_assert_cmpstr (format, ==, "dynamic");
+
+	g_assert_true (vmi_test_convert (&vmi_vhd_plugin, src, &vmi_vhd_plugin, dst, fixed, &error));
+	g_assert_no_error (error);
+	g_assert_true (vmi_test_qemu_img_compare (dst, "vpc", raw, "raw"));
+	/* The size qemu gives when it converts the same disk. */
+	qemu_img ("convert -f vpc -O vpc -o subformat=fixed %s %s/qemu.vhd", src, dir);
+	{
+		g_autofree char *theirs = tmp_path (dir, "qemu.vhd");
+
+		g_assert_cmpuint (qemu_virtual_size (dst, "vpc"), ==,
+				  qemu_virtual_size (theirs, "vpc"));
+		g_assert_cmpuint (qemu_virtual_size (dst, "vpc"), >, 6 * MiB + 5 * 512);
+	}
+	g_clear_pointer (&source, vmi_source_free);
+	source = vmi_test_open (&vmi_vhd_plugin, dst, NULL);
+	g_assert_cmpstr (vmi_source_get_info (source)->subformat, ==, "fixed");
+
+	g_assert_false (vmi_test_convert (&vmi_vhd_plugin, src, &vmi_vhd_plugin, dst, bogus,
+					  &error));
+	g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 /* Creates an image of size through the plugin alone, with nothing written. */
 static void
 create_empty (const char *path, guint64 size, const char *subformat, gboolean force_size)
@@ -1222,6 +1278,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/vhd/qemu-images", test_qemu_images);
 	g_test_add_func ("/vhd/write", test_write);
 	g_test_add_func ("/vhd/write-sizes", test_write_sizes);
+	g_test_add_func ("/vhd/engine-convert", test_engine_convert);
 	g_test_add_func ("/vhd/write-bad-options", test_write_bad_options);
 	g_test_add_func ("/vhd/sector-bitmap", test_sector_bitmap);
 	g_test_add_func ("/vhd/block-sizes", test_block_sizes);
