@@ -524,6 +524,40 @@ vmi_vmdk_read (VmiImage *image, guint64 offset, void *buf, gsize len, GError **e
 	return TRUE;
 }
 
+/*
+ * Flat extents are often sparse files: their holes read as zeros, so say so and spare the
+ * caller from reading gigabytes of them. The file is only asked, never trusted for more.
+ */
+static gboolean
+vmi_vmdk_flat_status (VmdkExtent *e, guint64 rel, guint64 max, VmiExtent *extent)
+{
+	guint64 at = e->flat_offset + rel;
+	off_t data, hole;
+
+	extent->kind = VMI_EXTENT_DATA;
+	extent->length = max;
+	if (at >= e->file_size) {
+		extent->kind = VMI_EXTENT_HOLE;
+		return TRUE;
+	}
+	data = lseek (e->fd, (off_t) at, SEEK_DATA);
+	if (data < 0 && errno == ENXIO) {
+		extent->kind = VMI_EXTENT_HOLE;
+		return TRUE;
+	}
+	if (data < 0)
+		return TRUE; /* no hole information: all data */
+	if ((guint64) data > at) {
+		extent->kind = VMI_EXTENT_HOLE;
+		extent->length = MIN (max, (guint64) data - at);
+		return TRUE;
+	}
+	hole = lseek (e->fd, (off_t) at, SEEK_HOLE);
+	if (hole > (off_t) at)
+		extent->length = MIN (max, (guint64) hole - at);
+	return TRUE;
+}
+
 static gboolean
 vmi_vmdk_block_status (VmiImage *image, guint64 offset, guint64 max_length, VmiExtent *extent,
 		       GError **error)
@@ -547,11 +581,8 @@ vmi_vmdk_block_status (VmiImage *image, guint64 offset, guint64 max_length, VmiE
 		extent->length = max;
 		return TRUE;
 	}
-	if (e->sparse == NULL) {
-		extent->kind = VMI_EXTENT_DATA;
-		extent->length = max;
-		return TRUE;
-	}
+	if (e->sparse == NULL)
+		return vmi_vmdk_flat_status (e, rel, max, extent);
 	if (!vmdk_sparse_block_status (e->sparse, rel, max, extent, error))
 		return FALSE;
 	extent->length = MIN (extent->length, max);
