@@ -240,11 +240,40 @@ vmi_registry_lookup (VmiRegistry *self, const char *name, GError **error)
 	return NULL;
 }
 
+static gboolean
+vmi_registry_pread_all (int fd, guint8 *buf, gsize len, guint64 offset, gsize *out_len,
+			GError **error)
+{
+	gsize done = 0;
+
+	while (done < len) {
+		ssize_t n = pread (fd, buf + done, len - done, (off_t) (offset + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int errsv = errno;
+			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
+				     "cannot read the image at offset %" G_GUINT64_FORMAT ": %s",
+				     offset + done, g_strerror (errsv));
+			return FALSE;
+		}
+		if (n == 0)
+			break;
+		done += (gsize) n;
+	}
+	*out_len = done;
+	return TRUE;
+}
+
 const VmiFormatPlugin *
 vmi_registry_probe_fd (VmiRegistry *self, int fd, GError **error)
 {
-	guint8 head[VMI_PROBE_HEAD_SIZE];
-	gsize head_len = 0;
+	g_autofree guint8 *head = g_malloc (VMI_PROBE_HEAD_SIZE);
+	guint8 tail_buf[VMI_PROBE_TAIL_SIZE];
+	const guint8 *tail;
+	gsize head_len = 0, tail_len = 0;
+	guint64 file_size;
 	struct stat st;
 	const VmiFormatPlugin *best = NULL;
 	guint best_score = VMI_PROBE_NO;
@@ -257,25 +286,25 @@ vmi_registry_probe_fd (VmiRegistry *self, int fd, GError **error)
 			     g_strerror (errsv));
 		return NULL;
 	}
-	while (head_len < sizeof head) {
-		ssize_t n = pread (fd, head + head_len, sizeof head - head_len, (off_t) head_len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int errsv = errno;
-			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-				     "cannot read the start of the image: %s", g_strerror (errsv));
+	if (!vmi_registry_pread_all (fd, head, VMI_PROBE_HEAD_SIZE, 0, &head_len, error))
+		return NULL;
+	/* A block device's st_size is 0; what was read is then the best lower bound we have. */
+	file_size = MAX ((guint64) st.st_size, head_len);
+	if (file_size <= head_len) {
+		tail_len = MIN (head_len, VMI_PROBE_TAIL_SIZE);
+		tail = head + head_len - tail_len;
+	} else {
+		if (!vmi_registry_pread_all (fd, tail_buf, VMI_PROBE_TAIL_SIZE,
+					     file_size - VMI_PROBE_TAIL_SIZE, &tail_len, error))
 			return NULL;
-		}
-		if (n == 0)
-			break;
-		head_len += (gsize) n;
+		tail = tail_buf;
 	}
 	for (guint i = 0; i < self->plugins->len; i++) {
 		const VmiFormatPlugin *plugin = g_ptr_array_index (self->plugins, i);
-		guint score = plugin->probe (head, head_len, (guint64) st.st_size);
+		guint score = plugin->probe (head, head_len, file_size);
 
+		if (plugin->probe_tail != NULL)
+			score = MAX (score, plugin->probe_tail (tail, tail_len, file_size));
 		if (score > best_score) {
 			best_score = score;
 			best = plugin;
@@ -284,7 +313,7 @@ vmi_registry_probe_fd (VmiRegistry *self, int fd, GError **error)
 	if (best == NULL) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_UNKNOWN_FORMAT,
 			     "no loaded format recognises this %" G_GUINT64_FORMAT "-byte file",
-			     (guint64) st.st_size);
+			     file_size);
 		return NULL;
 	}
 	return best;

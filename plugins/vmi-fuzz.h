@@ -30,6 +30,9 @@ vmi_fuzz_one (const VmiFormatPlugin *plugin, const guint8 *data, size_t size)
 	g_assert_cmpint (fd, >=, 0);
 	g_assert_cmpint (write (fd, data, size), ==, (ssize_t) size);
 	plugin->probe (data, MIN (size, VMI_PROBE_HEAD_SIZE), size);
+	if (plugin->probe_tail != NULL)
+		plugin->probe_tail (data + size - MIN (size, VMI_PROBE_TAIL_SIZE),
+				    MIN (size, VMI_PROBE_TAIL_SIZE), size);
 	source = vmi_source_open_with (plugin, fd, -1, NULL, NULL);
 	close (fd);
 	if (source == NULL)

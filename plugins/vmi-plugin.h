@@ -20,7 +20,7 @@
 
 G_BEGIN_DECLS
 
-#define VMI_PLUGIN_ABI_VERSION 1u
+#define VMI_PLUGIN_ABI_VERSION 2u
 
 #define VMI_PLUGIN_ABI_VERSION_SYMBOL "vmi_plugin_abi_version"
 #define VMI_PLUGIN_QUERY_SYMBOL "vmi_plugin_query"
@@ -79,8 +79,13 @@ typedef struct {
 #define VMI_PROBE_LIKELY 75u
 #define VMI_PROBE_CERTAIN 100u
 
-/* How many bytes of the file's start the daemon hands to probe (fewer if the file is shorter). */
-#define VMI_PROBE_HEAD_SIZE 4096u
+/*
+ * How many bytes of the file's start the daemon hands to probe (fewer if the file is shorter):
+ * enough for an ISO 9660 volume descriptor at 32 KiB. And of its end to probe_tail, for
+ * formats whose signature is a footer (fixed VHD, Apple DMG).
+ */
+#define VMI_PROBE_HEAD_SIZE (64u * 1024u)
+#define VMI_PROBE_TAIL_SIZE 4096u
 
 typedef struct {
 	int fd;		    /* the image, opened read-only by the daemon; the plugin must not close it */
@@ -129,6 +134,12 @@ typedef struct {
 	 * Must not allocate or do I/O: the daemon calls every plugin's probe for every file.
 	 */
 	guint (*probe) (const guint8 *head, gsize head_len, guint64 file_size);
+
+	/*
+	 * Optional. A score from the last bytes of the file (tail_len = MIN (file size,
+	 * VMI_PROBE_TAIL_SIZE)); the plugin's score is the higher of the two. Same rules as probe.
+	 */
+	guint (*probe_tail) (const guint8 *tail, gsize tail_len, guint64 file_size);
 
 	/*
 	 * Reading. open validates the headers (hostile input: checked arithmetic, bounded

@@ -75,8 +75,11 @@ corpus_check_raw_conversion (VmiSource *source, const char *path, const char *tm
 	g_assert_no_error (error);
 	close (fd);
 	g_assert_cmpint (vmi_test_sh (NULL, "qemu-img convert -O raw %s %s", qpath, qtheirs), ==, 0);
-	/* cmp, not qemu-img compare: the two raw files must have the same length too. */
-	g_assert_cmpint (vmi_test_sh (NULL, "cmp %s %s", qours, qtheirs), ==, 0);
+	/* qemu-img compare skips holes (cmp would read 127 GiB of zeros for one of these); the
+	 * sizes are compared apart, since compare accepts a shorter file padded with zeros. */
+	g_assert_true (vmi_test_qemu_img_compare (ours, "raw", theirs, "raw"));
+	g_assert_cmpint (vmi_test_sh (NULL, "test $(stat -c %%s %s) = $(stat -c %%s %s)", qours,
+				      qtheirs), ==, 0);
 }
 
 static void
