@@ -787,6 +787,87 @@ test_read_corrupt_bit (void)
 }
 
 static void
+set_dirty_bit (GByteArray *b, gpointer user_data)
+{
+	b->data[79] |= 0x01; /* incompatible_features bit 0 */
+}
+
+/* A dirty image (lazy refcounts, not closed cleanly) is described and read as usual. */
+static void
+test_read_dirty_bit (void)
+{
+	g_autofree char *dir = NULL;
+	g_autofree char *clean = NULL;
+	g_autofree char *path = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GVariant) fs = NULL;
+	gboolean dirty = FALSE;
+
+	if (!vmi_test_require_qemu_img () || !have_qemu_io ())
+		return;
+	dir = vmi_test_tmpdir_new ();
+	clean = qemu_create (dir, "clean.qcow2", "lazy_refcounts=on", "2M");
+	qemu_io (clean, "-c 'write -P 0x52 64k 64k'");
+	path = patched_copy (clean, dir, "dirty.qcow2", set_dirty_bit, NULL);
+	source = open_ok (path);
+	compare_info (source, path);
+	fs = format_specific (source);
+	g_assert_true (g_variant_lookup (fs, "dirty-flag", "b", &dirty));
+	g_assert_true (dirty);
+	compare_data (path, dir);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
+/*
+ * An unknown incompatible bit is named from the image's feature name table: qemu's table names
+ * bit 0 "dirty bit"; renumber that entry to bit 10 and set bit 10.
+ */
+static void
+unknown_named_feature (GByteArray *b, gpointer user_data)
+{
+	gsize pos = 112;
+
+	for (;;) {
+		guint32 type = ((guint32) b->data[pos] << 24) | ((guint32) b->data[pos + 1] << 16) |
+			       ((guint32) b->data[pos + 2] << 8) | b->data[pos + 3];
+		guint32 len = ((guint32) b->data[pos + 4] << 24) | ((guint32) b->data[pos + 5] << 16) |
+			      ((guint32) b->data[pos + 6] << 8) | b->data[pos + 7];
+
+		g_assert_cmpuint (type, !=, 0); /* qemu always writes the table */
+		if (type == 0x6803f857u) {
+			g_assert_cmpuint (b->data[pos + 8], ==, 0);
+			g_assert_cmpuint (b->data[pos + 9], ==, 0);
+			b->data[pos + 9] = 10;
+			break;
+		}
+		pos += 8 + ((len + 7) & ~7u);
+	}
+	put_be64 (b, 72, get_be64 (b, 72) | (1u << 10));
+}
+
+static void
+test_bad_named_feature (void)
+{
+	g_autofree char *dir = NULL;
+	g_autofree char *good = NULL;
+	g_autofree char *path = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VmiSource) source = NULL;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	dir = vmi_test_tmpdir_new ();
+	good = qemu_create (dir, "good.qcow2", NULL, "1M");
+	path = patched_copy (good, dir, "named-feature.qcow2", unknown_named_feature, NULL);
+	source = vmi_test_open (&vmi_qcow2_plugin, path, &error);
+	g_assert_null (source);
+	g_assert_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED);
+	g_assert_nonnull (strstr (error->message, "bit 10"));
+	g_assert_nonnull (strstr (error->message, "dirty bit"));
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
+static void
 test_read_encrypted (void)
 {
 	g_autofree char *dir = NULL;
@@ -1003,6 +1084,16 @@ garbage_deflate (GByteArray *b, gpointer user_data)
 		b->data[coffset + i] = (guint8) (0xff - i);
 }
 
+/* The first compressed cluster's offset is moved beyond the end of the file. */
+static void
+compressed_beyond_eof (GByteArray *b, gpointer user_data)
+{
+	guint64 l2 = l2_of_first_cluster (b);
+	guint64 entry = get_be64 (b, l2);
+
+	put_be64 (b, l2, (entry & ~((G_GUINT64_CONSTANT (1) << 54) - 1)) | (G_GUINT64_CONSTANT (1) << 40));
+}
+
 /* The extended L2 entry of cluster 0 says its subcluster 0 is both allocated and zero. */
 static void
 subcluster_both (GByteArray *b, gpointer user_data)
@@ -1033,7 +1124,7 @@ test_bad_clusters (void)
 	g_autofree char *raw = NULL;
 	g_autofree char *compressed = NULL;
 	g_autofree char *ext = NULL;
-	g_autofree char *p1 = NULL, *p2 = NULL, *p3 = NULL, *p4 = NULL, *p5 = NULL;
+	g_autofree char *p1 = NULL, *p2 = NULL, *p3 = NULL, *p4 = NULL, *p5 = NULL, *p6 = NULL;
 
 	if (!vmi_test_require_qemu_img () || !have_qemu_io ())
 		return;
@@ -1053,6 +1144,8 @@ test_bad_clusters (void)
 	sh_ok ("qemu-img convert -c -f raw -O qcow2 '%s' '%s'", raw, compressed);
 	p4 = patched_copy (compressed, dir, "garbage-deflate.qcow2", garbage_deflate, NULL);
 	read_fails (p4, 0, VMI_ERROR_CORRUPT_IMAGE);
+	p6 = patched_copy (compressed, dir, "compressed-beyond-eof.qcow2", compressed_beyond_eof, NULL);
+	read_fails (p6, 0, VMI_ERROR_CORRUPT_IMAGE);
 
 	ext = qemu_create (dir, "ext.qcow2", "compat=1.1,extended_l2=on", "1M");
 	qemu_io (ext, "-c 'write -P 0x62 0 64k'");
@@ -1271,10 +1364,12 @@ main (int argc, char **argv)
 	g_test_add_func ("/qcow2/read/backing-file", test_read_backing_file);
 	g_test_add_func ("/qcow2/read/data-file", test_read_data_file);
 	g_test_add_func ("/qcow2/read/corrupt-bit", test_read_corrupt_bit);
+	g_test_add_func ("/qcow2/read/dirty-bit", test_read_dirty_bit);
 	g_test_add_func ("/qcow2/read/encrypted", test_read_encrypted);
 	g_test_add_func ("/qcow2/read/zstd", test_read_zstd);
 	g_test_add_func ("/qcow2/bad/headers", test_bad_headers);
 	g_test_add_func ("/qcow2/bad/sizes", test_bad_sizes);
+	g_test_add_func ("/qcow2/bad/named-feature", test_bad_named_feature);
 	g_test_add_func ("/qcow2/bad/clusters", test_bad_clusters);
 	g_test_add_func ("/qcow2/write/cluster-sizes", test_write_cluster_sizes);
 	g_test_add_func ("/qcow2/write/odd-sizes", test_write_odd_sizes);

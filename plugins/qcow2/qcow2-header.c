@@ -47,7 +47,12 @@ check_table (Qcow2Reader *r, const char *what, guint64 offset, guint64 count, gu
 				"The %s at offset 0x%" HEX " with %" G_GUINT64_FORMAT
 				" entries does not fit in 64 bits",
 				what, offset, count);
-	if (offset == 0 || (offset & (r->cluster_size - 1)) != 0)
+	if (offset == 0)
+		return fail (error, VMI_ERROR_CORRUPT_IMAGE,
+			     "The %s has %" G_GUINT64_FORMAT " entries but its offset is 0, where the "
+			     "header is",
+			     what, count);
+	if ((offset & (r->cluster_size - 1)) != 0)
 		return fail (error, VMI_ERROR_CORRUPT_IMAGE,
 				"The %s offset 0x%" HEX " is not aligned to the %u-byte cluster size",
 				what, offset, r->cluster_size);
@@ -462,13 +467,13 @@ load_l1 (Qcow2Reader *r, GError **error)
 
 	if (needed > r->l1_size)
 		return fail (error, VMI_ERROR_CORRUPT_IMAGE,
-				"The L1 table has %u entries, but the virtual size of %" G_GUINT64_FORMAT
-				" bytes needs %" G_GUINT64_FORMAT,
+				"The L1 table is too small: l1_size is %u, but the virtual size of "
+				"%" G_GUINT64_FORMAT " bytes needs %" G_GUINT64_FORMAT " entries",
 				r->l1_size, r->size, needed);
 	if ((guint64) r->l1_size * 8 > QCOW2_MAX_L1_BYTES)
 		return fail (error, VMI_ERROR_CORRUPT_IMAGE,
-				"The L1 table has %u entries (%" G_GUINT64_FORMAT
-				" bytes); at most %u bytes are allowed",
+				"The L1 table is too large: l1_size %u means %" G_GUINT64_FORMAT
+				" bytes, and at most %u are allowed",
 				r->l1_size, (guint64) r->l1_size * 8, QCOW2_MAX_L1_BYTES);
 	if (!check_table (r, "L1 table", r->l1_offset, r->l1_size, 8, error))
 		return FALSE;
@@ -506,7 +511,7 @@ qcow2_reader_open (const VmiOpenArgs *args, GError **error)
 		       NULL;
 	if (got < 4)
 		return fail (error, VMI_ERROR_CORRUPT_IMAGE,
-			     "The file is %" G_GSIZE_FORMAT " bytes long, too short for a qcow2 header",
+			     "The file has only %" G_GSIZE_FORMAT " byte(s), too few for a qcow2 header",
 			     got),
 		       NULL;
 	if (qcow2_be32 (head) != QCOW2_MAGIC)
