@@ -414,6 +414,48 @@ test_qemu_made (Fixture *f, gconstpointer data)
 	g_assert_true (vmi_test_qemu_img_compare (ours, "raw", src, "raw"));
 }
 
+/* Blocks stored out of order and a discarded (zero) block: we read what qemu-img reads. */
+static void
+test_qemu_reordered (Fixture *f, gconstpointer data)
+{
+	g_autofree char *src = g_build_filename (f->dir, "src.raw", NULL);
+	g_autofree char *vdi = g_build_filename (f->dir, "reordered.vdi", NULL);
+	g_autofree char *ours = g_build_filename (f->dir, "ours.raw", NULL);
+	g_autofree char *theirs = g_build_filename (f->dir, "theirs.raw", NULL);
+	g_autofree char *cmd = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GError) error = NULL;
+	VmiExtent extent = { 0 };
+	guint32 e0, e4;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	vmi_test_make_pattern_image (src, 5 * MiB + 12345, 3);
+	cmd = g_strdup_printf ("qemu-img convert -f raw -O vdi '%s' '%s'", src, vdi);
+	qemu_img (cmd);
+	e0 = get_le32 (vdi, 0x200);
+	e4 = get_le32 (vdi, 0x200 + 4 * 4);
+	g_assert_cmpuint (e0, <, 0xfffffffeu);
+	g_assert_cmpuint (e4, <, 0xfffffffeu);
+	put_le32 (vdi, 0x200, e4);
+	put_le32 (vdi, 0x200 + 4 * 4, e0);
+	put_le32 (vdi, 0x200 + 2 * 4, 0xfffffffeu);
+
+	source = vmi_test_open (&vmi_vdi_plugin, vdi, NULL);
+	g_assert_true (vmi_vdi_plugin.block_status (vmi_source_get_image (source), 2 * MiB, MiB,
+						    &extent, &error));
+	g_assert_cmpint (extent.kind, ==, VMI_EXTENT_ZERO);
+	g_assert_cmpuint (extent.length, ==, MiB);
+	g_assert_true (vmi_test_convert (&vmi_vdi_plugin, vdi, &test_raw, ours, NULL, &error));
+	g_assert_no_error (error);
+	g_free (cmd);
+	cmd = g_strdup_printf ("qemu-img convert -f vdi -O raw '%s' '%s'", vdi, theirs);
+	qemu_img (cmd);
+	g_assert_true (vmi_test_qemu_img_compare (ours, "raw", theirs, "raw"));
+	/* And it did change the content, so the comparison above means something. */
+	g_assert_false (vmi_test_qemu_img_compare (ours, "raw", src, "raw"));
+}
+
 /* A VirtualBox-style header: VDIHEADER1PLUS (0x190) with LCHS geometry, and a comment. */
 static void
 test_virtualbox_header (Fixture *f, gconstpointer data)
@@ -581,7 +623,7 @@ test_write_bad_option (Fixture *f, gconstpointer data)
 static void
 test_write_empty (Fixture *f, gconstpointer data)
 {
-	g_autofree char *vdi = g_build_filename (f->dir, "empty.vdi", NULL);
+	g_autofree char *vdi = g_build_filename (f->dir, "written-empty.vdi", NULL);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonObject) info = NULL;
 	int fd = open (vdi, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -928,6 +970,8 @@ main (int argc, char **argv)
 		    test_qemu_made, fixture_tear_down);
 	g_test_add ("/vdi/qemu-made/static", Fixture, GINT_TO_POINTER (TRUE), fixture_set_up,
 		    test_qemu_made, fixture_tear_down);
+	g_test_add ("/vdi/qemu-made/reordered", Fixture, NULL, fixture_set_up, test_qemu_reordered,
+		    fixture_tear_down);
 	g_test_add ("/vdi/virtualbox-header", Fixture, NULL, fixture_set_up,
 		    test_virtualbox_header, fixture_tear_down);
 	g_test_add ("/vdi/odd-disk-size", Fixture, NULL, fixture_set_up, test_odd_disk_size,

@@ -3,6 +3,10 @@
  * them: a 512-byte header area, the block map at 0x200, data from the next sector on, 1 MiB
  * blocks. A dynamic image allocates blocks in the order they are first written; a static one
  * has every block allocated in place, with the file sized by ftruncate so it stays sparse.
+ *
+ * Sizes: the disk size is rounded up to a multiple of 512 bytes, not of the block size, exactly
+ * as qemu-img does (a 3000000-byte source becomes a 3000320-byte disk in 3 blocks); the reader
+ * rounds odd sizes found in other images the same way, so both report qemu-img's virtual size.
  */
 #include <string.h>
 
