@@ -619,29 +619,41 @@ test_write_bad_option (Fixture *f, gconstpointer data)
 	close (fd);
 }
 
-/* An empty disk: header and block map only, read as zeros by qemu-img. */
+/* Nothing written: header and block map only, as qemu-img create makes them. */
 static void
 test_write_empty (Fixture *f, gconstpointer data)
 {
-	g_autofree char *vdi = g_build_filename (f->dir, "written-empty.vdi", NULL);
+	guint64 size = GPOINTER_TO_SIZE (data);
+	g_autofree char *name = g_strdup_printf ("written-empty-%" G_GUINT64_FORMAT ".vdi", size);
+	g_autofree char *vdi = g_build_filename (f->dir, name, NULL);
+	g_autofree char *ref = g_build_filename (f->dir, "qemu.vdi", NULL);
+	g_autofree char *cmd = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonObject) info = NULL;
-	int fd = open (vdi, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	g_autoptr(VmiSource) source = NULL;
+	int fd;
 	VmiImage *image;
 
 	if (!vmi_test_require_qemu_img ())
 		return;
+	fd = open (vdi, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	g_assert_cmpint (fd, >=, 0);
-	image = vmi_vdi_plugin.create (fd, 3 * MiB, NULL, &error);
+	image = vmi_vdi_plugin.create (fd, size, NULL, &error);
 	g_assert_no_error (error);
 	g_assert_true (vmi_vdi_plugin.finish (image, &error));
 	g_assert_no_error (error);
 	vmi_vdi_plugin.close (image);
 	close (fd);
-	g_assert_cmpuint (file_size (vdi), ==, 1024);
+	cmd = g_strdup_printf ("qemu-img create -q -f vdi '%s' %" G_GUINT64_FORMAT, ref, size);
+	qemu_img (cmd);
+	g_assert_cmpuint (file_size (vdi), ==, file_size (ref));
 	g_assert_true (vmi_test_qemu_img_check (vdi, "vdi"));
 	info = vmi_test_qemu_img_info (vdi, "vdi");
-	g_assert_cmpuint (json_u64 (info, "virtual-size"), ==, 3 * MiB);
+	g_assert_cmpuint (json_u64 (info, "virtual-size"), ==, size);
+	g_assert_true (vmi_test_qemu_img_compare (vdi, "vdi", ref, "vdi"));
+	source = vmi_test_open (&vmi_vdi_plugin, vdi, NULL);
+	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, size);
+	g_assert_cmpuint (count_data (source), ==, 0);
 	vmi_test_save_seed ("vdi", vdi);
 }
 
@@ -985,8 +997,10 @@ main (int argc, char **argv)
 	}
 	g_test_add ("/vdi/write/bad-option", Fixture, NULL, fixture_set_up, test_write_bad_option,
 		    fixture_tear_down);
-	g_test_add ("/vdi/write/empty", Fixture, NULL, fixture_set_up, test_write_empty,
-		    fixture_tear_down);
+	g_test_add ("/vdi/write/empty/0", Fixture, GSIZE_TO_POINTER (0), fixture_set_up,
+		    test_write_empty, fixture_tear_down);
+	g_test_add ("/vdi/write/empty/3M", Fixture, GSIZE_TO_POINTER (3 * MiB), fixture_set_up,
+		    test_write_empty, fixture_tear_down);
 	g_test_add ("/vdi/tiny", Fixture, NULL, fixture_set_up, test_tiny, fixture_tear_down);
 	g_test_add ("/vdi/bad/entry-beyond-allocated", Fixture, NULL, fixture_set_up,
 		    test_bad_entry, fixture_tear_down);
