@@ -269,6 +269,12 @@ vmi_registry_pread_all (int fd, guint8 *buf, gsize len, guint64 offset, gsize *o
 const VmiFormatPlugin *
 vmi_registry_probe_fd (VmiRegistry *self, int fd, GError **error)
 {
+	return vmi_registry_classify_fd (self, fd, FALSE, error);
+}
+
+const VmiFormatPlugin *
+vmi_registry_classify_fd (VmiRegistry *self, int fd, gboolean classify, GError **error)
+{
 	g_autofree guint8 *head = g_malloc (VMI_PROBE_HEAD_SIZE);
 	guint8 tail_buf[VMI_PROBE_TAIL_SIZE];
 	const guint8 *tail;
@@ -301,8 +307,11 @@ vmi_registry_probe_fd (VmiRegistry *self, int fd, GError **error)
 	}
 	for (guint i = 0; i < self->plugins->len; i++) {
 		const VmiFormatPlugin *plugin = g_ptr_array_index (self->plugins, i);
-		guint score = plugin->probe (head, head_len, file_size);
+		guint score;
 
+		if ((plugin->flags & VMI_FORMAT_CLASSIFY_ONLY) && !classify)
+			continue;
+		score = plugin->probe (head, head_len, file_size);
 		if (plugin->probe_tail != NULL)
 			score = MAX (score, plugin->probe_tail (tail, tail_len, file_size));
 		if (score > best_score) {

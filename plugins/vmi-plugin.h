@@ -20,7 +20,7 @@
 
 G_BEGIN_DECLS
 
-#define VMI_PLUGIN_ABI_VERSION 2u
+#define VMI_PLUGIN_ABI_VERSION 3u
 
 #define VMI_PLUGIN_ABI_VERSION_SYMBOL "vmi_plugin_abi_version"
 #define VMI_PLUGIN_QUERY_SYMBOL "vmi_plugin_query"
@@ -59,6 +59,12 @@ typedef enum {
 	VMI_FORMAT_CAN_INSPECT = 1u << 0, /* open + get_info */
 	VMI_FORMAT_CAN_READ = 1u << 1,	  /* read + block_status */
 	VMI_FORMAT_CAN_WRITE = 1u << 2,	  /* create + write + finish */
+	/*
+	 * Files of this format are also valid raw disks (an AMI is a raw disk with a partition
+	 * table), so probe is asked only when the caller asks to classify (Inspect's "classify"
+	 * option); otherwise such files stay raw.
+	 */
+	VMI_FORMAT_CLASSIFY_ONLY = 1u << 3,
 } VmiFormatFlags;
 
 typedef enum {
