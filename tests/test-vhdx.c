@@ -592,6 +592,7 @@ check_writer (const char *dir, const char *subformat, guint64 size, guint64 bloc
 	g_autoptr(JsonObject) info = NULL;
 	GVariantBuilder b;
 	guint64 expected_block = block_size;
+	g_autofree char *creator = NULL;
 	struct stat st;
 
 	g_test_message ("writer %s size=%" G_GUINT64_FORMAT " block-size=%" G_GUINT64_FORMAT, subformat,
@@ -624,6 +625,12 @@ check_writer (const char *dir, const char *subformat, guint64 size, guint64 bloc
 	source = open_path (img, NULL);
 	g_assert_cmpstr (vmi_source_get_info (source)->subformat, ==, subformat != NULL ? subformat : "dynamic");
 	g_assert_cmpuint (vmi_source_get_info (source)->cluster_size, ==, expected_block);
+	creator = fact_str (source, "creator");
+	g_assert_true (g_str_has_prefix (creator, "vmimaged "));
+	g_assert_cmpuint (fact_u64 (source, "log-size"), ==, MiB);
+	g_assert_false (fact_bool (source, "log-replayed"));
+	g_assert_cmpuint (fact_u64 (source, "logical-sector-size"), ==, 512);
+	g_assert_cmpint (fact_bool (source, "leave-blocks-allocated"), ==, g_strcmp0 (subformat, "fixed") == 0);
 	/* Reading our image back gives the source; for big disks qemu-img compare above is enough. */
 	if (size < GiB) {
 		dump_raw (source, raw);

@@ -154,7 +154,8 @@ log_entry_check (VhdxLogScan *scan, guint64 pos, guint64 expect_sequence, VhdxLo
 			guint64 sector = (guint64) desc_sectors + data_sectors;
 			const guint8 *s;
 
-			if (sector >= n_sectors)
+			if (sector >= n_sectors ||
+			    !g_uint64_checked_add (&file_offset, file_offset, VHDX_LOG_SECTOR_SIZE))
 				return FALSE;
 			s = e + sector * VHDX_LOG_SECTOR_SIZE;
 			if (vhdx_le32 (s) != VHDX_LOG_DATA_SIGNATURE ||
