@@ -457,7 +457,8 @@ test_qemu_made (Fixture *f, gconstpointer data)
 {
 	const QemuCase *c = data;
 	g_autofree char *src = g_build_filename (f->dir, "src.raw", NULL);
-	g_autofree char *vmdk = g_build_filename (f->dir, "disk.vmdk", NULL);
+	g_autofree char *base = g_strdelimit (g_strdup_printf ("qemu-%s.vmdk", c->subformat), ",=", '-');
+	g_autofree char *vmdk = g_build_filename (f->dir, base, NULL);
 	g_autofree char *ours = g_build_filename (f->dir, "ours.raw", NULL);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(VmiSource) source = NULL;
@@ -476,7 +477,7 @@ test_qemu_made (Fixture *f, gconstpointer data)
 	vmi_test_save_seed ("vmdk", vmdk);
 
 	/* Without its folder a descriptor is still described, but its extents cannot be read. */
-	if (strcmp (c->subformat, "monolithicSparse") != 0 &&
+	if (!g_str_has_prefix (c->subformat, "monolithicSparse") &&
 	    strcmp (c->subformat, "streamOptimized") != 0) {
 		g_autoptr(VmiSource) blind = open_in_dir (vmdk, FALSE, &error);
 		guint8 buf[512];
@@ -502,7 +503,8 @@ test_write (Fixture *f, gconstpointer data)
 {
 	const WriteCase *c = data;
 	g_autofree char *src = g_build_filename (f->dir, "src.raw", NULL);
-	g_autofree char *vmdk = g_build_filename (f->dir, "out.vmdk", NULL);
+	g_autofree char *base = g_strdup_printf ("%s-%" G_GUINT64_FORMAT ".vmdk", c->subformat, c->size);
+	g_autofree char *vmdk = g_build_filename (f->dir, base, NULL);
 	g_autofree char *back = g_build_filename (f->dir, "back.raw", NULL);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(VmiSource) source = NULL;
@@ -840,8 +842,9 @@ make_sparse (const char *dir, const char *name, const char *subformat)
 	g_autofree char *src = g_build_filename (dir, "small.raw", NULL);
 	char *vmdk = g_build_filename (dir, name, NULL);
 
-	vmi_test_make_pattern_image (src, 4 * MiB, 5);
+	vmi_test_make_pattern_image (src, 512 * KiB, 5);
 	raw_to_vmdk (src, vmdk, subformat);
+	vmi_test_save_seed ("vmdk", vmdk);
 	return vmdk;
 }
 
@@ -1011,11 +1014,62 @@ test_descriptor_mixed (Fixture *f, gconstpointer data)
 	vmi_test_save_seed ("vmdk", vmdk);
 }
 
+/* Zeroed grains (version 2, GTE 1) written by qemu-io: zero extents where qemu-img map says so. */
+static void
+test_zeroed_grain (Fixture *f, gconstpointer data)
+{
+	g_autofree char *vmdk = g_build_filename (f->dir, "zeroed.vmdk", NULL);
+	g_autofree char *ours = g_build_filename (f->dir, "ours.raw", NULL);
+	g_autofree char *qvmdk = g_shell_quote (vmdk);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	static const struct {
+		guint64 offset, length;
+		VmiExtentKind kind;
+	} expected[] = {
+		{ 0, 512 * KiB, VMI_EXTENT_DATA },
+		{ 512 * KiB, 1 * MiB, VMI_EXTENT_ZERO },
+		{ 1536 * KiB, 512 * KiB, VMI_EXTENT_DATA },
+		{ 2 * MiB, 2 * MiB, VMI_EXTENT_HOLE },
+		{ 4 * MiB, 1 * MiB, VMI_EXTENT_ZERO },
+		{ 5 * MiB, 3 * MiB, VMI_EXTENT_HOLE },
+	};
+	g_autofree char *io_out = NULL;
+	guint8 byte;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	qemu_img ("create -q -f vmdk -o zeroed_grain=on %s 8M", qvmdk);
+	g_assert_cmpint (vmi_test_sh (&io_out, "qemu-io -f vmdk -c 'write -P 0x11 0 2M' "
+					    "-c 'write -z 512k 1M' -c 'write -z 4M 1M' %s",
+				      qvmdk),
+			 ==, 0);
+	source = open_in_dir (vmdk, TRUE, &error);
+	g_assert_no_error (error);
+	for (guint i = 0; i < G_N_ELEMENTS (expected); i++) {
+		VmiExtent extent;
+
+		g_assert_true (vmi_vmdk_plugin.block_status (vmi_source_get_image (source),
+							     expected[i].offset, 8 * MiB - expected[i].offset,
+							     &extent, &error));
+		g_assert_cmpint (extent.kind, ==, expected[i].kind);
+		g_assert_cmpuint (extent.length, ==, expected[i].length);
+	}
+	g_assert_true (vmi_vmdk_plugin.read (vmi_source_get_image (source), 600 * KiB, &byte, 1, &error));
+	g_assert_cmpuint (byte, ==, 0);
+	g_assert_true (vmi_vmdk_plugin.read (vmi_source_get_image (source), 1600 * KiB, &byte, 1, &error));
+	g_assert_cmpuint (byte, ==, 0x11);
+	vmdk_to_raw (vmdk, ours);
+	g_assert_true (vmi_test_qemu_img_compare (ours, "raw", vmdk, "vmdk"));
+	vmi_test_save_seed ("vmdk", vmdk);
+}
+
 int
 main (int argc, char **argv)
 {
 	static const QemuCase qemu_cases[] = {
 		{ "monolithicSparse", 100 * MiB + 3 * 512 },
+		{ "monolithicSparse,zeroed_grain=on", 30 * MiB },
 		{ "streamOptimized", 100 * MiB + 3 * 512 },
 		{ "monolithicFlat", 20 * MiB + 512 },
 		{ "twoGbMaxExtentSparse", 2 * GiB + 5 * MiB + 512 },
@@ -1042,6 +1096,8 @@ main (int argc, char **argv)
 		g_test_add (name, Fixture, &write_cases[i], fixture_set_up, test_write,
 			    fixture_tear_down);
 	}
+	g_test_add ("/vmdk/qemu-made/zeroed-grain", Fixture, NULL, fixture_set_up, test_zeroed_grain,
+		    fixture_tear_down);
 	g_test_add ("/vmdk/write/block-status", Fixture, NULL, fixture_set_up, test_block_status,
 		    fixture_tear_down);
 	g_test_add ("/vmdk/write/bad-options", Fixture, NULL, fixture_set_up, test_write_bad_options,

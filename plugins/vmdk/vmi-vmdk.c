@@ -257,8 +257,19 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 	e->own_fd = TRUE;
 	e->file_size = (guint64) st.st_size;
 	if (e->kind == VMDK_EXTENT_SPARSE) {
-		e->sparse = vmdk_sparse_open (fd, e->file_size, name, &image->budget, error);
-		return e->sparse != NULL;
+		g_autoptr(GError) local_error = NULL;
+
+		e->sparse = vmdk_sparse_open (fd, e->file_size, name, &image->budget, &local_error);
+		if (e->sparse != NULL)
+			return TRUE;
+		/* A kind of extent we do not read (COWD): still describe the disk. */
+		if (g_error_matches (local_error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED)) {
+			vmi_vmdk_set_read_error (image, VMI_ERROR_NOT_SUPPORTED, "%s",
+						 local_error->message);
+			return TRUE;
+		}
+		g_propagate_error (error, g_steal_pointer (&local_error));
+		return FALSE;
 	}
 	e->flat_offset = e->desc->offset * VMDK_SECTOR;
 	if (e->file_size < e->flat_offset || e->file_size - e->flat_offset < e->size) {
