@@ -890,6 +890,9 @@ test_log_replay (void)
 	image = vmi_source_get_image (source);
 	g_assert_true (fact_bool (source, "log-replayed"));
 	g_assert_cmpuint (fact_u64 (source, "log-entries-replayed"), ==, 2);
+	/* dirty on disk: unsafe to hand to another tool as it is */
+	g_assert_false (vmi_source_is_safe (source));
+	g_assert_cmpuint (vmi_source_get_info (source)->unsafe_reasons->len, ==, 1);
 	g_assert_cmpuint (fact_u64 (source, "allocated-blocks"), ==, 2);
 
 	g_assert_true (vmi_vhdx_plugin.read (image, 0, buf, 3 * 4096, &error));

@@ -592,9 +592,17 @@ vhdx_get_info (VmiImage *self, VmiImageInfo *info, GError **error)
 	g_variant_dict_insert (fs, "header-sequence", "t", self->header_sequence);
 	g_variant_dict_insert (fs, "allocated-blocks", "t", self->allocated_blocks);
 	g_variant_dict_insert (fs, "log-replayed", "b", self->log != NULL);
-	if (self->log != NULL)
+	if (self->log != NULL) {
 		g_variant_dict_insert (fs, "log-entries-replayed", "t",
 				       (guint64) vhdx_log_get_n_entries (self->log));
+		/* We replayed it in memory only; other tools will see the file as it is on disk. */
+		g_ptr_array_add (info->unsafe_reasons,
+				 g_strdup_printf ("The VHDX file is dirty: its log holds %u entries of updates "
+						  "that were never written to their place. They are applied "
+						  "when reading here, but the file itself still needs a log "
+						  "replay (by Hyper-V, or qemu-img check -r all on a copy)",
+						  vhdx_log_get_n_entries (self->log)));
+	}
 
 	if (self->has_parent) {
 		static const char *const path_keys[] = { "relative_path", "volume_path",
