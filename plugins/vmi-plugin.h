@@ -178,11 +178,16 @@ typedef struct {
 
 typedef const VmiFormatPlugin *(*VmiPluginQueryFunc) (void);
 
-/* Plugins declare their entry points with this so the names and types cannot drift. */
+/*
+ * Plugins declare their entry points with this so the names and types cannot drift. The symbols
+ * are weak so that a test program can link the code of several plugins at once; in a module
+ * each is the only definition, and the loader finds it as usual.
+ */
 #define VMI_PLUGIN_DEFINE(plugin_struct)                                                           \
-	G_MODULE_EXPORT const guint32 vmi_plugin_abi_version = VMI_PLUGIN_ABI_VERSION;             \
+	G_MODULE_EXPORT __attribute__ ((weak)) const guint32 vmi_plugin_abi_version =              \
+		VMI_PLUGIN_ABI_VERSION;                                                            \
 	G_MODULE_EXPORT const VmiFormatPlugin *vmi_plugin_query (void);                            \
-	const VmiFormatPlugin *vmi_plugin_query (void)                                             \
+	__attribute__ ((weak)) const VmiFormatPlugin *vmi_plugin_query (void)                      \
 	{                                                                                          \
 		return &(plugin_struct);                                                           \
 	}
