@@ -690,6 +690,7 @@ test_corpus_afl9 (Fixture *f, gconstpointer data)
 	g_assert_null (source);
 	g_assert_true (g_error_matches (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE) ||
 		       g_error_matches (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED));
+	g_assert_nonnull (strstr (error->message, "capacity"));
 	vmi_test_save_seed ("vmdk", vmdk);
 }
 

@@ -102,7 +102,7 @@ vmdk_sparse_charge (VmdkSparse *sp, guint64 bytes, const char *what, GError **er
 {
 	if (bytes > *sp->budget) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
-			     "%s: the %s needs %" G_GUINT64_FORMAT " bytes of memory, more than the "
+			     "%sthe %s needs %" G_GUINT64_FORMAT " bytes of memory, more than the "
 			     "%u bytes of metadata allowed for one image",
 			     sp->name, what, bytes, VMDK_METADATA_CAP);
 		return FALSE;
@@ -122,7 +122,7 @@ vmdk_sparse_read_footer (VmdkSparse *sp, guint8 *header, GError **error)
 
 	if (sp->file_size < 4 * VMDK_SECTOR) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "%s: the grain directory is at the end of the stream, but the %" G_GUINT64_FORMAT
+			     "%sthe grain directory is at the end of the stream, but the %" G_GUINT64_FORMAT
 			     "-byte file is too short to hold the footer",
 			     sp->name, sp->file_size);
 		return FALSE;
@@ -134,7 +134,7 @@ vmdk_sparse_read_footer (VmdkSparse *sp, guint8 *header, GError **error)
 	    memcmp (footer, VMDK_SPARSE_MAGIC, 4) != 0 || vmdk_le64 (eos) != 0 ||
 	    vmdk_le32 (eos + 8) != 0 || vmdk_le32 (eos + 12) != VMDK_MARKER_EOS) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "%s: the grain directory is at the end of the stream, but there is no "
+			     "%sthe grain directory is at the end of the stream, but there is no "
 			     "footer and end-of-stream marker at offset 0x%" G_GINT64_MODIFIER "x "
 			     "(a truncated streamOptimized file?)",
 			     sp->name, at);
@@ -156,21 +156,13 @@ vmdk_sparse_parse_header (VmdkSparse *sp, const guint8 *h, GError **error)
 	sp->flags = vmdk_le32 (h + VMDK_HDR_FLAGS);
 	if (sp->version < 1 || sp->version > 3) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
-			     "%s: VMDK sparse extent version %u is not supported (1 to 3 are)",
+			     "%sVMDK sparse extent version %u is not supported (1 to 3 are)",
 			     sp->name, sp->version);
-		return FALSE;
-	}
-	if ((sp->flags & VMDK_FLAG_NL_DETECT) != 0 &&
-	    memcmp (h + VMDK_HDR_NL_CHECK, "\n \r\n", 4) != 0) {
-		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "%s: the header's newline check bytes are damaged (was the file copied "
-			     "in text mode?)",
-			     sp->name);
 		return FALSE;
 	}
 	if (compress != VMDK_COMPRESSION_NONE && compress != VMDK_COMPRESSION_DEFLATE) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
-			     "%s: compression algorithm %u is not supported (only deflate, 1)",
+			     "%scompression algorithm %u is not supported (only deflate, 1)",
 			     sp->name, compress);
 		return FALSE;
 	}
@@ -180,13 +172,13 @@ vmdk_sparse_parse_header (VmdkSparse *sp, const guint8 *h, GError **error)
 
 	if (grain_sectors == 0 || (grain_sectors & (grain_sectors - 1)) != 0) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "%s: the grain size of %" G_GUINT64_FORMAT " sectors is not a power of two",
+			     "%sthe grain size of %" G_GUINT64_FORMAT " sectors is not a power of two",
 			     sp->name, grain_sectors);
 		return FALSE;
 	}
 	if (grain_sectors > VMDK_MAX_GRAIN_SIZE / VMDK_SECTOR) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
-			     "%s: the grain size of %" G_GUINT64_FORMAT " sectors is larger than the "
+			     "%sthe grain size of %" G_GUINT64_FORMAT " sectors is larger than the "
 			     "%u bytes this reader supports",
 			     sp->name, grain_sectors, VMDK_MAX_GRAIN_SIZE);
 		return FALSE;
@@ -196,7 +188,7 @@ vmdk_sparse_parse_header (VmdkSparse *sp, const guint8 *h, GError **error)
 	sp->num_gtes = vmdk_le32 (h + VMDK_HDR_NUM_GTES);
 	if (sp->num_gtes == 0 || sp->num_gtes > VMDK_MAX_GTES) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "%s: %u entries per grain table is absurd (VMware writes 512, at most %u "
+			     "%s%u entries per grain table is absurd (VMware writes 512, at most %u "
 			     "are accepted)",
 			     sp->name, sp->num_gtes, VMDK_MAX_GTES);
 		return FALSE;
@@ -205,7 +197,7 @@ vmdk_sparse_parse_header (VmdkSparse *sp, const guint8 *h, GError **error)
 
 	if (capacity > VMDK_MAX_VIRTUAL_SIZE / VMDK_SECTOR) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "%s: the capacity of %" G_GUINT64_FORMAT " sectors is absurd (more than "
+			     "%sthe capacity of %" G_GUINT64_FORMAT " sectors is absurd (more than "
 			     "64 TiB)",
 			     sp->name, capacity);
 		return FALSE;
@@ -219,7 +211,7 @@ vmdk_sparse_parse_header (VmdkSparse *sp, const guint8 *h, GError **error)
 
 		if (sp->desc_size > VMDK_MAX_DESCRIPTOR / VMDK_SECTOR) {
 			g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-				     "%s: the embedded descriptor of %" G_GUINT64_FORMAT " sectors is "
+				     "%sthe embedded descriptor of %" G_GUINT64_FORMAT " sectors is "
 				     "larger than the %u bytes a descriptor may have",
 				     sp->name, sp->desc_size, VMDK_MAX_DESCRIPTOR);
 			return FALSE;
@@ -229,7 +221,7 @@ vmdk_sparse_parse_header (VmdkSparse *sp, const guint8 *h, GError **error)
 					   sp->desc_size * VMDK_SECTOR) ||
 		    end > sp->file_size) {
 			g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-				     "%s: the embedded descriptor at sector %" G_GUINT64_FORMAT
+				     "%sthe embedded descriptor at sector %" G_GUINT64_FORMAT
 				     " lies beyond the end of the %" G_GUINT64_FORMAT "-byte file",
 				     sp->name, sp->desc_offset, sp->file_size);
 			return FALSE;
@@ -240,9 +232,18 @@ vmdk_sparse_parse_header (VmdkSparse *sp, const guint8 *h, GError **error)
 		sp->desc_offset = sp->desc_size = 0;
 	}
 
+	/* Last: damage to the fields above says more about a file than these four bytes do. */
+	if ((sp->flags & VMDK_FLAG_NL_DETECT) != 0 &&
+	    memcmp (h + VMDK_HDR_NL_CHECK, "\n \r\n", 4) != 0) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
+			     "%sthe header's newline check bytes are damaged (was the file copied "
+			     "in text mode?)",
+			     sp->name);
+		return FALSE;
+	}
 	if (overhead > sp->file_size / VMDK_SECTOR) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "%s: the header says grains start at sector %" G_GUINT64_FORMAT
+			     "%sthe header says grains start at sector %" G_GUINT64_FORMAT
 			     ", beyond the end of the %" G_GUINT64_FORMAT "-byte file (truncated?)",
 			     sp->name, overhead, sp->file_size);
 		return FALSE;
@@ -266,7 +267,7 @@ vmdk_sparse_load_gd (VmdkSparse *sp, guint64 gd_sector, GError **error)
 	    !g_uint64_checked_add (&end, gd_sector * VMDK_SECTOR, gd_bytes) ||
 	    end > sp->file_size) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "%s: the grain directory at sector %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT
+			     "%sthe grain directory at sector %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT
 			     " bytes) lies beyond the end of the %" G_GUINT64_FORMAT "-byte file",
 			     sp->name, gd_sector, gd_bytes, sp->file_size);
 		return FALSE;
@@ -282,7 +283,7 @@ vmdk_sparse_load_gd (VmdkSparse *sp, guint64 gd_sector, GError **error)
 		sp->gd[i] = (guint32) gt;
 		if (gt != 0 && gt * VMDK_SECTOR + (guint64) sp->num_gtes * 4 > sp->file_size) {
 			g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-				     "%s: grain table %" G_GUINT64_FORMAT " at offset 0x%" G_GINT64_MODIFIER
+				     "%sgrain table %" G_GUINT64_FORMAT " at offset 0x%" G_GINT64_MODIFIER
 				     "x lies beyond the end of the %" G_GUINT64_FORMAT "-byte file",
 				     sp->name, i, gt * VMDK_SECTOR, sp->file_size);
 			return FALSE;
@@ -300,7 +301,8 @@ vmdk_sparse_open (int fd, guint64 file_size, const char *name, guint64 *budget, 
 
 	sp->fd = fd;
 	sp->file_size = file_size;
-	sp->name = g_strdup (name);
+	/* Messages start with it: nothing for the image itself, the file name for an extent. */
+	sp->name = name != NULL ? g_strdup_printf ("extent file '%s': ", name) : g_strdup ("");
 	sp->budget = budget;
 	sp->grain_cached = G_MAXUINT64;
 	for (guint i = 0; i < VMDK_GT_CACHE; i++)
@@ -308,23 +310,23 @@ vmdk_sparse_open (int fd, guint64 file_size, const char *name, guint64 *budget, 
 
 	if (file_size < VMDK_SECTOR) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "%s: the %" G_GUINT64_FORMAT "-byte file is too short for the 512-byte "
+			     "%sthe %" G_GUINT64_FORMAT "-byte file is too short for the 512-byte "
 			     "VMDK sparse header",
-			     name, file_size);
+			     sp->name, file_size);
 		return NULL;
 	}
 	if (!vmdk_pread_exact (fd, header, sizeof header, 0, "the sparse header", error))
 		return NULL;
 	if (memcmp (header, VMDK_COWD_MAGIC, 4) == 0) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
-			     "%s: ESX 'COWD' sparse extents (vmfsSparse snapshots) are not supported",
-			     name);
+			     "%sESX 'COWD' sparse extents (vmfsSparse snapshots) are not supported",
+			     sp->name);
 		return NULL;
 	}
 	if (memcmp (header, VMDK_SPARSE_MAGIC, 4) != 0) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "%s: this is not a VMDK sparse extent (it does not start with 'KDMV')",
-			     name);
+			     "%sthis is not a VMDK sparse extent (it does not start with 'KDMV')",
+			     sp->name);
 		return NULL;
 	}
 	gd_sector = vmdk_le64 (header + VMDK_HDR_GD_OFFSET);
@@ -334,8 +336,8 @@ vmdk_sparse_open (int fd, guint64 file_size, const char *name, guint64 *budget, 
 		gd_sector = vmdk_le64 (header + VMDK_HDR_GD_OFFSET);
 		if (gd_sector == VMDK_GD_AT_END) {
 			g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-				     "%s: the stream footer does not say where the grain directory is",
-				     name);
+				     "%sthe stream footer does not say where the grain directory is",
+				     sp->name);
 			return NULL;
 		}
 	}
@@ -430,7 +432,7 @@ vmdk_sparse_lookup (VmdkSparse *sp, guint64 grain, VmdkGrainKind *kind, guint64 
 	}
 	if ((guint64) gte * VMDK_SECTOR >= sp->file_size) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "%s: grain %" G_GUINT64_FORMAT " (virtual offset 0x%" G_GINT64_MODIFIER
+			     "%sgrain %" G_GUINT64_FORMAT " (virtual offset 0x%" G_GINT64_MODIFIER
 			     "x) at offset 0x%" G_GINT64_MODIFIER "x lies beyond the end of the %"
 			     G_GUINT64_FORMAT "-byte file",
 			     sp->name, grain, grain * sp->grain_bytes, (guint64) gte * VMDK_SECTOR,
@@ -468,7 +470,7 @@ vmdk_sparse_inflate (VmdkSparse *sp, guint64 grain, guint64 sector, GError **err
 		avail -= MIN (avail, VMDK_GRAIN_MARKER_SIZE);
 		if (size == 0 || size > max_in || size > avail) {
 			g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-				     "%s: the compressed grain %" G_GUINT64_FORMAT " at offset 0x%"
+				     "%sthe compressed grain %" G_GUINT64_FORMAT " at offset 0x%"
 				     G_GINT64_MODIFIER "x claims %" G_GUINT64_FORMAT " bytes, which %s",
 				     sp->name, grain, at - VMDK_GRAIN_MARKER_SIZE, size,
 				     size == 0 ? "is a metadata marker, not a grain"
@@ -494,7 +496,7 @@ vmdk_sparse_inflate (VmdkSparse *sp, guint64 grain, guint64 sector, GError **err
 	inflateEnd (&zs);
 	if (zret != Z_STREAM_END) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "%s: the compressed grain %" G_GUINT64_FORMAT " (virtual offset 0x%"
+			     "%sthe compressed grain %" G_GUINT64_FORMAT " (virtual offset 0x%"
 			     G_GINT64_MODIFIER "x) at offset 0x%" G_GINT64_MODIFIER "x is not valid "
 			     "deflate data%s",
 			     sp->name, grain, grain * sp->grain_bytes, at,

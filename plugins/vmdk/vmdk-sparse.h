@@ -9,7 +9,7 @@ typedef struct _VmdkSparse VmdkSparse;
 
 /*
  * Validates the header (the footer's copy when the grain directory is at the end) and loads the
- * grain directory. name is used in messages ("the image" or the extent file name). *budget is
+ * grain directory. name is the extent file name for messages, NULL for the image itself. *budget is
  * the metadata memory still allowed for this image; the directory and cached grain tables are
  * charged to it.
  */

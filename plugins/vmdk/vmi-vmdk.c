@@ -145,7 +145,7 @@ vmi_vmdk_open_monolithic (const VmiOpenArgs *args, GError **error)
 	e->kind = VMDK_EXTENT_SPARSE;
 	e->fd = args->fd;
 	e->file_size = args->file_size;
-	e->sparse = vmdk_sparse_open (args->fd, args->file_size, "the image", &image->budget, error);
+	e->sparse = vmdk_sparse_open (args->fd, args->file_size, NULL, &image->budget, error);
 	if (e->sparse == NULL)
 		return NULL;
 	e->size = vmdk_sparse_get_capacity (e->sparse);
