@@ -269,12 +269,14 @@ vmi_registry_pread_all (int fd, guint8 *buf, gsize len, guint64 offset, gsize *o
 const VmiFormatPlugin *
 vmi_registry_probe_fd (VmiRegistry *self, int fd, GError **error)
 {
-	return vmi_registry_classify_fd (self, fd, FALSE, error);
+	return vmi_registry_classify_fd (self, fd, FALSE, NULL, error);
 }
 
 const VmiFormatPlugin *
-vmi_registry_classify_fd (VmiRegistry *self, int fd, gboolean classify, GError **error)
+vmi_registry_classify_fd (VmiRegistry *self, int fd, gboolean classify, GPtrArray *others,
+			  GError **error)
 {
+	g_autoptr(GPtrArray) sure = g_ptr_array_new ();
 	g_autofree guint8 *head = g_malloc (VMI_PROBE_HEAD_SIZE);
 	guint8 tail_buf[VMI_PROBE_TAIL_SIZE];
 	const guint8 *tail;
@@ -314,6 +316,8 @@ vmi_registry_classify_fd (VmiRegistry *self, int fd, gboolean classify, GError *
 		score = plugin->probe (head, head_len, file_size);
 		if (plugin->probe_tail != NULL)
 			score = MAX (score, plugin->probe_tail (tail, tail_len, file_size));
+		if (score >= VMI_PROBE_LIKELY)
+			g_ptr_array_add (sure, (gpointer) plugin);
 		if (score > best_score) {
 			best_score = score;
 			best = plugin;
@@ -324,6 +328,10 @@ vmi_registry_classify_fd (VmiRegistry *self, int fd, gboolean classify, GError *
 			     "no loaded format recognises this %" G_GUINT64_FORMAT "-byte file",
 			     file_size);
 		return NULL;
+	}
+	for (guint i = 0; others != NULL && i < sure->len; i++) {
+		if (g_ptr_array_index (sure, i) != best)
+			g_ptr_array_add (others, g_ptr_array_index (sure, i));
 	}
 	return best;
 }

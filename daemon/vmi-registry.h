@@ -31,9 +31,13 @@ const VmiFormatPlugin *vmi_registry_lookup (VmiRegistry *self, const char *name,
  * pread. Ties go to the plugin loaded first. NULL with VMI_ERROR_UNKNOWN_FORMAT if all say 0.
  */
 const VmiFormatPlugin *vmi_registry_probe_fd (VmiRegistry *self, int fd, GError **error);
-/* The same, also asking the VMI_FORMAT_CLASSIFY_ONLY plugins when classify is TRUE. */
+/*
+ * The same, also asking the VMI_FORMAT_CLASSIFY_ONLY plugins when classify is TRUE. When
+ * others is non-NULL, the other plugins that were sure (VMI_PROBE_LIKELY or more) are appended
+ * to it: a file two parsers accept is a polyglot, read differently by different tools.
+ */
 const VmiFormatPlugin *vmi_registry_classify_fd (VmiRegistry *self, int fd, gboolean classify,
-						 GError **error);
+						 GPtrArray *others, GError **error);
 
 /* Formats property: a{sa{sv}} with description, extensions, aliases, can-inspect/read/write. */
 GVariant *vmi_registry_describe (VmiRegistry *self);

@@ -3,7 +3,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vmi-options.h"
 #include "vmi-source.h"
+
+const VmiOptionSpec vmi_source_options[] = {
+	{ "format", "s", "read the image as this format instead of detecting it" },
+	{ "classify", "b", "also consider formats whose files are valid raw disks (ami, ...)" },
+	{ NULL },
+};
 
 struct _VmiSource {
 	const VmiFormatPlugin *plugin;
@@ -161,11 +168,12 @@ vmi_source_open_with (const VmiFormatPlugin *plugin, int fd, int dir_fd,
 	return g_steal_pointer (&self);
 }
 
-VmiSource *
-vmi_source_open (VmiRegistry *registry, int fd, int dir_fd, const char *format,
-		 GCancellable *cancellable, GError **error)
+static VmiSource *
+vmi_source_open_internal (VmiRegistry *registry, int fd, int dir_fd, const char *format,
+			  gboolean classify, GCancellable *cancellable, GError **error)
 {
 	g_autoptr(VmiSource) self = vmi_source_new (fd, dir_fd, error);
+	g_autoptr(GPtrArray) others = g_ptr_array_new ();
 	const VmiFormatPlugin *plugin;
 
 	if (self == NULL)
@@ -173,12 +181,37 @@ vmi_source_open (VmiRegistry *registry, int fd, int dir_fd, const char *format,
 	if (format != NULL)
 		plugin = vmi_registry_lookup (registry, format, error);
 	else
-		plugin = vmi_registry_probe_fd (registry, self->fd, error);
+		plugin = vmi_registry_classify_fd (registry, self->fd, classify, others, error);
 	if (plugin == NULL)
 		return NULL;
 	if (!vmi_source_open_plugin (self, plugin, cancellable, error))
 		return NULL;
+	for (guint i = 0; i < others->len; i++) {
+		const VmiFormatPlugin *other = g_ptr_array_index (others, i);
+
+		g_ptr_array_add (self->info.unsafe_reasons,
+				 g_strdup_printf ("the file is also a valid %s image: a polyglot, "
+						  "which other tools may read as %s instead of %s",
+						  other->name, other->name, plugin->name));
+	}
 	return g_steal_pointer (&self);
+}
+
+VmiSource *
+vmi_source_open (VmiRegistry *registry, int fd, int dir_fd, const char *format,
+		 GCancellable *cancellable, GError **error)
+{
+	return vmi_source_open_internal (registry, fd, dir_fd, format, FALSE, cancellable, error);
+}
+
+VmiSource *
+vmi_source_open_with_options (VmiRegistry *registry, int fd, int dir_fd, GVariant *options,
+			      GCancellable *cancellable, GError **error)
+{
+	return vmi_source_open_internal (registry, fd, dir_fd,
+					 vmi_options_get_string (options, "format", NULL),
+					 vmi_options_get_boolean (options, "classify", FALSE),
+					 cancellable, error);
 }
 
 const VmiFormatPlugin *

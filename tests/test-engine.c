@@ -163,6 +163,34 @@ static const VmiFormatPlugin fallback_plugin = {
 	.close = fake_close,
 };
 
+static guint
+rival_probe (const guint8 *head, gsize head_len, guint64 file_size)
+{
+	return head_len >= 4 && memcmp (head, "FAKE", 4) == 0 ? VMI_PROBE_LIKELY : VMI_PROBE_NO;
+}
+
+/* Sure of the same files as fake, a little less: a second parser that accepts them. */
+static const VmiFormatPlugin rival_plugin = {
+	.abi_version = VMI_PLUGIN_ABI_VERSION,
+	.name = "rival",
+	.flags = VMI_FORMAT_CAN_INSPECT,
+	.probe = rival_probe,
+	.open = fake_open,
+	.get_info = fake_get_info,
+	.close = fake_close,
+};
+
+/* Sure of everything, but only when asked to classify. */
+static const VmiFormatPlugin classifier_plugin = {
+	.abi_version = VMI_PLUGIN_ABI_VERSION,
+	.name = "classifier",
+	.flags = VMI_FORMAT_CAN_INSPECT | VMI_FORMAT_CLASSIFY_ONLY,
+	.probe = fake_probe,
+	.open = fake_open,
+	.get_info = fake_get_info,
+	.close = fake_close,
+};
+
 static int
 memfd_with (const char *contents)
 {
@@ -504,6 +532,49 @@ test_source_info_variant (void)
 }
 
 static void
+test_source_polyglot_is_unsafe (void)
+{
+	g_autoptr(VmiRegistry) registry = vmi_registry_new ();
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	const VmiImageInfo *info;
+	int fd = memfd_with ("FAKE");
+
+	g_assert_true (vmi_registry_add (registry, &rival_plugin, NULL));
+	g_assert_true (vmi_registry_add (registry, &fake_plugin, NULL));
+	source = vmi_source_open (registry, fd, -1, NULL, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpstr (vmi_source_get_plugin (source)->name, ==, "fake");
+	g_assert_false (vmi_source_is_safe (source));
+	info = vmi_source_get_info (source);
+	g_assert_cmpuint (info->unsafe_reasons->len, ==, 1);
+	g_assert_nonnull (strstr (g_ptr_array_index (info->unsafe_reasons, 0), "rival"));
+	close (fd);
+}
+
+static void
+test_source_classify_only (void)
+{
+	g_autoptr(VmiRegistry) registry = vmi_registry_new ();
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VmiSource) plain = NULL;
+	g_autoptr(VmiSource) classified = NULL;
+	g_autoptr(GVariant) options = g_variant_ref_sink (
+		g_variant_parse (G_VARIANT_TYPE_VARDICT, "{'classify': <true>}", NULL, NULL, NULL));
+	int fd = memfd_with ("FAKE");
+
+	g_assert_true (vmi_registry_add (registry, &classifier_plugin, NULL));
+	g_assert_true (vmi_registry_add (registry, &fallback_plugin, NULL));
+	plain = vmi_source_open (registry, fd, -1, NULL, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpstr (vmi_source_get_plugin (plain)->name, ==, "fallback");
+	classified = vmi_source_open_with_options (registry, fd, -1, options, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpstr (vmi_source_get_plugin (classified)->name, ==, "classifier");
+	close (fd);
+}
+
+static void
 test_source_refuses_non_files (void)
 {
 	g_autoptr(VmiRegistry) registry = vmi_registry_new ();
@@ -543,6 +614,8 @@ main (int argc, char **argv)
 			 test_registry_refuses_incomplete_plugin);
 	g_test_add_func ("/source/info-variant", test_source_info_variant);
 	g_test_add_func ("/source/refuses-non-files", test_source_refuses_non_files);
+	g_test_add_func ("/source/polyglot-is-unsafe", test_source_polyglot_is_unsafe);
+	g_test_add_func ("/source/classify-only", test_source_classify_only);
 	g_test_add_func ("/convert/skips-zeros-and-holes", test_convert_skips_zeros_and_holes);
 	g_test_add_func ("/convert/cancelled", test_convert_cancelled);
 	g_test_add_func ("/convert/bad-options", test_convert_bad_options);
