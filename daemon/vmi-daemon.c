@@ -20,6 +20,7 @@ struct _VmiDaemon {
 	guint owner_id;
 	gboolean name_acquired;
 	gboolean stopping;
+	gboolean released;
 	int exit_status;
 };
 
@@ -109,20 +110,32 @@ vmi_daemon_is_stopping (VmiDaemon *self)
 	return self->stopping;
 }
 
-/* Last step of a stop: every job has removed its partial output. */
+/* Last step of a stop: every job has removed its partial output and every call in flight (which
+ * may hold a temporary file) has been answered. */
 static gboolean
-vmi_daemon_jobs_idle_cb (gpointer user_data)
+vmi_daemon_idle_cb (gpointer user_data)
 {
 	VmiDaemon *self = user_data;
 
-	if (!self->stopping)
-		return G_SOURCE_REMOVE;
+	vmi_daemon_check_idle (self);
+	return G_SOURCE_REMOVE;
+}
+
+void
+vmi_daemon_check_idle (VmiDaemon *self)
+{
+	if (!self->stopping || self->released)
+		return;
+	if (self->jobs != NULL && vmi_job_queue_get_n_active (self->jobs) > 0)
+		return;
+	if (self->manager != NULL && vmi_manager_impl_get_n_calls (self->manager) > 0)
+		return;
+	self->released = TRUE;
 	g_message ("All jobs stopped; releasing %s", VMI_DBUS_NAME);
 	g_clear_handle_id (&self->owner_id, g_bus_unown_name);
 	if (self->connection != NULL)
 		g_dbus_connection_flush_sync (self->connection, NULL, NULL);
 	g_main_loop_quit (self->loop);
-	return G_SOURCE_REMOVE;
 }
 
 static void
@@ -132,12 +145,11 @@ vmi_daemon_stop (VmiDaemon *self, int exit_status)
 		return;
 	self->stopping = TRUE;
 	self->exit_status = exit_status;
-	if (self->jobs == NULL || vmi_job_queue_get_n_active (self->jobs) == 0) {
-		vmi_daemon_jobs_idle_cb (self);
-		return;
+	if (self->jobs != NULL && vmi_job_queue_get_n_active (self->jobs) > 0) {
+		g_message ("Cancelling %u jobs", vmi_job_queue_get_n_active (self->jobs));
+		vmi_job_queue_cancel_all (self->jobs);
 	}
-	g_message ("Cancelling %u jobs", vmi_job_queue_get_n_active (self->jobs));
-	vmi_job_queue_cancel_all (self->jobs);
+	vmi_daemon_check_idle (self);
 }
 
 static gboolean
@@ -160,7 +172,7 @@ vmi_daemon_bus_acquired_cb (GDBusConnection *connection, const char *name, gpoin
 	self->object_manager = g_dbus_object_manager_server_new (VMI_DBUS_ROOT_PATH);
 	self->jobs = vmi_job_queue_new (self->object_manager, self->config->max_parallel_jobs,
 					self->config->job_linger_seconds);
-	vmi_job_queue_set_idle_func (self->jobs, vmi_daemon_jobs_idle_cb, self);
+	vmi_job_queue_set_idle_func (self->jobs, vmi_daemon_idle_cb, self);
 	self->manager = vmi_manager_impl_new (self);
 	vmi_object_skeleton_set_manager (object, VMI_MANAGER (self->manager));
 	g_dbus_object_manager_server_export (self->object_manager, G_DBUS_OBJECT_SKELETON (object));

@@ -35,5 +35,7 @@ GDBusConnection *vmi_daemon_get_connection (VmiDaemon *self);
 VmiJobQueue *vmi_daemon_get_jobs (VmiDaemon *self);
 /* TRUE once a stop has begun: no new jobs are accepted. */
 gboolean vmi_daemon_is_stopping (VmiDaemon *self);
+/* During a stop: ends the main loop once no job runs and no call is in flight. */
+void vmi_daemon_check_idle (VmiDaemon *self);
 
 G_END_DECLS

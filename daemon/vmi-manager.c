@@ -16,6 +16,7 @@
 struct _VmiManagerImpl {
 	VmiManagerSkeleton parent_instance;
 	VmiDaemon *daemon;
+	guint n_calls; /* main thread */
 };
 
 G_DEFINE_TYPE (VmiManagerImpl, vmi_manager_impl, VMI_TYPE_MANAGER_SKELETON)
@@ -364,10 +365,24 @@ vmi_call_start_job (VmiCall *call)
 						 g_steal_pointer (&call->invocation), NULL, path);
 }
 
+static void vmi_call_reply (VmiCall *call, GAsyncResult *result);
+
 static void
 vmi_call_done_cb (GObject *source_object, GAsyncResult *result, gpointer user_data)
 {
+	VmiManagerImpl *self = VMI_MANAGER_IMPL (source_object);
 	VmiCall *call = g_task_get_task_data (G_TASK (result));
+
+	vmi_call_reply (call, result);
+	/* What the call held (a temporary file of a refused Convert) goes now, not later. */
+	g_clear_pointer (&call->convert, vmi_convert_job_free);
+	self->n_calls--;
+	vmi_daemon_check_idle (self->daemon);
+}
+
+static void
+vmi_call_reply (VmiCall *call, GAsyncResult *result)
+{
 	g_autoptr(GError) error = NULL;
 
 	if (!g_task_propagate_boolean (G_TASK (result), &error)) {
@@ -408,6 +423,7 @@ vmi_call_run (VmiCall *call)
 {
 	g_autoptr(GTask) task = g_task_new (call->manager, NULL, vmi_call_done_cb, NULL);
 
+	call->manager->n_calls++;
 	g_task_set_task_data (task, call, (GDestroyNotify) vmi_call_free);
 	g_task_run_in_thread (task, vmi_call_thread);
 }
@@ -551,6 +567,12 @@ vmi_manager_impl_init (VmiManagerImpl *self)
 	g_signal_connect (self, "handle-convert", G_CALLBACK (vmi_manager_impl_handle_convert), NULL);
 	g_signal_connect (self, "handle-convert-fd",
 			  G_CALLBACK (vmi_manager_impl_handle_convert_fd), NULL);
+}
+
+guint
+vmi_manager_impl_get_n_calls (VmiManagerImpl *self)
+{
+	return self->n_calls;
 }
 
 VmiManagerImpl *

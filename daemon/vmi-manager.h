@@ -17,4 +17,7 @@ G_DECLARE_FINAL_TYPE (VmiManagerImpl, vmi_manager_impl, VMI, MANAGER_IMPL, VmiMa
 /* Sets Version and Formats from the daemon's registry. The daemon outlives the manager. */
 VmiManagerImpl *vmi_manager_impl_new (VmiDaemon *daemon);
 
+/* Method calls still being worked on in a thread. */
+guint vmi_manager_impl_get_n_calls (VmiManagerImpl *self);
+
 G_END_DECLS

@@ -244,7 +244,7 @@ daemon_stop (void)
 
 /* (Re)starts vmimaged on the private bus with plugin_dir; max_jobs for MaxParallelJobs. */
 static void
-daemon_start_full (const char *plugin_dir, guint max_jobs)
+daemon_start_full (const char *plugin_dir, guint max_jobs, guint linger_seconds)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GSubprocessLauncher) launcher = NULL;
@@ -260,7 +260,8 @@ daemon_start_full (const char *plugin_dir, guint max_jobs)
 	t.plugin_dir = g_strdup (plugin_dir);
 	g_free (t.config);
 	t.config = g_build_filename (t.dir, "vmimaged.conf", NULL);
-	conf = g_strdup_printf ("[Daemon]\nMaxParallelJobs=%u\nJobLingerSeconds=300\n", max_jobs);
+	conf = g_strdup_printf ("[Daemon]\nMaxParallelJobs=%u\nJobLingerSeconds=%u\n", max_jobs,
+				linger_seconds);
 	g_file_set_contents (t.config, conf, -1, &error);
 	g_assert_no_error (error);
 
@@ -285,7 +286,7 @@ daemon_start_full (const char *plugin_dir, guint max_jobs)
 static void
 daemon_start (const char *plugin_dir)
 {
-	daemon_start_full (plugin_dir, 2);
+	daemon_start_full (plugin_dir, 2, 300);
 }
 
 static const char *
@@ -1226,7 +1227,7 @@ test_convert_queue (void)
 	g_autoptr(VmiJob) job_b = NULL;
 
 	/* One job at a time: the second waits in the queue. */
-	daemon_start_full (test_plugin_dir (), 1);
+	daemon_start_full (test_plugin_dir (), 1, 300);
 	manager = vmi_manager_proxy_new_sync (t.connection, G_DBUS_PROXY_FLAGS_NONE, BUS_NAME,
 					      MANAGER_PATH, NULL, &error);
 	g_assert_no_error (error);
@@ -1593,6 +1594,69 @@ test_cancel_other_user (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+static GVariant *
+managed_objects (void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = g_dbus_connection_call_sync (
+		t.connection, BUS_NAME, "/org/vmimaged/VMImage1",
+		"org.freedesktop.DBus.ObjectManager", "GetManagedObjects", NULL,
+		G_VARIANT_TYPE ("(a{oa{sa{sv}}})"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+
+	g_assert_no_error (error);
+	return g_variant_get_child_value (reply, 0);
+}
+
+static gboolean
+object_gone_cond (gpointer data)
+{
+	g_autoptr(GVariant) objects = managed_objects ();
+	g_autoptr(GVariant) entry = g_variant_lookup_value (objects, data, NULL);
+
+	return entry == NULL;
+}
+
+static void
+test_job_linger (void)
+{
+	g_autoptr(VmiManager) manager = NULL;
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *src = g_build_filename (dir, "source.img", NULL);
+	g_autofree char *dst = g_build_filename (dir, "out.raw", NULL);
+	g_autofree char *path = NULL;
+	g_autoptr(GVariant) objects = NULL;
+	g_autoptr(GVariant) entry = NULL;
+	g_autoptr(GVariant) job_props = NULL;
+	g_autoptr(GError) error = NULL;
+	gint64 completed;
+
+	/* Finished jobs stay for JobLingerSeconds, announced by the object manager, then go. */
+	daemon_start_full (test_plugin_dir (), 2, 2);
+	manager = vmi_manager_proxy_new_sync (t.connection, G_DBUS_PROXY_FLAGS_NONE, BUS_NAME,
+					      MANAGER_PATH, NULL, &error);
+	g_assert_no_error (error);
+	objects = managed_objects ();
+	entry = g_variant_lookup_value (objects, MANAGER_PATH, NULL);
+	g_assert_nonnull (entry);
+	g_assert_true (g_variant_lookup (entry, "org.vmimaged.VMImage1.Manager", "@a{sv}", NULL));
+	g_clear_pointer (&entry, g_variant_unref);
+	g_clear_pointer (&objects, g_variant_unref);
+
+	vmi_test_make_pattern_image (src, MiB, 8);
+	path = convert (manager, src, dst, "raw", NULL, &error);
+	g_assert_no_error (error);
+	assert_job_completed (path);
+	completed = g_get_monotonic_time ();
+	objects = managed_objects ();
+	entry = g_variant_lookup_value (objects, path, NULL);
+	g_assert_nonnull (entry);
+	g_assert_true (g_variant_lookup (entry, "org.vmimaged.VMImage1.Job", "@a{sv}", &job_props));
+	g_assert_true (spin_until (object_gone_cond, path, 30));
+	g_assert_cmpint (g_get_monotonic_time () - completed, >=, G_USEC_PER_SEC);
+	g_assert_cmpint (daemon_stop (), ==, 0);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 /* ---- Stopping ---- */
 
 static void
@@ -1649,6 +1713,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/dbus/convert/cancel", test_convert_cancel);
 	g_test_add_func ("/dbus/convert/cancel-on-disconnect", test_convert_cancel_on_disconnect);
 	g_test_add_func ("/dbus/convert/queue", test_convert_queue);
+	g_test_add_func ("/dbus/convert/job-linger", test_job_linger);
 	g_test_add_func ("/dbus/access/other-user", test_access_other_user);
 	g_test_add_func ("/dbus/access/cancel-other-user", test_cancel_other_user);
 	g_test_add_func ("/dbus/daemon/sigterm-during-convert", test_sigterm_during_convert);
