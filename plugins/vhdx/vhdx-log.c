@@ -134,7 +134,7 @@ log_entry_check (VhdxLogScan *scan, guint64 pos, guint64 expect_sequence, VhdxLo
 
 	ring_copy (scan, pos, scan->scratch, entry->length);
 	e = scan->scratch;
-	if (vhdx_crc32c_skip_field (e, entry->length, 4) != vhdx_le32 (e + 4))
+	if (!vhdx_crc32c_matches (vhdx_crc32c_skip_field (e, entry->length, 4), vhdx_le32 (e + 4)))
 		return FALSE;
 	for (guint32 i = 0; i < count; i++) {
 		const guint8 *d = e + VHDX_LOG_HEADER_SIZE + (gsize) i * VHDX_LOG_DESCRIPTOR_SIZE;

@@ -103,8 +103,8 @@ static gboolean
 vhdx_header_is_valid (const guint8 *p)
 {
 	return vhdx_le32 (p) == VHDX_HEADER_SIGNATURE &&
-	       vhdx_crc32c_skip_field (p, VHDX_HEADER_SIZE, VHDX_HDR_CHECKSUM) ==
-		       vhdx_le32 (p + VHDX_HDR_CHECKSUM);
+	       vhdx_crc32c_matches (vhdx_crc32c_skip_field (p, VHDX_HEADER_SIZE, VHDX_HDR_CHECKSUM),
+				    vhdx_le32 (p + VHDX_HDR_CHECKSUM));
 }
 
 /* Picks the current header: the valid one with the larger sequence number. */
@@ -187,8 +187,8 @@ static gboolean
 vhdx_region_table_is_valid (const guint8 *t)
 {
 	return vhdx_le32 (t) == VHDX_REGION_SIGNATURE &&
-	       vhdx_crc32c_skip_field (t, VHDX_REGION_TABLE_SIZE, VHDX_RT_CHECKSUM) ==
-		       vhdx_le32 (t + VHDX_RT_CHECKSUM) &&
+	       vhdx_crc32c_matches (vhdx_crc32c_skip_field (t, VHDX_REGION_TABLE_SIZE, VHDX_RT_CHECKSUM),
+				    vhdx_le32 (t + VHDX_RT_CHECKSUM)) &&
 	       vhdx_le32 (t + VHDX_RT_ENTRY_COUNT) <= VHDX_RT_MAX_ENTRIES;
 }
 
