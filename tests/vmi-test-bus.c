@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 
 #include "vmi-test-bus.h"
 #include "vmi-test-util.h"
@@ -35,6 +36,14 @@ static const char bus_config[] =
 	"    <allow own=\"*\"/>\n"
 	"  </policy>\n"
 	"</busconfig>\n";
+
+void
+vmi_test_bus_child_setup (gpointer user_data)
+{
+	/* If the test dies (a failed assertion aborts it), its bus and daemon must not live on:
+	 * they would hold meson's output pipes open until the test's time-out. */
+	prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
 
 static const char *
 vmimaged_path (void)
@@ -104,11 +113,15 @@ start_bus (VmiTestBus *bus)
 	g_autoptr (GDataInputStream) out = NULL;
 	g_autofree char *config_arg = g_strconcat ("--config-file=", config_path, NULL);
 
+	g_autoptr (GSubprocessLauncher) launcher =
+		g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+
 	g_file_set_contents (config_path, config, -1, &error);
 	g_assert_no_error (error);
-	bus->bus = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, "dbus-daemon",
-				     config_arg, "--nofork", "--nopidfile", "--print-address=1",
-				     NULL);
+	g_subprocess_launcher_set_child_setup (launcher, vmi_test_bus_child_setup, NULL, NULL);
+	bus->bus = g_subprocess_launcher_spawn (launcher, &error, "dbus-daemon", config_arg,
+						"--nofork", "--nopidfile", "--print-address=1",
+						NULL);
 	g_assert_no_error (error);
 	/* dbus-daemon prints its address once it listens. */
 	out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (bus->bus));
@@ -159,6 +172,7 @@ start_daemon (VmiTestBus *bus, const char *const *extra_args)
 	g_ptr_array_add (argv, NULL);
 
 	g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS", bus->address, TRUE);
+	g_subprocess_launcher_set_child_setup (launcher, vmi_test_bus_child_setup, NULL, NULL);
 	bus->daemon = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata,
 						    &error);
 	g_assert_no_error (error);

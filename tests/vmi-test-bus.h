@@ -29,6 +29,9 @@ const char *vmi_test_bus_get_dir (VmiTestBus *bus);
 /* vmimaged's process, for signals; NULL once stopped. */
 GSubprocess *vmi_test_bus_get_daemon (VmiTestBus *bus);
 
+/* A GSpawnChildSetupFunc for a test's own child processes: they get SIGTERM if the test dies. */
+void vmi_test_bus_child_setup (gpointer user_data);
+
 /* Stops vmimaged with SIGTERM and asserts that it exits 0 within 10 s. Idempotent. */
 void vmi_test_bus_stop_daemon (VmiTestBus *bus);
 
