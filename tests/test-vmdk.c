@@ -476,6 +476,21 @@ test_qemu_made (Fixture *f, gconstpointer data)
 	g_assert_true (files_equal (ours, src));
 	vmi_test_save_seed ("vmdk", vmdk);
 
+	/* Split images with their last extent gone: described from the descriptor, not read. */
+	if (g_str_has_prefix (c->subformat, "twoGb")) {
+		g_autofree char *last = g_strdup_printf ("qemu-%s-%c002.vmdk", c->subformat,
+							 strstr (c->subformat, "Flat") != NULL ? 'f' : 's');
+		g_autofree char *last_path = g_build_filename (f->dir, last, NULL);
+		g_autoptr(VmiSource) partial = NULL;
+
+		g_assert_cmpint (unlink (last_path), ==, 0);
+		partial = expect_read_error (vmdk, TRUE, VMI_ERROR_CORRUPT_IMAGE);
+		g_assert_cmpuint (vmi_source_get_virtual_size (partial), ==,
+				  vmi_source_get_virtual_size (source));
+		g_assert_true (has_reference (partial, last));
+		g_assert_true (unsafe_mentions (partial, "missing"));
+	}
+
 	/* Without its folder a descriptor is still described, but its extents cannot be read. */
 	if (!g_str_has_prefix (c->subformat, "monolithicSparse") &&
 	    strcmp (c->subformat, "streamOptimized") != 0) {
@@ -968,6 +983,28 @@ test_bad_descriptors (Fixture *f, gconstpointer data)
 
 	p = write_text (f->dir, "text.vmdk", "hello, this is just text\n");
 	expect_open_error (p, TRUE, VMI_ERROR_CORRUPT_IMAGE);
+	g_free (p);
+
+	/* A vmfsSparse delta whose extent is an ESX COWD file: described, not read. */
+	{
+		g_autofree char *cowd = g_build_filename (f->dir, "delta-delta.vmdk", NULL);
+		g_autofree char *head = g_malloc0 (2048);
+		g_autoptr(GError) error = NULL;
+
+		memcpy (head, "COWD", 4);
+		g_file_set_contents (cowd, head, 2048, &error);
+		g_assert_no_error (error);
+	}
+	p = write_text (f->dir, "delta.vmdk",
+			"# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n"
+			"createType=\"vmfsSparse\"\nRW 16 VMFSSPARSE \"delta-delta.vmdk\"\n");
+	{
+		g_autoptr(VmiSource) s = expect_read_error (p, TRUE, VMI_ERROR_NOT_SUPPORTED);
+		g_autoptr(GVariant) create_type = fs_lookup (s, "create-type", G_VARIANT_TYPE_STRING);
+
+		g_assert_cmpstr (g_variant_get_string (create_type, NULL), ==, "vmfsSparse");
+		g_assert_cmpuint (vmi_source_get_virtual_size (s), ==, 8192);
+	}
 	g_free (p);
 
 	/* An extent type we do not read: described, not read. */
