@@ -1,0 +1,279 @@
+#include <archive.h>
+#include <string.h>
+
+#include "vmi-boot-compress.h"
+#include "vmi-plugin-util.h"
+
+/* What one libarchive read callback hands over: small, so a short stream costs little. */
+#define BOOT_READ_CHUNK (64u * 1024u)
+
+VmiBootCompression
+vmi_boot_compression_detect (const guint8 *p, gsize len)
+{
+	static const struct {
+		const char *magic;
+		gsize len;
+		VmiBootCompression compression;
+	} magics[] = {
+		{ "\x1f\x8b", 2, VMI_BOOT_COMPRESSION_GZIP },
+		{ "\x1f\x9e", 2, VMI_BOOT_COMPRESSION_GZIP }, /* old gzip, still accepted by Linux */
+		{ "\xfd" "7zXZ\x00", 6, VMI_BOOT_COMPRESSION_XZ },
+		{ "\x28\xb5\x2f\xfd", 4, VMI_BOOT_COMPRESSION_ZSTD },
+		{ "\x02\x21\x4c\x18", 4, VMI_BOOT_COMPRESSION_LZ4_LEGACY },
+		{ "\x04\x22\x4d\x18", 4, VMI_BOOT_COMPRESSION_LZ4_FRAME },
+		{ "\x89LZO\x00\r\n\x1a\n", 9, VMI_BOOT_COMPRESSION_LZO },
+		/* The .lzma header starts with the properties byte; Linux checks these three. */
+		{ "\x5d\x00\x00", 3, VMI_BOOT_COMPRESSION_LZMA },
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS (magics); i++) {
+		if (len >= magics[i].len && memcmp (p, magics[i].magic, magics[i].len) == 0)
+			return magics[i].compression;
+	}
+	if (len >= 4 && memcmp (p, "BZh", 3) == 0 && p[3] >= '1' && p[3] <= '9')
+		return VMI_BOOT_COMPRESSION_BZIP2;
+	return VMI_BOOT_COMPRESSION_NONE;
+}
+
+const char *
+vmi_boot_compression_name (VmiBootCompression compression)
+{
+	switch (compression) {
+	case VMI_BOOT_COMPRESSION_GZIP:
+		return "gzip";
+	case VMI_BOOT_COMPRESSION_XZ:
+		return "xz";
+	case VMI_BOOT_COMPRESSION_LZMA:
+		return "lzma";
+	case VMI_BOOT_COMPRESSION_ZSTD:
+		return "zstd";
+	case VMI_BOOT_COMPRESSION_LZ4_LEGACY:
+		return "lz4-legacy";
+	case VMI_BOOT_COMPRESSION_LZ4_FRAME:
+		return "lz4";
+	case VMI_BOOT_COMPRESSION_BZIP2:
+		return "bzip2";
+	case VMI_BOOT_COMPRESSION_LZO:
+		return "lzo";
+	case VMI_BOOT_COMPRESSION_NONE:
+	default:
+		return "none";
+	}
+}
+
+/*
+ * libarchive falls back to running gzip, xz, lz4, ... as programs when it was built without the
+ * library; a daemon must not spawn a decompressor on hostile input, so a filter is used only
+ * when its library is linked in.
+ */
+gboolean
+vmi_boot_compression_can_decode (VmiBootCompression compression)
+{
+	switch (compression) {
+	case VMI_BOOT_COMPRESSION_GZIP:
+		return archive_zlib_version () != NULL;
+	case VMI_BOOT_COMPRESSION_XZ:
+	case VMI_BOOT_COMPRESSION_LZMA:
+		return archive_liblzma_version () != NULL;
+	case VMI_BOOT_COMPRESSION_ZSTD:
+		return archive_libzstd_version () != NULL;
+	case VMI_BOOT_COMPRESSION_LZ4_LEGACY:
+	case VMI_BOOT_COMPRESSION_LZ4_FRAME:
+		return archive_liblz4_version () != NULL;
+	case VMI_BOOT_COMPRESSION_BZIP2:
+		return archive_bzlib_version () != NULL;
+	case VMI_BOOT_COMPRESSION_LZO:
+	case VMI_BOOT_COMPRESSION_NONE:
+	default:
+		return FALSE;
+	}
+}
+
+struct _VmiBootDecoder {
+	struct archive *archive;
+	int fd;
+	guint64 offset; /* of the stream in the file */
+	guint64 pos;	/* next byte the read callback hands over */
+	guint64 end;
+	guint64 limit;
+	guint64 produced;
+	gboolean hit_limit;
+	gboolean done;
+	VmiBootCompression compression;
+	GCancellable *cancellable;
+	GError *read_error; /* from the read callback, which can only return -1 */
+	guint8 chunk[BOOT_READ_CHUNK];
+};
+
+static la_ssize_t
+boot_decoder_read_cb (struct archive *archive, void *data, const void **buffer)
+{
+	VmiBootDecoder *self = data;
+	gsize len = (gsize) MIN (self->end - self->pos, (guint64) BOOT_READ_CHUNK);
+
+	*buffer = self->chunk;
+	if (len == 0)
+		return 0;
+	if (!vmi_pread_all (self->fd, self->chunk, len, self->pos, "image", &self->read_error)) {
+		archive_set_error (archive, -1, "%s", self->read_error->message);
+		return -1;
+	}
+	self->pos += len;
+	return (la_ssize_t) len;
+}
+
+static int
+boot_decoder_add_filter (struct archive *archive, VmiBootCompression compression)
+{
+	switch (compression) {
+	case VMI_BOOT_COMPRESSION_GZIP:
+		return archive_read_support_filter_gzip (archive);
+	case VMI_BOOT_COMPRESSION_XZ:
+		return archive_read_support_filter_xz (archive);
+	case VMI_BOOT_COMPRESSION_LZMA:
+		return archive_read_support_filter_lzma (archive);
+	case VMI_BOOT_COMPRESSION_ZSTD:
+		return archive_read_support_filter_zstd (archive);
+	case VMI_BOOT_COMPRESSION_LZ4_LEGACY:
+	case VMI_BOOT_COMPRESSION_LZ4_FRAME:
+		return archive_read_support_filter_lz4 (archive);
+	case VMI_BOOT_COMPRESSION_BZIP2:
+		return archive_read_support_filter_bzip2 (archive);
+	case VMI_BOOT_COMPRESSION_LZO:
+	case VMI_BOOT_COMPRESSION_NONE:
+	default:
+		return ARCHIVE_FATAL;
+	}
+}
+
+static void
+boot_decoder_set_error (VmiBootDecoder *self, GError **error)
+{
+	if (self->read_error != NULL) {
+		g_propagate_error (error, g_steal_pointer (&self->read_error));
+		return;
+	}
+	g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
+		     "the %s stream at offset %" G_GUINT64_FORMAT
+		     " cannot be decompressed after %" G_GUINT64_FORMAT " bytes of output: %s",
+		     vmi_boot_compression_name (self->compression), self->offset, self->produced,
+		     archive_error_string (self->archive) != NULL
+			     ? archive_error_string (self->archive)
+			     : "the data is not a valid stream");
+}
+
+VmiBootDecoder *
+vmi_boot_decoder_new (int fd, guint64 offset, guint64 end, VmiBootCompression compression,
+		      guint64 limit, GCancellable *cancellable, GError **error)
+{
+	g_autoptr(VmiBootDecoder) self = NULL;
+	struct archive_entry *entry = NULL;
+
+	g_return_val_if_fail (offset <= end, NULL);
+
+	if (!vmi_boot_compression_can_decode (compression)) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+			     "the %s-compressed stream at offset %" G_GUINT64_FORMAT
+			     " cannot be decompressed: this build has no %s decoder",
+			     vmi_boot_compression_name (compression), offset,
+			     vmi_boot_compression_name (compression));
+		return NULL;
+	}
+	self = g_new0 (VmiBootDecoder, 1);
+	self->fd = fd;
+	self->offset = offset;
+	self->pos = offset;
+	self->end = end;
+	self->limit = limit;
+	self->compression = compression;
+	self->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
+	self->archive = archive_read_new ();
+	if (self->archive == NULL)
+		g_error ("out of memory creating an archive reader");
+	/* Only the one filter the magic named: less of libarchive sees hostile bytes. */
+	if (boot_decoder_add_filter (self->archive, compression) != ARCHIVE_OK ||
+	    archive_read_support_format_raw (self->archive) != ARCHIVE_OK) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+			     "libarchive cannot decode %s in-process: %s",
+			     vmi_boot_compression_name (compression),
+			     archive_error_string (self->archive));
+		return NULL;
+	}
+	if (archive_read_open (self->archive, self, NULL, boot_decoder_read_cb, NULL) != ARCHIVE_OK ||
+	    archive_read_next_header (self->archive, &entry) != ARCHIVE_OK ||
+	    archive_filter_code (self->archive, 0) == ARCHIVE_FILTER_NONE) {
+		boot_decoder_set_error (self, error);
+		return NULL;
+	}
+	return g_steal_pointer (&self);
+}
+
+gssize
+vmi_boot_decoder_read (VmiBootDecoder *self, void *buf, gsize len, GError **error)
+{
+	la_ssize_t n;
+
+	if (g_cancellable_is_cancelled (self->cancellable)) {
+		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_CANCELLED,
+				     "decompressing was cancelled");
+		return -1;
+	}
+	if (self->done || self->produced >= self->limit) {
+		self->hit_limit = !self->done;
+		return 0;
+	}
+	len = (gsize) MIN ((guint64) len, self->limit - self->produced);
+	n = archive_read_data (self->archive, buf, len);
+	if (n < 0) {
+		boot_decoder_set_error (self, error);
+		return -1;
+	}
+	if (n == 0)
+		self->done = TRUE;
+	self->produced += (guint64) n;
+	return n;
+}
+
+gboolean
+vmi_boot_decoder_read_full (VmiBootDecoder *self, void *buf, gsize len, gsize *got,
+			    GError **error)
+{
+	guint8 *p = buf;
+	gsize done = 0;
+
+	while (done < len) {
+		gssize n = vmi_boot_decoder_read (self, p + done, len - done, error);
+
+		if (n < 0)
+			return FALSE;
+		if (n == 0)
+			break;
+		done += (gsize) n;
+	}
+	*got = done;
+	return TRUE;
+}
+
+gboolean
+vmi_boot_decoder_hit_limit (VmiBootDecoder *self)
+{
+	return self->hit_limit;
+}
+
+guint64
+vmi_boot_decoder_get_produced (VmiBootDecoder *self)
+{
+	return self->produced;
+}
+
+void
+vmi_boot_decoder_free (VmiBootDecoder *self)
+{
+	if (self == NULL)
+		return;
+	if (self->archive != NULL)
+		archive_read_free (self->archive);
+	g_clear_error (&self->read_error);
+	g_clear_object (&self->cancellable);
+	g_free (self);
+}
