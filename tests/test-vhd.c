@@ -754,6 +754,14 @@ test_sector_bitmap (void)
 	g_assert_true (vmi_vhd_plugin.block_status (image, 3 * MiB, 8 * MiB, &extent, &error));
 	g_assert_cmpuint (extent.length, ==, 5 * MiB);
 	g_assert_no_error (error);
+
+	/* Out of range: refused, not read past the table. */
+	g_assert_false (vmi_vhd_plugin.read (image, 8 * MiB - 512, buf, 1024, &error));
+	g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
+	g_clear_error (&error);
+	g_assert_false (vmi_vhd_plugin.block_status (image, 8 * MiB, 512, &extent, &error));
+	g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
+	g_clear_error (&error);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 

@@ -463,9 +463,17 @@ gboolean
 vhd_read (VmiImage *image, guint64 offset, void *buf, gsize len, GError **error)
 {
 	guint8 *p = buf;
+	guint64 end;
 
 	if (vhd_refuse_differencing (image, error))
 		return FALSE;
+	if (!g_uint64_checked_add (&end, offset, len) || end > image->virtual_size) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "a read of %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT
+			     " goes past the end of the %" G_GUINT64_FORMAT "-byte disk",
+			     len, offset, image->virtual_size);
+		return FALSE;
+	}
 	if (image->footer.disk_type == VHD_TYPE_FIXED)
 		return vhd_pread (image->fd, buf, len, offset, error);
 
@@ -498,12 +506,20 @@ gboolean
 vhd_block_status (VmiImage *image, guint64 offset, guint64 max_length, VmiExtent *extent,
 		  GError **error)
 {
-	guint64 remaining = MIN (max_length, image->virtual_size - offset);
+	guint64 remaining;
 	guint64 length = 0;
 	gboolean set = FALSE;
 
 	if (vhd_refuse_differencing (image, error))
 		return FALSE;
+	if (offset >= image->virtual_size || max_length == 0) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "no block status at offset %" G_GUINT64_FORMAT " (length %"
+			     G_GUINT64_FORMAT ") of a %" G_GUINT64_FORMAT "-byte disk",
+			     offset, max_length, image->virtual_size);
+		return FALSE;
+	}
+	remaining = MIN (max_length, image->virtual_size - offset);
 	if (image->footer.disk_type == VHD_TYPE_FIXED) {
 		extent->kind = VMI_EXTENT_DATA;
 		extent->length = remaining;
