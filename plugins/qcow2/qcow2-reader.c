@@ -309,20 +309,47 @@ decompress_cluster (Qcow2Reader *r, guint64 guest, guint64 entry, GError **error
 	return TRUE;
 }
 
+/* Data clusters that follow each other in the file are read with one pread. */
+typedef struct {
+	guint8 *out;
+	guint64 host;
+	gsize len;
+} Qcow2DataRun;
+
+static gboolean
+flush_run (Qcow2Reader *r, Qcow2DataRun *run, GError **error)
+{
+	gsize got = 0;
+
+	if (run->len == 0)
+		return TRUE;
+	if (!qcow2_pread (r->fd, run->out, run->len, run->host, &got, "data cluster", error))
+		return FALSE;
+	/* A last cluster cut short by the end of the file reads as zeros there, as in qemu. */
+	memset (run->out + got, 0, run->len - got);
+	run->len = 0;
+	return TRUE;
+}
+
 gboolean
 qcow2_reader_read (Qcow2Reader *r, guint64 offset, void *buf, gsize len, GError **error)
 {
 	guint8 *out = buf;
+	Qcow2DataRun run = { NULL, 0, 0 };
 
 	if (!check_range (r, offset, len, error) || !check_readable (r, error))
 		return FALSE;
 	while (len > 0) {
 		Qcow2Map map;
-		gsize n, got = 0;
+		gsize n;
 
 		if (!map_offset (r, offset, &map, error))
 			return FALSE;
 		n = (gsize) MIN (map.length, (guint64) len);
+		if (map.kind != QCOW2_MAP_DATA || map.host != run.host + run.len) {
+			if (!flush_run (r, &run, error))
+				return FALSE;
+		}
 		switch (map.kind) {
 		case QCOW2_MAP_HOLE:
 			if (r->backing_file != NULL)
@@ -333,9 +360,11 @@ qcow2_reader_read (Qcow2Reader *r, guint64 offset, void *buf, gsize len, GError 
 			memset (out, 0, n);
 			break;
 		case QCOW2_MAP_DATA:
-			if (!qcow2_pread (r->fd, out, n, map.host, &got, "data cluster", error))
-				return FALSE;
-			memset (out + got, 0, n - got);
+			if (run.len == 0) {
+				run.out = out;
+				run.host = map.host;
+			}
+			run.len += n;
 			break;
 		case QCOW2_MAP_COMPRESSED:
 			if (!decompress_cluster (r, offset - offset % r->cluster_size, map.entry, error))
@@ -349,7 +378,7 @@ qcow2_reader_read (Qcow2Reader *r, guint64 offset, void *buf, gsize len, GError 
 		offset += n;
 		len -= n;
 	}
-	return TRUE;
+	return flush_run (r, &run, error);
 }
 
 static VmiExtentKind

@@ -12,8 +12,9 @@
  * With compress, each full guest cluster is deflated as qemu-img convert -c does (raw deflate,
  * window bits -12, default level) and stored compressed when that saves at least one byte;
  * otherwise it is stored as is. The cluster being filled is buffered, since writes may cover
- * part of it. Compressed clusters start on a 512-byte boundary and are packed one after the
- * other; every host cluster they touch counts one reference per compressed cluster in it.
+ * part of it. Compressed clusters are packed one after the other, byte to byte, as qemu packs
+ * them; every host cluster that the 512-byte sectors of a compressed cluster touch counts one
+ * reference for it, which is how qemu-img check counts them.
  */
 #define G_LOG_DOMAIN "vmimaged-qcow2"
 
@@ -181,9 +182,10 @@ flush_pending (Qcow2Writer *w, GError **error)
 		return TRUE;
 	}
 	clen = w->cluster_size - 1 - w->zs.avail_out;
-	host = (w->next + QCOW2_COMPRESSED_SECTOR - 1) & ~(guint64) (QCOW2_COMPRESSED_SECTOR - 1);
-	nb_sectors = (clen + QCOW2_COMPRESSED_SECTOR - 1) / QCOW2_COMPRESSED_SECTOR;
-	stored = nb_sectors * QCOW2_COMPRESSED_SECTOR;
+	/* Packed byte to byte, as qemu does; the entry counts the 512-byte sectors touched. */
+	host = w->next;
+	nb_sectors = (host + clen - 1) / QCOW2_COMPRESSED_SECTOR - host / QCOW2_COMPRESSED_SECTOR + 1;
+	stored = nb_sectors * QCOW2_COMPRESSED_SECTOR - host % QCOW2_COMPRESSED_SECTOR;
 	if (host >= (G_GUINT64_CONSTANT (1) << csize_shift)) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
 			     "Compressed data at offset 0x%" HEX " is beyond what a qcow2 L2 entry "
@@ -193,7 +195,7 @@ flush_pending (Qcow2Writer *w, GError **error)
 	}
 	if (!add_refs (w, host, stored, error) || !qcow2_pwrite (w->fd, w->zbuf, clen, host, error))
 		return FALSE;
-	w->next = host + stored;
+	w->next = host + clen;
 	*entry = QCOW2_OFLAG_COMPRESSED | ((nb_sectors - 1) << csize_shift) | host;
 	return TRUE;
 }
@@ -263,11 +265,30 @@ qcow2_writer_new (int fd, guint64 virtual_size, GVariant *options, GError **erro
 	return g_steal_pointer (&w);
 }
 
+/* Uncompressed clusters allocated one after the other are written with one pwrite. */
+typedef struct {
+	const guint8 *in;
+	guint64 host;
+	gsize len;
+} Qcow2WriteRun;
+
+static gboolean
+flush_run (Qcow2Writer *w, Qcow2WriteRun *run, GError **error)
+{
+	if (run->len == 0)
+		return TRUE;
+	if (!qcow2_pwrite (w->fd, run->in, run->len, run->host, error))
+		return FALSE;
+	run->len = 0;
+	return TRUE;
+}
+
 gboolean
 qcow2_writer_write (Qcow2Writer *w, guint64 offset, const void *buf, gsize len, GError **error)
 {
 	const guint8 *in = buf;
 	guint64 end;
+	Qcow2WriteRun run = { NULL, 0, 0 };
 
 	if (!g_uint64_checked_add (&end, offset, len) || end > w->size || offset < w->pos) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
@@ -300,14 +321,21 @@ qcow2_writer_write (Qcow2Writer *w, guint64 offset, const void *buf, gsize len, 
 				*entry = host | QCOW2_OFLAG_COPIED;
 				w->l2_used = TRUE;
 			}
-			host = *entry & QCOW2_OFFSET_MASK;
-			if (!qcow2_pwrite (w->fd, in, n, host + in_cluster, error))
+			host = (*entry & QCOW2_OFFSET_MASK) + in_cluster;
+			if (host != run.host + run.len && !flush_run (w, &run, error))
 				return FALSE;
+			if (run.len == 0) {
+				run.in = in;
+				run.host = host;
+			}
+			run.len += n;
 		}
 		in += n;
 		offset += n;
 		len -= n;
 	}
+	if (!flush_run (w, &run, error))
+		return FALSE;
 	w->pos = end;
 	return TRUE;
 }
