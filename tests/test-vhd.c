@@ -523,6 +523,81 @@ test_engine_convert (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* Writes that come back to an earlier block keep both the data and the sector bitmaps right. */
+static void
+test_write_out_of_order (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *path = tmp_path (dir, "order.vhd");
+	g_autofree char *expect = tmp_path (dir, "order.raw");
+	g_autofree char *dump = tmp_path (dir, "dump.raw");
+	g_autoptr(GVariant) options = create_options (NULL, FALSE);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	static const guint64 offsets[] = { 4 * MiB + 512, 1 * MiB, 4 * MiB + 8192, 0, 7 * MiB };
+	guint8 data[4096];
+	int fd = open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int rawfd = open (expect, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	VmiImage *image;
+	VmiExtent extent;
+
+	g_assert_cmpint (ftruncate (rawfd, 8 * MiB), ==, 0);
+	image = vmi_vhd_plugin.create (fd, 8 * MiB, options, &error);
+	g_assert_no_error (error);
+	for (gsize i = 0; i < G_N_ELEMENTS (offsets); i++) {
+		memset (data, (int) (0x11 * (i + 1)), sizeof data);
+		g_assert_true (vmi_vhd_plugin.write (image, offsets[i], data, sizeof data, &error));
+		g_assert_no_error (error);
+		g_assert_cmpint (pwrite (rawfd, data, sizeof data, (off_t) offsets[i]), ==,
+				 (ssize_t) sizeof data);
+	}
+	g_assert_true (vmi_vhd_plugin.finish (image, &error));
+	vmi_vhd_plugin.close (image);
+	g_assert_cmpint (close (fd), ==, 0);
+	g_assert_cmpint (close (rawfd), ==, 0);
+
+	source = vmi_test_open (&vmi_vhd_plugin, path, NULL);
+	g_assert_cmpuint (vmi_source_get_virtual_size (source), >=, 8 * MiB);
+	g_assert_cmpuint (fact_u32 (source, "allocated-blocks"), ==, 3);
+	/* Only written sectors are marked: block 2 has data at 512 and 8192 only. */
+	g_assert_true (vmi_vhd_plugin.block_status (vmi_source_get_image (source), 4 * MiB,
+						    2 * MiB, &extent, &error));
+	g_assert_cmpint (extent.kind, ==, VMI_EXTENT_HOLE);
+	g_assert_cmpuint (extent.length, ==, 512);
+	g_assert_true (vmi_vhd_plugin.block_status (vmi_source_get_image (source), 4 * MiB + 512,
+						    2 * MiB, &extent, &error));
+	g_assert_cmpint (extent.kind, ==, VMI_EXTENT_DATA);
+	g_assert_cmpuint (extent.length, ==, 4096);
+	dump_to_raw (source, dump);
+	if (vmi_test_require_qemu_img ()) {
+		g_assert_true (vmi_test_qemu_img_compare (dump, "raw", expect, "raw"));
+		g_assert_true (vmi_test_qemu_img_compare (path, "vpc", expect, "raw"));
+	}
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
+/* A full file system is NoSpace, not a generic failure. */
+static void
+test_write_no_space (void)
+{
+	g_autoptr(GVariant) options = create_options ("fixed", FALSE);
+	g_autoptr(GError) error = NULL;
+	guint8 data[512] = { 1 };
+	int fd = open ("/dev/full", O_RDWR | O_CLOEXEC);
+	VmiImage *image;
+
+	if (fd < 0) {
+		g_test_skip ("no /dev/full");
+		return;
+	}
+	image = vmi_vhd_plugin.create (fd, 1 * MiB, options, &error);
+	g_assert_no_error (error);
+	g_assert_false (vmi_vhd_plugin.write (image, 0, data, sizeof data, &error));
+	g_assert_error (error, VMI_ERROR, VMI_ERROR_NO_SPACE);
+	vmi_vhd_plugin.close (image);
+	close (fd);
+}
+
 /* Creates an image of size through the plugin alone, with nothing written. */
 static void
 create_empty (const char *path, guint64 size, const char *subformat, gboolean force_size)
@@ -944,7 +1019,9 @@ test_differencing (void)
 typedef struct {
 	const char *file;
 	const char *creator;
+	const char *version;
 	const char *size_source;
+	guint32 entries;
 } CorpusCase;
 
 /* The MANIFEST.tsv row of file: its virtual_size_bytes column. */
@@ -970,9 +1047,9 @@ static void
 test_corpus (void)
 {
 	static const CorpusCase cases[] = {
-		{ "hyperv2012r2-dynamic.vhd.bz2", "win", "current-size" },
-		{ "virtualpc-dynamic.vhd.bz2", "vpc", "chs" },
-		{ "d2v-zerofilled.vhd.bz2", "d2v", "current-size" },
+		{ "hyperv2012r2-dynamic.vhd.bz2", "win", "6.3", "current-size", 65024 },
+		{ "virtualpc-dynamic.vhd.bz2", "vpc", "1.0", "chs", 65024 },
+		{ "d2v-zerofilled.vhd.bz2", "d2v", NULL, "current-size", 126 },
 	};
 	const char *corpus = vmi_test_corpus_dir ();
 
@@ -994,6 +1071,13 @@ test_corpus (void)
 		g_assert_cmpstr (fact_string (source, "creator-app"), ==, cases[i].creator);
 		g_assert_cmpstr (fact_string (source, "host-os"), ==, "Wi2k");
 		g_assert_cmpstr (fact_string (source, "size-source"), ==, cases[i].size_source);
+		g_assert_cmpuint (fact_u32 (source, "max-table-entries"), ==, cases[i].entries);
+		if (cases[i].version != NULL)
+			g_assert_cmpstr (fact_string (source, "creator-version"), ==,
+					 cases[i].version);
+		/* MANIFEST: every block of the Disk2VHD file is allocated. */
+		if (g_str_equal (cases[i].creator, "d2v"))
+			g_assert_cmpuint (fact_u32 (source, "allocated-blocks"), ==, 126);
 		g_assert_cmpuint (info->unsafe_reasons->len, ==, 0);
 		dump_to_raw (source, dump);
 		g_assert_true (vmi_test_qemu_img_compare (dump, "raw", path, "vpc"));
@@ -1287,6 +1371,8 @@ main (int argc, char **argv)
 	g_test_add_func ("/vhd/write", test_write);
 	g_test_add_func ("/vhd/write-sizes", test_write_sizes);
 	g_test_add_func ("/vhd/engine-convert", test_engine_convert);
+	g_test_add_func ("/vhd/write-out-of-order", test_write_out_of_order);
+	g_test_add_func ("/vhd/write-no-space", test_write_no_space);
 	g_test_add_func ("/vhd/write-bad-options", test_write_bad_options);
 	g_test_add_func ("/vhd/sector-bitmap", test_sector_bitmap);
 	g_test_add_func ("/vhd/block-sizes", test_block_sizes);
