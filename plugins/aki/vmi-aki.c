@@ -382,7 +382,9 @@ aki_info_x86 (VmiImage *self, VmiImageInfo *info)
 		g_auto(GStrv) words = g_strsplit (self->kernel_version, " ", 2);
 
 		g_variant_dict_insert (facts, "kernel-version", "s", self->kernel_version);
-		g_variant_dict_insert (facts, "kernel-release", "s", words[0]);
+		/* Linux's string starts with its release ("6.1.0-13-amd64 (...) #1 SMP ..."). */
+		if (g_ascii_isdigit (words[0][0]))
+			g_variant_dict_insert (facts, "kernel-release", "s", words[0]);
 	}
 	g_variant_dict_insert (facts, "loadflags", "u", (guint32) loadflags);
 	g_variant_dict_insert (facts, "loaded-high", "b", (loadflags & 0x01) != 0);
@@ -394,7 +396,8 @@ aki_info_x86 (VmiImage *self, VmiImageInfo *info)
 	}
 	if (self->version >= 0x0206)
 		g_variant_dict_insert (facts, "cmdline-size", "u", aki_le32 (h + X86_CMDLINE_SIZE));
-	if (self->version >= 0x0208) {
+	/* memtest86+ and iPXE speak 2.08+ without a payload: length 0. */
+	if (self->version >= 0x0208 && self->payload_length >= 16) {
 		g_variant_dict_insert (facts, "payload-offset", "t", self->payload_offset);
 		g_variant_dict_insert (facts, "payload-length", "u", self->payload_length);
 		g_variant_dict_insert (facts, "payload-compression", "s",

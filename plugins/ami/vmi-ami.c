@@ -74,11 +74,14 @@ ami_is_vbr (const guint8 *s)
 }
 
 static gboolean
-ami_is_mbr (const guint8 *s)
+ami_is_mbr (const guint8 *s, gsize len)
 {
 	gboolean any = FALSE;
 
 	if (s[510] != 0x55 || s[511] != 0xaa || ami_is_vbr (s))
+		return FALSE;
+	/* An x86 kernel's boot sector ends in 55 AA as well. */
+	if (len >= 0x206 && memcmp (s + 0x202, "HdrS", 4) == 0)
 		return FALSE;
 	for (guint i = 0; i < 4; i++) {
 		const guint8 *e = s + AMI_MBR_ENTRIES + 16 * i;
@@ -90,15 +93,19 @@ ami_is_mbr (const guint8 *s)
 	return any;
 }
 
+/*
+ * Only asked when classifying, and then only to beat raw: WEAK, never LIKELY, because a fixed
+ * VHD or a hybrid ISO holds an MBR too, and a second sure answer would make them polyglots.
+ */
 static guint
 ami_probe (const guint8 *head, gsize head_len, guint64 file_size)
 {
 	if (head_len >= 2 * AMI_SECTOR && memcmp (head + AMI_SECTOR, "EFI PART", 8) == 0)
-		return VMI_PROBE_LIKELY;
+		return VMI_PROBE_WEAK;
 	if (head_len >= 4096 + 8 && memcmp (head + 4096, "EFI PART", 8) == 0)
-		return VMI_PROBE_LIKELY;
-	if (head_len >= AMI_SECTOR && ami_is_mbr (head))
-		return VMI_PROBE_LIKELY;
+		return VMI_PROBE_WEAK;
+	if (head_len >= AMI_SECTOR && ami_is_mbr (head, head_len))
+		return VMI_PROBE_WEAK;
 	/* A file system on the whole disk: still a machine image, with less to say. */
 	if (head_len >= AMI_SECTOR && ami_is_vbr (head))
 		return VMI_PROBE_WEAK;
@@ -460,6 +467,13 @@ ami_open (const VmiOpenArgs *args, GError **error)
 	self->file_size = args->file_size;
 	self->sector_size = AMI_SECTOR;
 	self->table = "none";
+	/* As raw refuses it: a 0-byte "disk" is a failed download or copy. */
+	if (self->file_size == 0) {
+		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
+				     "the file is empty: a machine image holds at least a disk's "
+				     "first sector");
+		return NULL;
+	}
 	len = (gsize) MIN (self->file_size, (guint64) sizeof head);
 	if (!vmi_pread_all (self->fd, head, len, 0, "disk", error))
 		return NULL;
@@ -470,7 +484,7 @@ ami_open (const VmiOpenArgs *args, GError **error)
 		self->sector_size = 4096;
 		if (!ami_parse_gpt (self, 4096, error))
 			return NULL;
-	} else if (len >= AMI_SECTOR && ami_is_mbr (head)) {
+	} else if (len >= AMI_SECTOR && ami_is_mbr (head, len)) {
 		ami_parse_mbr (self, head);
 	}
 	if (strcmp (self->table, "none") == 0 && self->file_size > 0) {

@@ -411,6 +411,11 @@ ari_open (const VmiOpenArgs *args, GError **error)
 	self->fd = args->fd;
 	self->file_size = args->file_size;
 	self->cancellable = args->cancellable;
+	if (self->file_size == 0) {
+		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_UNKNOWN_FORMAT,
+				     "an empty file is not a ramdisk");
+		return NULL;
+	}
 	ok = ari_scan (self, error);
 	self->cancellable = NULL;
 	if (!ok)
