@@ -19,6 +19,7 @@ struct _VmiDaemon {
 	GMainLoop *loop;
 	guint owner_id;
 	gboolean name_acquired;
+	gboolean session;
 	gboolean stopping;
 	gboolean released;
 	int exit_status;
@@ -195,18 +196,23 @@ vmi_daemon_name_lost_cb (GDBusConnection *connection, const char *name, gpointer
 
 	if (self->stopping)
 		return;
-	if (connection == NULL) {
-		g_critical ("Cannot connect to the bus to own %s", name);
+	/* Expected failures, not bugs: g_warning, so that G_DEBUG=fatal-criticals stays usable. */
+	if (!self->name_acquired) {
+		if (connection == NULL)
+			g_warning ("Cannot connect to the %s bus to own %s", self->session ? "session" : "system",
+				   name);
+		else
+			g_warning ("%s is owned by another process; stop it or start with --replace",
+				   name);
 		self->stopping = TRUE;
+		self->released = TRUE;
 		self->exit_status = 1;
 		g_main_loop_quit (self->loop);
 		return;
 	}
-	if (!self->name_acquired) {
-		g_critical ("%s is owned by another process; stop it or start with --replace", name);
-		self->stopping = TRUE;
-		self->exit_status = 1;
-		g_main_loop_quit (self->loop);
+	if (connection == NULL) {
+		g_warning ("Lost the connection to the bus; cancelling the jobs and stopping");
+		vmi_daemon_stop (self, 1);
 		return;
 	}
 	g_message ("Lost %s (replaced by another daemon?); stopping", name);
@@ -221,10 +227,11 @@ vmi_daemon_run (VmiDaemon *self, gboolean session, gboolean replace)
 	guint sigterm_id, sigint_id;
 
 	vmi_dbus_error_register ();
+	self->session = session;
 	/* On the session bus the caller owns the bus and this daemon: polkit has nothing to add. */
 	self->authority = vmi_authority_new (!session, NULL, &error);
 	if (self->authority == NULL) {
-		g_critical ("%s", error->message);
+		g_warning ("%s", error->message);
 		return 1;
 	}
 	if (replace)

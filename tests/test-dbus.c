@@ -223,6 +223,16 @@ name_owned_cond (gpointer data)
 	return name_has_owner () == GPOINTER_TO_INT (data);
 }
 
+static char *
+daemon_executable (void)
+{
+	const char *path = g_getenv ("VMI_TEST_DAEMON");
+
+	if (path != NULL)
+		return g_strdup (path);
+	return g_build_filename (g_getenv ("G_TEST_BUILDDIR"), "..", "daemon", "vmimaged", NULL);
+}
+
 /* Sends SIGTERM, waits for the exit and returns the exit status (-1 if killed by a signal). */
 static int
 daemon_stop (void)
@@ -250,7 +260,6 @@ daemon_start_full (const char *plugin_dir, guint max_jobs, guint linger_seconds)
 	g_autoptr(GSubprocessLauncher) launcher = NULL;
 	g_autofree char *conf = NULL;
 	g_autofree char *daemon_path = NULL;
-	const char *builddir = g_getenv ("G_TEST_BUILDDIR");
 
 	g_assert_cmpint (daemon_stop (), ==, 0);
 	g_assert_false (name_has_owner ());
@@ -265,9 +274,7 @@ daemon_start_full (const char *plugin_dir, guint max_jobs, guint linger_seconds)
 	g_file_set_contents (t.config, conf, -1, &error);
 	g_assert_no_error (error);
 
-	daemon_path = g_strdup (g_getenv ("VMI_TEST_DAEMON"));
-	if (daemon_path == NULL)
-		daemon_path = g_build_filename (builddir, "..", "daemon", "vmimaged", NULL);
+	daemon_path = daemon_executable ();
 	launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
 	g_subprocess_launcher_set_child_setup (launcher, die_with_parent, GINT_TO_POINTER (SIGTERM),
 					       NULL);
@@ -1657,6 +1664,110 @@ test_job_linger (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* ---- The executable ---- */
+
+/* Runs vmimaged with args to its end; returns the exit status, stderr in *err. */
+static int
+run_daemon_sync (const char *const *args, char **err)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+	g_autofree char *out = NULL;
+	int status = 0;
+
+	g_ptr_array_add (argv, daemon_executable ());
+	for (guint i = 0; args[i] != NULL; i++)
+		g_ptr_array_add (argv, g_strdup (args[i]));
+	g_ptr_array_add (argv, NULL);
+	g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, err,
+		      &status, &error);
+	g_assert_no_error (error);
+	g_assert_true (WIFEXITED (status));
+	if (g_strv_length ((char **) args) == 1 && g_strcmp0 (args[0], "--version") == 0)
+		g_assert_cmpstr (g_strstrip (out), ==, "vmimaged " VMI_VERSION);
+	return WEXITSTATUS (status);
+}
+
+static void
+test_daemon_config (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *bad_key = g_build_filename (dir, "bad-key.conf", NULL);
+	g_autofree char *bad_value = g_build_filename (dir, "bad-value.conf", NULL);
+	g_autofree char *missing = g_build_filename (dir, "missing.conf", NULL);
+	g_autofree char *err = NULL;
+	const char *version[] = { "--version", NULL };
+	const char *with_bad_key[] = { "--session", "--config", bad_key, NULL };
+	const char *with_bad_value[] = { "--session", "--config", bad_value, NULL };
+	const char *with_missing[] = { "--session", "--config", missing, NULL };
+	const char *with_junk[] = { "--session", "--no-such-flag", NULL };
+
+	g_assert_cmpint (run_daemon_sync (version, NULL), ==, 0);
+	/* A typo in the settings stops the daemon with a message, instead of being ignored. */
+	write_file (bad_key, "[Daemon]\nMaxParalelJobs=4\n", 26);
+	g_assert_cmpint (run_daemon_sync (with_bad_key, &err), !=, 0);
+	g_assert_nonnull (strstr (err, "MaxParalelJobs"));
+	g_clear_pointer (&err, g_free);
+	write_file (bad_value, "[Daemon]\nMaxParallelJobs=lots\n", 31);
+	g_assert_cmpint (run_daemon_sync (with_bad_value, &err), !=, 0);
+	g_assert_nonnull (strstr (err, "MaxParallelJobs"));
+	g_clear_pointer (&err, g_free);
+	/* A file named on the command line must exist. */
+	g_assert_cmpint (run_daemon_sync (with_missing, &err), !=, 0);
+	g_assert_nonnull (strstr (err, missing));
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (run_daemon_sync (with_junk, &err), !=, 0);
+	g_assert_nonnull (strstr (err, "no-such-flag"));
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
+static void
+test_daemon_replace (void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	g_autoptr(GSubprocess) second = NULL;
+	g_autoptr(GSubprocess) first = NULL;
+	g_autofree char *path = daemon_executable ();
+	g_autofree char *err = NULL;
+
+	daemon_start (test_plugin_dir ());
+	launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+					      G_SUBPROCESS_FLAGS_STDERR_PIPE);
+	g_subprocess_launcher_set_child_setup (launcher, die_with_parent, GINT_TO_POINTER (SIGTERM),
+					       NULL);
+	g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS", t.address, TRUE);
+
+	/* Without --replace a second daemon leaves the first alone and says why. */
+	second = g_subprocess_launcher_spawn (launcher, &error, path, "--session", "--plugin-dir",
+					      test_plugin_dir (), "--config", t.config, NULL);
+	g_assert_no_error (error);
+	g_subprocess_communicate_utf8 (second, NULL, NULL, NULL, &err, &error);
+	g_assert_no_error (error);
+	g_subprocess_wait (second, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_true (g_subprocess_get_if_exited (second));
+	g_assert_cmpint (g_subprocess_get_exit_status (second), ==, 1);
+	g_assert_nonnull (strstr (err, "--replace"));
+	g_assert_nonnull (g_subprocess_get_identifier (t.daemon));
+	g_clear_object (&second);
+
+	/* With it, the first one hands over and exits 0. */
+	second = g_subprocess_launcher_spawn (launcher, &error, path, "--session", "--replace",
+					      "--plugin-dir", test_plugin_dir (), "--config",
+					      t.config, NULL);
+	g_assert_no_error (error);
+	first = g_steal_pointer (&t.daemon);
+	g_subprocess_wait (first, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_true (g_subprocess_get_if_exited (first));
+	g_assert_cmpint (g_subprocess_get_exit_status (first), ==, 0);
+	g_assert_true (spin_until (name_owned_cond, GINT_TO_POINTER (TRUE), 60));
+	t.daemon = g_steal_pointer (&second);
+	g_hash_table_remove_all (t.jobs);
+	g_assert_cmpint (daemon_stop (), ==, 0);
+}
+
 /* ---- Stopping ---- */
 
 static void
@@ -1716,6 +1827,8 @@ main (int argc, char **argv)
 	g_test_add_func ("/dbus/convert/job-linger", test_job_linger);
 	g_test_add_func ("/dbus/access/other-user", test_access_other_user);
 	g_test_add_func ("/dbus/access/cancel-other-user", test_cancel_other_user);
+	g_test_add_func ("/dbus/daemon/config", test_daemon_config);
+	g_test_add_func ("/dbus/daemon/replace", test_daemon_replace);
 	g_test_add_func ("/dbus/daemon/sigterm-during-convert", test_sigterm_during_convert);
 	ret = g_test_run ();
 
