@@ -9,7 +9,8 @@
 #include "vmi-ctl.h"
 #include "vmi-progress.h"
 
-/* Plain lines at most this often (µs), so a log does not get a line per signal. */
+/* Plain lines within one tenth at most this often (µs), so a log does not get a line per
+ * signal. */
 #define VMI_PROGRESS_LINE_INTERVAL G_USEC_PER_SEC
 
 struct _VmiProgress {
@@ -140,7 +141,10 @@ vmi_progress_update (VmiProgress *progress, double fraction, guint64 bytes_done,
 
 	if (percent == progress->last_percent)
 		return;
+	/* A line for each new tenth and at most one a second in between: a short job still shows
+	 * its steps, a long one does not flood the log. */
 	if (percent != 100 && progress->last_percent >= 0 &&
+	    percent / 10 == progress->last_percent / 10 &&
 	    g_get_monotonic_time () - progress->last_line_time < VMI_PROGRESS_LINE_INTERVAL)
 		return;
 	fprintf (progress->out, "%d%%\n", percent);

@@ -20,7 +20,7 @@ vmi_build() {
 vmi_start_bus() {
 	local dir=$1
 	dbus-daemon --session --nofork --nopidfile --address="unix:path=$dir/bus" \
-		--print-address=3 3>"$dir/bus-address" &
+		--print-address=3 3>"$dir/bus-address" 2>"$dir/bus.log" &
 	VMI_BUS_PID=$!
 	local i
 	for ((i = 0; i < 100; i++)); do

@@ -255,9 +255,13 @@ test_progress_lines (void)
 	g_assert_nonnull (out);
 	progress = vmi_progress_new (out, FALSE);
 	vmi_progress_update (progress, 0.0, 0, 100, 0);
-	/* Within the same second only the end may follow the first line. */
 	vmi_progress_update (progress, 0.0, 0, 100, 0);
+	/* Within the same second and the same tenth, no new line; a new tenth gets one. */
+	vmi_progress_update (progress, 0.05, 5, 100, 10);
+	vmi_progress_update (progress, 0.09, 9, 100, 10);
 	vmi_progress_update (progress, 0.5, 50, 100, 10);
+	vmi_progress_update (progress, 0.55, 55, 100, 10);
+	vmi_progress_update (progress, 0.999, 99, 100, 10);
 	vmi_progress_update (progress, 1.0, 100, 100, 10);
 	vmi_progress_update (progress, 1.0, 100, 100, 10);
 	vmi_progress_end (progress);
@@ -266,7 +270,7 @@ test_progress_lines (void)
 
 	g_file_get_contents (path, &text, NULL, &error);
 	g_assert_no_error (error);
-	g_assert_cmpstr (text, ==, "0%\n100%\n");
+	g_assert_cmpstr (text, ==, "0%\n50%\n99%\n100%\n");
 	g_unlink (path);
 }
 
