@@ -201,18 +201,35 @@ ari_scan_entry (VmiImage *self, AriSegment *segment, AriStream *s, gboolean must
 			*end = TRUE;
 			return TRUE;
 		}
-		if (got == 4 && memcmp (header, "\0\0\0\0", 4) == 0)
+		/* No real ramdisk starts with padding; a compressed disk full of zeros would. */
+		if (got == 4 && memcmp (header, "\0\0\0\0", 4) == 0 && must_be_cpio)
 			continue;
 		if (got == 4 && s->consumed % 4 == 0)
 			break;
 		where = ari_where (segment, s);
-		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "the cpio archive ends in %" G_GSIZE_FORMAT " stray bytes at %s", got,
+		g_set_error (error, VMI_ERROR,
+			     must_be_cpio ? VMI_ERROR_CORRUPT_IMAGE : VMI_ERROR_UNKNOWN_FORMAT,
+			     "the data ends in %" G_GSIZE_FORMAT " stray bytes at %s, too few for a "
+			     "cpio header",
+			     got, where);
+		return FALSE;
+	}
+	if (memcmp (header, "0707", 4) != 0)
+		got = 0; /* not a header: reported below without reading on */
+	else if (!ari_stream_read (s, header + 4, sizeof header - 4, &got, error))
+		return FALSE;
+	if (got == 0 || !ari_is_newc (header)) {
+		g_autofree char *where = ari_where (segment, s);
+
+		g_set_error (error, VMI_ERROR,
+			     must_be_cpio ? VMI_ERROR_CORRUPT_IMAGE : VMI_ERROR_UNKNOWN_FORMAT,
+			     "%s: no newc cpio header (\"070701\" or \"070702\") before %s",
+			     must_be_cpio ? "the ramdisk is damaged"
+					  : "the decompressed data is not a cpio archive, so this "
+					    "is not a ramdisk (a compressed kernel is inspected as aki)",
 			     where);
 		return FALSE;
 	}
-	if (!ari_stream_read (s, header + 4, sizeof header - 4, &got, error))
-		return FALSE;
 	if (got < sizeof header - 4) {
 		g_autofree char *where = ari_where (segment, s);
 
@@ -223,18 +240,6 @@ ari_scan_entry (VmiImage *self, AriSegment *segment, AriStream *s, gboolean must
 		}
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
 			     "a cpio header is cut short by the end of the data at %s", where);
-		return FALSE;
-	}
-	if (!ari_is_newc (header)) {
-		g_autofree char *where = ari_where (segment, s);
-
-		g_set_error (error, VMI_ERROR,
-			     must_be_cpio ? VMI_ERROR_CORRUPT_IMAGE : VMI_ERROR_UNKNOWN_FORMAT,
-			     "%s: no newc cpio header (\"070701\" or \"070702\") before %s",
-			     must_be_cpio ? "the ramdisk is damaged"
-					  : "the decompressed data is not a cpio archive, so this "
-					    "is not a ramdisk (a compressed kernel is inspected as aki)",
-			     where);
 		return FALSE;
 	}
 	if (!ari_hex_field (header + 54, &filesize) || !ari_hex_field (header + 94, &namesize)) {
