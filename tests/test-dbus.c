@@ -1187,7 +1187,14 @@ test_convert_cancel (void)
 	g_assert_false (track->done);
 	seconds = (gdouble) (track->last_progress - track->first_progress) / G_USEC_PER_SEC;
 	g_assert_cmpfloat ((gdouble) (track->n_progress - 1), <=, 12.0 * seconds + 1.0);
+	/* While it runs: a fraction between the ends, a rate and a time it should end at. */
 	job = job_proxy_new (path);
+	g_assert_cmpstr (vmi_job_get_state (job), ==, "running");
+	g_assert_cmpfloat (vmi_job_get_fraction (job), >, 0.0);
+	g_assert_cmpfloat (vmi_job_get_fraction (job), <, 1.0);
+	g_assert_cmpuint (vmi_job_get_bytes_total (job), ==, 4ull * 1024 * MiB);
+	g_assert_cmpuint (vmi_job_get_rate (job), >, 0);
+	g_assert_cmpuint (vmi_job_get_expected_end_time (job), >, (guint64) g_get_real_time ());
 	vmi_job_call_cancel_sync (job, NULL, &error);
 	g_assert_no_error (error);
 	assert_job_cancelled (path);
