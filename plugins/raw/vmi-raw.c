@@ -78,12 +78,15 @@ raw_head_is_vmdk_descriptor (const guint8 *head, gsize head_len)
 	while (p < end) {
 		const char *eol = memchr (p, '\n', end - p);
 		const char *line_end = eol != NULL ? eol : end;
-		gsize line_len;
+		gsize line_len, spaces = 0;
 
 		if (line_end > p && line_end[-1] == '\r')
 			line_end--;
 		line_len = line_end - p;
-		if (*p == '#' || strspn (p, " ") >= line_len) {
+		/* the head is not NUL-terminated: no str* functions on it */
+		while (spaces < line_len && p[spaces] == ' ')
+			spaces++;
+		if (*p == '#' || spaces == line_len) {
 			if (eol == NULL)
 				return FALSE;
 			p = eol + 1;
