@@ -773,7 +773,8 @@ test_hostile_extents (Fixture *f, gconstpointer data)
 	g_autofree char *d = NULL;
 	g_autoptr(GError) error = NULL;
 	guint8 buf[512];
-	const char *names[] = { "/etc/passwd", "../outside/secret.bin", "..", "sub/x.vmdk", NULL };
+	const char *names[] = { "/etc/passwd", "../x", "../outside/secret.bin", "..", "sub/x.vmdk",
+				NULL };
 
 	g_assert_cmpint (g_mkdir (outside, 0755), ==, 0);
 	g_assert_cmpint (g_mkdir (inside, 0755), ==, 0);
@@ -801,9 +802,14 @@ test_hostile_extents (Fixture *f, gconstpointer data)
 		g_autofree char *vmdk = descriptor_naming (inside, "bad.vmdk", names[i]);
 		g_autoptr(VmiSource) source = expect_read_error (vmdk, TRUE, VMI_ERROR_UNSAFE_IMAGE);
 
+		g_autoptr(VmiSource) blind = NULL;
+
 		g_assert_true (has_reference (source, names[i]));
 		g_assert_false (vmi_source_is_safe (source));
 		g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, 512);
+		/* Unsafe by its name alone, whether or not the folder is known. */
+		blind = expect_read_error (vmdk, FALSE, VMI_ERROR_UNSAFE_IMAGE);
+		g_assert_false (vmi_source_is_safe (blind));
 	}
 
 	link = g_build_filename (inside, "link.bin", NULL);
