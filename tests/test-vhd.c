@@ -1362,6 +1362,92 @@ test_bad_dynamic_header (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/*
+ * Random damage to the metadata of a small dynamic disk, checksums often repaired so that the
+ * damage gets past them: open and read must either work or fail with a named VMI error.
+ */
+static void
+test_bad_mutations (void)
+{
+	const Synth s = { 3, "win ", 64 * KiB, 0, 0, 0, 4096, 16 };
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *path = tmp_path (dir, "mutant.vhd");
+	g_autoptr(GRand) rand = g_rand_new_with_seed (2026);
+	g_autofree char *base = NULL;
+	guint8 header[1024], bitmap[512], data[4096];
+	gsize base_len = 0;
+	guint64 end;
+	guint opened = 0, refused = 0;
+
+	memset (bitmap, 0xf0, sizeof bitmap);
+	memset (data, 0x77, sizeof data);
+	end = synth_create (path, &s, header);
+	synth_add_block (path, &s, 3, &end, bitmap, sizeof bitmap, data);
+	synth_add_block (path, &s, 15, &end, bitmap, sizeof bitmap, data);
+	synth_finish (path, &s, end);
+	g_assert_true (g_file_get_contents (path, &base, &base_len, NULL));
+
+	for (guint round = 0; round < 400; round++) {
+		g_autofree guint8 *img = g_memdup2 (base, base_len);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(VmiSource) source = NULL;
+		gsize len = base_len;
+		int fd;
+		guint flips = (guint) g_rand_int_range (rand, 1, 6);
+
+		for (guint f = 0; f < flips; f++) {
+			/* footer copy, header and BAT, or the footer at the end */
+			gsize at = g_rand_boolean (rand) ? (gsize) g_rand_int_range (rand, 0, 2048)
+							 : len - 512 + (gsize) g_rand_int_range (rand, 0, 512);
+			img[at] = (guint8) g_rand_int (rand);
+		}
+		if (g_rand_int_range (rand, 0, 4) != 0) {
+			fix_checksum (img, 512, 64);
+			fix_checksum (img + 512, 1024, 36);
+			fix_checksum (img + len - 512, 512, 64);
+		}
+		if (g_rand_int_range (rand, 0, 8) == 0)
+			len = (gsize) g_rand_int_range (rand, 0, (gint32) len);
+		/* Not g_file_set_contents, which syncs the file to disk each time. */
+		fd = open (path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		g_assert_cmpint (fd, >=, 0);
+		g_assert_cmpint (write (fd, img, len), ==, (ssize_t) len);
+		g_assert_cmpint (close (fd), ==, 0);
+
+		source = vmi_test_open (&vmi_vhd_plugin, path, &error);
+		if (source == NULL) {
+			g_assert_true (error->domain == VMI_ERROR);
+			g_assert_cmpint (error->code, !=, VMI_ERROR_FAILED);
+			refused++;
+			continue;
+		}
+		opened++;
+		{
+			guint64 vsize = vmi_source_get_virtual_size (source);
+			VmiImage *image = vmi_source_get_image (source);
+			guint8 buf[8192];
+
+			for (guint64 off = 0; off < MIN (vsize, 1 * MiB); off += sizeof buf) {
+				gsize n = (gsize) MIN (sizeof buf, vsize - off);
+				VmiExtent extent;
+
+				if (!vmi_vhd_plugin.block_status (image, off, vsize - off, &extent,
+								  &error) ||
+				    !vmi_vhd_plugin.read (image, off, buf, n, &error)) {
+					g_assert_true (error->domain == VMI_ERROR);
+					break;
+				}
+				g_assert_cmpuint (extent.length, >, 0);
+				g_assert_cmpuint (extent.length, <=, vsize - off);
+			}
+		}
+	}
+	/* The mutations reach both outcomes, so they are not all stopped at the door. */
+	g_assert_cmpuint (opened, >, 20);
+	g_assert_cmpuint (refused, >, 20);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1384,5 +1470,6 @@ main (int argc, char **argv)
 	g_test_add_func ("/vhd/bad/footer", test_bad_footer);
 	g_test_add_func ("/vhd/bad/truncated", test_bad_truncated);
 	g_test_add_func ("/vhd/bad/dynamic-header", test_bad_dynamic_header);
+	g_test_add_func ("/vhd/bad/mutations", test_bad_mutations);
 	return g_test_run ();
 }
