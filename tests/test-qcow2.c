@@ -678,6 +678,42 @@ test_read_backing_file (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/*
+ * A version 2 overlay (its backing format lives in a header extension, as in version 3) that
+ * names a file it has no business reading: reported, never opened.
+ */
+static void
+test_read_hostile_backing_file (void)
+{
+	g_autofree char *dir = NULL;
+	g_autofree char *top = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GError) error = NULL;
+	const VmiImageInfo *info;
+	const char *reason;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	dir = vmi_test_tmpdir_new ();
+	top = g_build_filename (dir, "hostile.qcow2", NULL);
+	/* -u: qemu-img does not open the backing file either */
+	sh_ok ("qemu-img create -q -f qcow2 -o compat=0.10 -u -b /etc/shadow -F raw '%s' 1M", top);
+	source = open_ok (top);
+	compare_info (source, top);
+	info = vmi_source_get_info (source);
+	g_assert_false (vmi_source_is_safe (source));
+	g_assert_cmpuint (info->references->len, ==, 1);
+	g_assert_cmpstr (g_ptr_array_index (info->references, 0), ==, "/etc/shadow");
+	g_assert_cmpuint (info->unsafe_reasons->len, ==, 1);
+	reason = g_ptr_array_index (info->unsafe_reasons, 0);
+	g_assert_nonnull (strstr (reason, "/etc/shadow"));
+	g_assert_nonnull (strstr (reason, "(format raw)"));
+	g_assert_null (read_bytes (source, 0, 512, &error));
+	g_assert_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED);
+	vmi_test_save_seed ("qcow2", top);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 static void
 test_read_data_file (void)
 {
@@ -1398,6 +1434,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/qcow2/read/extended-l2", test_read_extended_l2);
 	g_test_add_func ("/qcow2/read/snapshots-and-bitmaps", test_read_snapshots_and_bitmaps);
 	g_test_add_func ("/qcow2/read/backing-file", test_read_backing_file);
+	g_test_add_func ("/qcow2/read/hostile-backing-file", test_read_hostile_backing_file);
 	g_test_add_func ("/qcow2/read/data-file", test_read_data_file);
 	g_test_add_func ("/qcow2/read/corrupt-bit", test_read_corrupt_bit);
 	g_test_add_func ("/qcow2/read/dirty-bit", test_read_dirty_bit);

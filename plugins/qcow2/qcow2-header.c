@@ -547,7 +547,8 @@ qcow2_reader_open (const VmiOpenArgs *args, GError **error)
 			       NULL;
 		ext_end = (gsize) backing_offset;
 	}
-	if (r->version == 3 && !parse_extensions (r, cluster, ext_end, names, error))
+	/* Version 2 images have extensions too (qemu writes the backing format there). */
+	if (!parse_extensions (r, cluster, ext_end, names, error))
 		return NULL;
 	if (!parse_backing_file (r, cluster, cluster_len, backing_offset, backing_size, error) ||
 	    !check_features (r, names, error))
