@@ -988,6 +988,78 @@ test_log_truncated_file (void)
 	dirty_image_clear (&d);
 }
 
+/* Random values in the log entries' fields, with each entry's CRC-32C recomputed. */
+static void
+test_log_mutations (void)
+{
+	DirtyImage d = { 0 };
+	g_autoptr(GRand) rand = g_rand_new_with_seed (4242);
+	g_autofree guint8 *img = NULL;
+	g_autofree guint8 *orig_log = NULL;
+	g_autofree guint8 *buf = g_malloc (2 * MiB);
+	guint64 log_offset, log_length;
+	static const guint64 entries[] = { 0, 64 * KiB, 64 * KiB + 8192 };
+	guint opened = 0, replayed = 0;
+	gsize len;
+	int fd;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	make_dirty_image (&d, FALSE, FALSE);
+	len = g_bytes_get_size (d.before);
+	img = g_memdup2 (g_bytes_get_data (d.before, NULL), len);
+	log_offset = rd64 (current_header (img) + 72);
+	log_length = rd32 (current_header (img) + 68);
+	orig_log = g_memdup2 (img + log_offset, log_length);
+	fd = open (d.img, O_WRONLY | O_CLOEXEC);
+	g_assert_cmpint (fd, >=, 0);
+	for (guint iter = 0; iter < 300; iter++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(VmiSource) source = NULL;
+		guint8 *log = img + log_offset;
+
+		memcpy (log, orig_log, log_length);
+		for (guint k = 0, n = g_rand_int_range (rand, 1, 3); k < n; k++) {
+			guint64 e = entries[g_rand_int_range (rand, 0, G_N_ELEMENTS (entries))];
+			/* the entry header and first descriptors, or the first data sector's ends */
+			guint64 at = e + (g_rand_boolean (rand) ? (guint64) g_rand_int_range (rand, 0, 160)
+							      : 4096 + (g_rand_boolean (rand) ? 4 : 4092));
+
+			if (g_rand_boolean (rand))
+				log[at] ^= (guint8) (1u << g_rand_int_range (rand, 0, 8));
+			else
+				wr32 (log + (at & ~3ull), (guint32[]) { 0, 1, 4096, 8192, 0x100000, 0xfffff000u,
+									  g_rand_int (rand) }[g_rand_int_range (rand, 0, 7)]);
+		}
+		for (guint i = 0; i < G_N_ELEMENTS (entries); i++) {
+			guint8 *e = log + entries[i];
+			guint32 elen = rd32 (e + 8);
+
+			if (elen % 4096 == 0 && elen > 0 && entries[i] + elen <= log_length) {
+				wr32 (e + 4, 0);
+				wr32 (e + 4, vhdx_crc32c (e, elen));
+			}
+		}
+		g_assert_cmpint (pwrite (fd, log, log_length, (off_t) log_offset), ==, (ssize_t) log_length);
+		source = open_path (d.img, &error);
+		if (source == NULL) {
+			g_assert_true (error->domain == VMI_ERROR);
+			g_assert_true (error->code == VMI_ERROR_CORRUPT_IMAGE || error->code == VMI_ERROR_NOT_SUPPORTED);
+			continue;
+		}
+		opened++;
+		replayed += fact_u64 (source, "log-entries-replayed") == 2;
+		for (guint64 off = 0; off < vmi_source_get_virtual_size (source); off += 2 * MiB) {
+			g_assert_true (vmi_vhdx_plugin.read (vmi_source_get_image (source), off, buf, 2 * MiB, &error));
+			g_assert_no_error (error);
+		}
+	}
+	close (fd);
+	g_test_message ("%u of 300 log mutants opened, %u replayed both entries", opened, replayed);
+	g_assert_cmpuint (opened, >, 0);
+	dirty_image_clear (&d);
+}
+
 /* --- bad inputs ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -1569,6 +1641,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/vhdx/log/bad-crc", test_log_bad_crc);
 	g_test_add_func ("/vhdx/log/no-valid-sequence", test_log_no_valid_sequence);
 	g_test_add_func ("/vhdx/log/truncated-file", test_log_truncated_file);
+	g_test_add_func ("/vhdx/log/mutations", test_log_mutations);
 	g_test_add_func ("/vhdx/bad/base-is-valid", test_base_is_valid);
 	g_test_add_func ("/vhdx/bad/short", test_bad_short);
 	g_test_add_func ("/vhdx/bad/headers", test_bad_headers);
