@@ -990,6 +990,17 @@ test_differencing (void)
 	g_assert_cmpstr (g_ptr_array_index (info->references, 1), ==, abs_path);
 	g_assert_cmpstr (g_ptr_array_index (info->references, 2), ==, rel_path);
 	g_assert_cmpstr (fact_string (source, "parent-name"), ==, "base disk.vhd");
+	{
+		g_autofree const char **locators = NULL;
+		g_autofree char *w2ku = g_strconcat ("W2ku ", abs_path, NULL);
+		g_autofree char *w2ru = g_strconcat ("W2ru ", rel_path, NULL);
+
+		g_assert_true (g_variant_dict_lookup (info->format_specific, "parent-locators",
+						      "^a&s", &locators));
+		g_assert_cmpuint (g_strv_length ((char **) locators), ==, 2);
+		g_assert_cmpstr (locators[0], ==, w2ku);
+		g_assert_cmpstr (locators[1], ==, w2ru);
+	}
 
 	g_assert_false (vmi_vhd_plugin.read (vmi_source_get_image (source), 0, buf, sizeof buf,
 					     &error));
