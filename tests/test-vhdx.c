@@ -517,6 +517,42 @@ test_qemu_sparse_big (void)
 	vmi_test_tmpdir_free (dir);
 }
 
+/*
+ * qemu-io killed right after its writes: qemu logs its BAT updates, so the log region holds
+ * entries, but the header's log GUID was cleared once they were flushed. Nothing to replay.
+ */
+static void
+test_qemu_killed_writer (void)
+{
+	char *dir;
+	g_autofree char *img = NULL;
+	g_autofree char *raw = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GBytes) bytes = NULL;
+	const guint8 *data;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	dir = vmi_test_tmpdir_new ();
+	img = g_build_filename (dir, "killed.vhdx", NULL);
+	raw = g_build_filename (dir, "killed.raw", NULL);
+	g_assert_cmpint (vmi_test_sh (NULL, "qemu-img create -q -f vhdx -o block_size=1M '%s' 8M && "
+				      "{ qemu-io -f vhdx -c 'write -P 0x33 0 1M' -c 'write -P 0x44 3M 512k' -c 'sigraise 9' '%s'; } "
+				      ">/dev/null 2>&1; true",
+				      img, img),
+			 ==, 0);
+	bytes = load (img);
+	data = g_bytes_get_data (bytes, NULL);
+	/* the premise: a log entry is there */
+	g_assert_cmpmem (data + MiB, 4, "loge", 4);
+	source = open_path (img, NULL);
+	g_assert_false (fact_bool (source, "log-replayed"));
+	g_assert_true (vmi_source_is_safe (source));
+	dump_raw (source, raw);
+	g_assert_true (vmi_test_qemu_img_compare (img, "vhdx", raw, "raw"));
+	vmi_test_tmpdir_free (dir);
+}
+
 /* --- the real-world corpus ----------------------------------------------------------------- */
 
 static void
@@ -1631,6 +1667,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/vhdx/crc32c", test_crc32c);
 	g_test_add_func ("/vhdx/qemu/images", test_qemu_images);
 	g_test_add_func ("/vhdx/qemu/sparse-big", test_qemu_sparse_big);
+	g_test_add_func ("/vhdx/qemu/killed-writer", test_qemu_killed_writer);
 	g_test_add_func ("/vhdx/corpus/hyperv-dynamic-1G", test_corpus_hyperv);
 	g_test_add_func ("/vhdx/corpus/disk2vhd", test_corpus_disk2vhd);
 	g_test_add_func ("/vhdx/writer/small", test_writer);
