@@ -389,9 +389,15 @@ ami_detect_fs (VmiImage *self, const AmiRange *range, GError **error)
 	if (len >= 1024 + 264 && ami_le16 (buf + 1024 + 56) == 0xef53) {
 		const guint8 *sb = buf + 1024;
 		guint32 compat = ami_le32 (sb + 92), incompat = ami_le32 (sb + 96);
+		guint32 ro_compat = ami_le32 (sb + 100);
 
-		/* extents, 64bit or flex_bg make it ext4; a journal without them ext3. */
-		self->fs = (incompat & (0x40 | 0x80 | 0x200)) ? "ext4" : (compat & 0x4) ? "ext3" : "ext2";
+		/* As blkid names them: a feature beyond ext3's (sparse_super, large_file,
+		 * btree_dir; filetype, recover, meta_bg) makes it ext4, else the journal
+		 * makes it ext3. */
+		if ((ro_compat & ~0x7u) != 0 || (incompat & ~0x16u) != 0)
+			self->fs = "ext4";
+		else
+			self->fs = (compat & 0x4) ? "ext3" : "ext2";
 		self->fs_label = g_strndup ((const char *) sb + 120, 16);
 		self->fs_uuid = ami_uuid (sb + 104);
 	} else if (len >= 120 && memcmp (buf, "XFSB", 4) == 0) {
