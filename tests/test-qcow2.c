@@ -578,6 +578,66 @@ test_read_extended_l2 (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* Reads at random byte offsets and lengths, across clusters and subclusters, against qemu-img. */
+static void
+random_reads (const char *path, const char *dir, guint32 seed)
+{
+	g_autofree char *raw = g_build_filename (dir, "oracle.raw", NULL);
+	g_autoptr(VmiSource) source = open_ok (path);
+	g_autoptr(GRand) rand = g_rand_new_with_seed (seed);
+	g_autoptr(GMappedFile) map = NULL;
+	guint64 size = vmi_source_get_virtual_size (source);
+	const char *theirs;
+
+	sh_ok ("qemu-img convert -f qcow2 -O raw '%s' '%s'", path, raw);
+	map = g_mapped_file_new (raw, FALSE, NULL);
+	g_assert_nonnull (map);
+	g_assert_cmpuint (g_mapped_file_get_length (map), ==, size);
+	theirs = g_mapped_file_get_contents (map);
+	for (guint i = 0; i < 300; i++) {
+		guint64 offset = (guint64) g_rand_double_range (rand, 0, (gdouble) size);
+		guint64 want = (guint64) g_rand_int_range (rand, 1, 300 * 1024);
+		gsize len = (gsize) MIN (want, size - offset);
+		g_autoptr(GError) error = NULL;
+		g_autofree char *ours = read_bytes (source, offset, len, &error);
+
+		g_assert_no_error (error);
+		if (memcmp (ours, theirs + offset, len) != 0)
+			g_error ("%s: %" G_GSIZE_FORMAT " bytes at %" G_GUINT64_FORMAT " differ", path, len,
+				 offset);
+	}
+	g_unlink (raw);
+}
+
+static void
+test_read_random_ranges (void)
+{
+	g_autofree char *dir = NULL;
+	g_autofree char *pattern = NULL;
+	g_autofree char *compressed = NULL;
+	g_autofree char *ext = NULL;
+	g_autofree char *small = NULL;
+
+	if (!vmi_test_require_qemu_img () || !have_qemu_io ())
+		return;
+	dir = vmi_test_tmpdir_new ();
+	pattern = g_build_filename (dir, "pattern.raw", NULL);
+	vmi_test_make_pattern_image (pattern, 4 * MiB + 1536, 21);
+	compressed = g_build_filename (dir, "c.qcow2", NULL);
+	sh_ok ("qemu-img convert -c -f raw -O qcow2 -o cluster_size=16384 '%s' '%s'", pattern,
+	       compressed);
+	qemu_io (compressed, "-c 'write -P 0x71 100k 3k' -c 'write -z 1m 32k'");
+	random_reads (compressed, dir, 1);
+	ext = qemu_create (dir, "ext.qcow2", "extended_l2=on,cluster_size=32768", "4M");
+	qemu_io (ext, "-c 'write -P 0x72 1k 5k' -c 'write -z 8k 4k' -c 'write -P 0x73 40k 100k' "
+		      "-c 'write -z 64k 2k' -c 'write -P 0x74 3m 1k'");
+	random_reads (ext, dir, 2);
+	small = qemu_create (dir, "small.qcow2", "cluster_size=512", "2M");
+	qemu_io (small, "-c 'write -P 0x75 0 300k' -c 'write -z 100k 1k' -c 'write -P 0x76 1m 77k'");
+	random_reads (small, dir, 3);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 static void
 test_read_snapshots_and_bitmaps (void)
 {
@@ -1432,6 +1492,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/qcow2/read/compressed", test_read_compressed);
 	g_test_add_func ("/qcow2/read/zero-clusters", test_read_zero_clusters);
 	g_test_add_func ("/qcow2/read/extended-l2", test_read_extended_l2);
+	g_test_add_func ("/qcow2/read/random-ranges", test_read_random_ranges);
 	g_test_add_func ("/qcow2/read/snapshots-and-bitmaps", test_read_snapshots_and_bitmaps);
 	g_test_add_func ("/qcow2/read/backing-file", test_read_backing_file);
 	g_test_add_func ("/qcow2/read/hostile-backing-file", test_read_hostile_backing_file);
