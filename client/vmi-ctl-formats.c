@@ -22,13 +22,27 @@ yes_no (GVariantDict *dict, const char *key)
 }
 
 static char *
+joined_extensions (GVariant *formats, const char *name)
+{
+	g_autoptr (GVariant) entry = g_variant_lookup_value (formats, name, G_VARIANT_TYPE_VARDICT);
+	g_autofree const char **extensions = NULL;
+
+	if (entry == NULL || !g_variant_lookup (entry, "extensions", "^a&s", &extensions) ||
+	    extensions[0] == NULL)
+		return g_strdup ("-");
+	return g_strjoinv (",", (char **) extensions);
+}
+
+static char *
 format_table (GVariant *formats)
 {
 	g_autoptr (GPtrArray) names = g_ptr_array_new ();
+	g_autoptr (GPtrArray) extensions = g_ptr_array_new_with_free_func (g_free);
 	g_autoptr (GString) out = g_string_new (NULL);
 	GVariantIter iter;
 	const char *name;
 	int name_width = (int) strlen ("FORMAT");
+	int ext_width = (int) strlen ("EXTENSIONS");
 
 	g_variant_iter_init (&iter, formats);
 	while (g_variant_iter_next (&iter, "{&s@a{sv}}", &name, NULL)) {
@@ -36,14 +50,18 @@ format_table (GVariant *formats)
 		name_width = MAX (name_width, (int) g_utf8_strlen (name, -1));
 	}
 	g_ptr_array_sort (names, compare_strings);
+	for (guint i = 0; i < names->len; i++) {
+		char *joined = joined_extensions (formats, g_ptr_array_index (names, i));
 
-	g_string_append_printf (out, "%-*s  %-7s  %-4s  %-5s  %-20s  %s\n", name_width, "FORMAT",
-				"INSPECT", "READ", "WRITE", "EXTENSIONS", "DESCRIPTION");
+		g_ptr_array_add (extensions, joined);
+		ext_width = MAX (ext_width, (int) g_utf8_strlen (joined, -1));
+	}
+
+	g_string_append_printf (out, "%-*s  %-7s  %-4s  %-5s  %-*s  %s\n", name_width, "FORMAT",
+				"INSPECT", "READ", "WRITE", ext_width, "EXTENSIONS", "DESCRIPTION");
 	for (guint i = 0; i < names->len; i++) {
 		g_autoptr (GVariant) entry = NULL;
 		g_autoptr (GVariantDict) dict = NULL;
-		g_autofree const char **extensions = NULL;
-		g_autofree char *joined = NULL;
 		g_autofree char *line = NULL;
 		const char *description = "";
 
@@ -51,13 +69,10 @@ format_table (GVariant *formats)
 		entry = g_variant_lookup_value (formats, name, G_VARIANT_TYPE_VARDICT);
 		dict = g_variant_dict_new (entry);
 		g_variant_dict_lookup (dict, "description", "&s", &description);
-		if (g_variant_dict_lookup (dict, "extensions", "^a&s", &extensions))
-			joined = g_strjoinv (",", (char **) extensions);
-		line = g_strdup_printf ("%-*s  %-7s  %-4s  %-5s  %-20s  %s", name_width, name,
+		line = g_strdup_printf ("%-*s  %-7s  %-4s  %-5s  %-*s  %s", name_width, name,
 					yes_no (dict, "can-inspect"), yes_no (dict, "can-read"),
-					yes_no (dict, "can-write"),
-					joined != NULL && *joined != '\0' ? joined : "-",
-					description);
+					yes_no (dict, "can-write"), ext_width,
+					(const char *) g_ptr_array_index (extensions, i), description);
 		g_string_append_printf (out, "%s\n", g_strchomp (line));
 	}
 	return g_string_free (g_steal_pointer (&out), FALSE);
