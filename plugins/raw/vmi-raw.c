@@ -3,7 +3,7 @@
  *
  * Anything can be a raw disk, so raw only wins detection when no other plugin claims the file.
  * That makes raw the place where a file of a format nobody here reads would be misreported as a
- * disk, so probe says no to every disk, archive and compression magic it knows (the list follows
+ * disk, so probe says no to every disk image and archive magic it knows (the list follows
  * qemu's block drivers and OpenStack's format_inspector). Apple DMG has no head magic, only a
  * "koly" trailer, and a probe_tail cannot help: the registry keeps the higher of the head and
  * tail scores, so raw's tail could never lower its head's FALLBACK. open checks that trailer
@@ -58,10 +58,10 @@ static const RawMagic raw_foreign_magics[] = {
 	RAW_MAGIC (0, "WithoutFreeSpace", "Parallels"),
 	RAW_MAGIC (0, "WithouFreSpacExt", "Parallels"),
 	RAW_MAGIC (0, "#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0", "cloop"),
-	/* Not disk formats, but a compressed or archived image is not a disk either. */
-	RAW_MAGIC (0, "\x1f\x8b\x08", "gzip"),
-	RAW_MAGIC (0, "\xfd" "7zXZ\0", "xz"),
-	RAW_MAGIC (0, "\x28\xb5\x2f\xfd", "zstd"),
+	/*
+	 * An OVA is a tar of a descriptor and disks, never a disk itself. Compressed files are not
+	 * here: a compressed ramdisk stays raw unless the caller classifies (see plugins/ari).
+	 */
 	RAW_MAGIC (257, "ustar", "tar (an OVA?)"),
 };
 
@@ -108,11 +108,6 @@ raw_foreign_format (const guint8 *head, gsize head_len)
 		if (head_len >= m->offset + m->len && memcmp (head + m->offset, m->magic, m->len) == 0)
 			return m->name;
 	}
-	/* bzip2: "BZh1".."BZh9", then the magic of a block or of the end of the stream */
-	if (head_len >= 10 && memcmp (head, "BZh", 3) == 0 && head[3] >= '1' && head[3] <= '9' &&
-	    (memcmp (head + 4, "1AY&SY", 6) == 0 ||
-	     memcmp (head + 4, "\x17\x72\x45\x38\x50\x90", 6) == 0))
-		return "bzip2";
 	if (raw_head_is_vmdk_descriptor (head, head_len))
 		return "VMDK descriptor";
 	return NULL;
