@@ -227,6 +227,16 @@ vhd_fourcc_to_string (const char *fourcc)
 	return g_string_free (s, FALSE);
 }
 
+char *
+vhd_uuid_to_string (const guint8 *uuid)
+{
+	return g_strdup_printf ("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+				"%02x%02x%02x%02x%02x%02x",
+				uuid[0], uuid[1], uuid[2], uuid[3], uuid[4], uuid[5], uuid[6],
+				uuid[7], uuid[8], uuid[9], uuid[10], uuid[11], uuid[12], uuid[13],
+				uuid[14], uuid[15]);
+}
+
 gboolean
 vhd_pread (int fd, void *buf, gsize len, guint64 offset, GError **error)
 {

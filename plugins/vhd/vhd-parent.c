@@ -116,11 +116,7 @@ vhd_parse_parent (VmiImage *image, const guint8 *header, GError **error)
 		g_clear_pointer (&image->parent_name, g_free);
 	else
 		vhd_add_parent_path (image, image->parent_name);
-	image->parent_uuid = g_strdup_printf (
-		"%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		header[40], header[41], header[42], header[43], header[44], header[45], header[46],
-		header[47], header[48], header[49], header[50], header[51], header[52], header[53],
-		header[54], header[55]);
+	image->parent_uuid = vhd_uuid_to_string (header + VHD_H_PARENT_UUID);
 	for (guint i = 0; i < VHD_H_N_LOCATORS; i++) {
 		if (!vhd_parse_locator (image, i, header + VHD_H_LOCATORS + i * VHD_H_LOCATOR_SIZE,
 					error))

@@ -134,6 +134,7 @@ guint64 vhd_footer_size_in_sectors (const VhdFooter *footer, gboolean *from_chs)
 void vhd_geometry_round_up (guint64 size, guint16 *cylinders, guint8 *heads, guint8 *sectors,
 			    guint64 *total_sectors);
 char *vhd_fourcc_to_string (const char *fourcc);
+char *vhd_uuid_to_string (const guint8 *uuid);
 gboolean vhd_pread (int fd, void *buf, gsize len, guint64 offset, GError **error);
 gboolean vhd_pwrite (int fd, const void *buf, gsize len, guint64 offset, GError **error);
 
@@ -155,3 +156,4 @@ gboolean vhd_write (VmiImage *image, guint64 offset, const void *buf, gsize len,
 gboolean vhd_finish (VmiImage *image, GError **error);
 
 void vhd_image_free (VmiImage *image);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmiImage, vhd_image_free)

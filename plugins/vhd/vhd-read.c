@@ -303,30 +303,17 @@ vhd_open_dynamic (VmiImage *image, GError **error)
 VmiImage *
 vhd_open (const VmiOpenArgs *args, GError **error)
 {
-	g_autoptr(GError) local = NULL;
-	VmiImage *image = g_new0 (VmiImage, 1);
+	g_autoptr(VmiImage) image = g_new0 (VmiImage, 1);
 
 	image->fd = args->fd;
 	image->file_size = args->file_size;
-	if (!vhd_find_footer (image, &local) || !vhd_check_disk_type (image, &local) ||
-	    !vhd_compute_size (image, &local) ||
-	    !(image->footer.disk_type == VHD_TYPE_FIXED ? vhd_open_fixed (image, &local)
-							 : vhd_open_dynamic (image, &local))) {
-		vhd_image_free (image);
-		g_propagate_error (error, g_steal_pointer (&local));
+	if (!vhd_find_footer (image, error) || !vhd_check_disk_type (image, error) ||
+	    !vhd_compute_size (image, error))
 		return NULL;
-	}
-	return image;
-}
-
-static char *
-vhd_uuid_to_string (const guint8 *uuid)
-{
-	return g_strdup_printf ("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-				"%02x%02x%02x%02x%02x%02x",
-				uuid[0], uuid[1], uuid[2], uuid[3], uuid[4], uuid[5], uuid[6],
-				uuid[7], uuid[8], uuid[9], uuid[10], uuid[11], uuid[12], uuid[13],
-				uuid[14], uuid[15]);
+	if (image->footer.disk_type == VHD_TYPE_FIXED ? !vhd_open_fixed (image, error)
+						       : !vhd_open_dynamic (image, error))
+		return NULL;
+	return g_steal_pointer (&image);
 }
 
 static void
