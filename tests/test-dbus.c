@@ -53,6 +53,7 @@ static struct {
 	char *plugin_dir; /* the daemon's current one */
 	char *cache_dir;
 	char *config;
+	gboolean system_mode; /* start the daemon as on the system bus, with polkit */
 } t;
 
 static void
@@ -281,7 +282,10 @@ daemon_start_full (const char *plugin_dir, guint max_jobs, guint linger_seconds)
 	/* The daemon logs INFO to stdout, which is the TAP stream here: send it to stderr. */
 	g_subprocess_launcher_take_stdout_fd (launcher, dup (STDERR_FILENO));
 	g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS", t.address, TRUE);
-	t.daemon = g_subprocess_launcher_spawn (launcher, &error, daemon_path, "--session",
+	/* Without --session the daemon takes this bus for the system bus and asks polkit. */
+	g_subprocess_launcher_setenv (launcher, "DBUS_SYSTEM_BUS_ADDRESS", t.address, TRUE);
+	t.daemon = g_subprocess_launcher_spawn (launcher, &error, daemon_path,
+						t.system_mode ? "--verbose" : "--session",
 						"--plugin-dir", plugin_dir, "--cache-dir",
 						t.cache_dir, "--config", t.config, "--verbose",
 						NULL);
@@ -309,8 +313,9 @@ test_plugin_dir (void)
 static void
 daemon_ensure (void)
 {
-	if (t.daemon != NULL && g_strcmp0 (t.plugin_dir, test_plugin_dir ()) == 0)
+	if (t.daemon != NULL && !t.system_mode && g_strcmp0 (t.plugin_dir, test_plugin_dir ()) == 0)
 		return;
+	t.system_mode = FALSE;
 	daemon_start (test_plugin_dir ());
 }
 
@@ -1671,6 +1676,197 @@ test_job_linger (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* ---- polkit ---- */
+
+/*
+ * A stand-in for polkitd on the private bus, in its own thread and connection so that it
+ * answers while the test blocks in a call: it allows inspect, refuses everything else and
+ * records what it was asked.
+ */
+static const char mock_polkit_xml[] =
+	"<node><interface name='org.freedesktop.PolicyKit1.Authority'>"
+	"<method name='CheckAuthorization'>"
+	"<arg type='(sa{sv})' name='subject' direction='in'/>"
+	"<arg type='s' name='action_id' direction='in'/>"
+	"<arg type='a{ss}' name='details' direction='in'/>"
+	"<arg type='u' name='flags' direction='in'/>"
+	"<arg type='s' name='cancellation_id' direction='in'/>"
+	"<arg type='(bba{ss})' name='result' direction='out'/>"
+	"</method></interface></node>";
+
+typedef struct {
+	GMutex lock;
+	GPtrArray *asked; /* "action subject-kind subject-name flags" */
+	GMainContext *context;
+	GMainLoop *loop;
+	GThread *thread;
+	gboolean ready;
+	GCond cond;
+} MockPolkit;
+
+static void
+mock_polkit_method (GDBusConnection *connection, const char *sender, const char *path,
+		    const char *iface, const char *method, GVariant *params,
+		    GDBusMethodInvocation *invocation, gpointer user_data)
+{
+	MockPolkit *mock = user_data;
+	g_autoptr(GVariant) subject = NULL;
+	g_autoptr(GVariant) details = NULL;
+	const char *kind = NULL;
+	const char *action = NULL;
+	const char *cancellation = NULL;
+	const char *name = "";
+	guint32 flags = 0;
+	GVariant *subject_details = NULL;
+	gboolean allowed;
+
+	g_variant_get (params, "(@(sa{sv})&s@a{ss}u&s)", &subject, &action, &details, &flags,
+		       &cancellation);
+	g_variant_get (subject, "(&s@a{sv})", &kind, &subject_details);
+	g_variant_lookup (subject_details, "name", "&s", &name);
+	g_mutex_lock (&mock->lock);
+	g_ptr_array_add (mock->asked, g_strdup_printf ("%s %s %s %u", action, kind, name, flags));
+	g_mutex_unlock (&mock->lock);
+	allowed = g_strcmp0 (action, "org.vmimaged.VMImage1.inspect") == 0;
+	g_dbus_method_invocation_return_value (invocation,
+					       g_variant_new ("((bb@a{ss}))", allowed, FALSE,
+							      g_variant_new ("a{ss}", NULL)));
+	g_variant_unref (subject_details);
+}
+
+static gpointer
+mock_polkit_thread (gpointer data)
+{
+	MockPolkit *mock = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GDBusConnection) connection = NULL;
+	g_autoptr(GDBusNodeInfo) info = g_dbus_node_info_new_for_xml (mock_polkit_xml, &error);
+	g_autoptr(GVariant) reply = NULL;
+	const GDBusInterfaceVTable vtable = { mock_polkit_method, NULL, NULL, { 0 } };
+	guint id;
+
+	g_assert_no_error (error);
+	g_main_context_push_thread_default (mock->context);
+	connection = g_dbus_connection_new_for_address_sync (
+		t.address,
+		G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+			G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+		NULL, NULL, &error);
+	g_assert_no_error (error);
+	id = g_dbus_connection_register_object (connection, "/org/freedesktop/PolicyKit1/Authority",
+						info->interfaces[0], &vtable, mock, NULL, &error);
+	g_assert_no_error (error);
+	reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus",
+					     "/org/freedesktop/DBus", "org.freedesktop.DBus",
+					     "RequestName",
+					     g_variant_new ("(su)", "org.freedesktop.PolicyKit1", 4u),
+					     G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+					     &error);
+	g_assert_no_error (error);
+	g_mutex_lock (&mock->lock);
+	mock->ready = TRUE;
+	g_cond_signal (&mock->cond);
+	g_mutex_unlock (&mock->lock);
+	g_main_loop_run (mock->loop);
+	g_dbus_connection_unregister_object (connection, id);
+	g_dbus_connection_close_sync (connection, NULL, NULL);
+	g_main_context_pop_thread_default (mock->context);
+	return NULL;
+}
+
+static MockPolkit *
+mock_polkit_start (void)
+{
+	MockPolkit *mock = g_new0 (MockPolkit, 1);
+
+	g_mutex_init (&mock->lock);
+	g_cond_init (&mock->cond);
+	mock->asked = g_ptr_array_new_with_free_func (g_free);
+	mock->context = g_main_context_new ();
+	mock->loop = g_main_loop_new (mock->context, FALSE);
+	mock->thread = g_thread_new ("mock-polkit", mock_polkit_thread, mock);
+	g_mutex_lock (&mock->lock);
+	while (!mock->ready)
+		g_cond_wait (&mock->cond, &mock->lock);
+	g_mutex_unlock (&mock->lock);
+	return mock;
+}
+
+static void
+mock_polkit_stop (MockPolkit *mock)
+{
+	g_main_loop_quit (mock->loop);
+	g_thread_join (mock->thread);
+	g_main_loop_unref (mock->loop);
+	g_main_context_unref (mock->context);
+	g_ptr_array_unref (mock->asked);
+	g_mutex_clear (&mock->lock);
+	g_cond_clear (&mock->cond);
+	g_free (mock);
+}
+
+/* The questions asked so far, joined with "; ". */
+static char *
+mock_polkit_asked (MockPolkit *mock)
+{
+	char *text;
+
+	g_mutex_lock (&mock->lock);
+	g_ptr_array_add (mock->asked, NULL);
+	text = g_strjoinv ("; ", (char **) mock->asked->pdata);
+	g_ptr_array_remove_index (mock->asked, mock->asked->len - 1);
+	g_ptr_array_set_size (mock->asked, 0);
+	g_mutex_unlock (&mock->lock);
+	return text;
+}
+
+static void
+test_polkit (void)
+{
+	MockPolkit *mock = mock_polkit_start ();
+	g_autoptr(VmiManager) manager = NULL;
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *src = g_build_filename (dir, "source.img", NULL);
+	g_autofree char *dst = g_build_filename (dir, "out.raw", NULL);
+	g_autofree char *asked = NULL;
+	g_autofree char *expected = NULL;
+	g_autoptr(GVariant) info = NULL;
+	g_autoptr(GError) error = NULL;
+	const char *me = g_dbus_connection_get_unique_name (t.connection);
+
+	/* On the system bus every method asks polkit first, about the calling bus name, and lets
+	 * polkit ask the user to authenticate (flag 1). */
+	t.system_mode = TRUE;
+	daemon_start (test_plugin_dir ());
+	manager = vmi_manager_proxy_new_sync (t.connection, G_DBUS_PROXY_FLAGS_NONE, BUS_NAME,
+					      MANAGER_PATH, NULL, &error);
+	g_assert_no_error (error);
+	vmi_test_make_pattern_image (src, MiB, 6);
+	vmi_manager_call_inspect_sync (manager, src, no_options (), &info, NULL, &error);
+	g_assert_no_error (error);
+	asked = mock_polkit_asked (mock);
+	expected = g_strdup_printf ("org.vmimaged.VMImage1.inspect system-bus-name %s 1", me);
+	g_assert_cmpstr (asked, ==, expected);
+
+	/* Refused: NotAuthorized, and nothing was opened or created. */
+	expect_convert_error (manager, src, dst, "raw", NULL, "NotAuthorized",
+			      "org.vmimaged.VMImage1.convert");
+	g_free (asked);
+	g_free (expected);
+	asked = mock_polkit_asked (mock);
+	expected = g_strdup_printf ("org.vmimaged.VMImage1.convert system-bus-name %s 1", me);
+	g_assert_cmpstr (asked, ==, expected);
+	g_assert_false (g_file_test (dst, G_FILE_TEST_EXISTS));
+	g_assert_cmpuint (count_temp_files (dir), ==, 0);
+	/* Even a bad argument is refused for authorization first: no probing without the right. */
+	expect_convert_error (manager, "relative", dst, "raw", NULL, "NotAuthorized", NULL);
+
+	g_assert_cmpint (daemon_stop (), ==, 0);
+	t.system_mode = FALSE;
+	mock_polkit_stop (mock);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 /* ---- The executable ---- */
 
 /* Runs vmimaged with args to its end; returns the exit status, stderr in *err. */
@@ -1834,6 +2030,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/dbus/convert/job-linger", test_job_linger);
 	g_test_add_func ("/dbus/access/other-user", test_access_other_user);
 	g_test_add_func ("/dbus/access/cancel-other-user", test_cancel_other_user);
+	g_test_add_func ("/dbus/daemon/polkit", test_polkit);
 	g_test_add_func ("/dbus/daemon/config", test_daemon_config);
 	g_test_add_func ("/dbus/daemon/replace", test_daemon_replace);
 	g_test_add_func ("/dbus/daemon/sigterm-during-convert", test_sigterm_during_convert);
