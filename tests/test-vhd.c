@@ -230,6 +230,36 @@ test_probe (void)
 	g_assert_cmpuint (vmi_vhd_plugin.probe_tail (tail, 100, 100), ==, VMI_PROBE_NO);
 }
 
+/* Through the registry: the alias, and detection of dynamic (head) and fixed (tail) disks. */
+static void
+test_registry (void)
+{
+	g_autoptr(VmiRegistry) registry = vmi_registry_new ();
+	g_autoptr(GError) error = NULL;
+	g_autofree char *dir = NULL;
+
+	g_assert_true (vmi_registry_add (registry, &vmi_vhd_plugin, &error));
+	g_assert_true (vmi_registry_lookup (registry, "vpc", &error) == &vmi_vhd_plugin);
+	g_assert_true (vmi_registry_lookup (registry, "VHD", &error) == &vmi_vhd_plugin);
+	g_assert_no_error (error);
+	if (!vmi_test_require_qemu_img ())
+		return;
+	dir = vmi_test_tmpdir_new ();
+	for (guint i = 0; i < 2; i++) {
+		g_autofree char *path = tmp_path (dir, i == 0 ? "d.vhd" : "f.vhd");
+		int fd;
+
+		qemu_img ("create -q -f vpc -o subformat=%s %s 3M", i == 0 ? "dynamic" : "fixed",
+			  path);
+		fd = open (path, O_RDONLY | O_CLOEXEC);
+		g_assert_cmpint (fd, >=, 0);
+		g_assert_true (vmi_registry_probe_fd (registry, fd, &error) == &vmi_vhd_plugin);
+		g_assert_no_error (error);
+		close (fd);
+	}
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 /* --- images made by qemu-img --------------------------------------------------------------- */
 
 typedef struct {
@@ -1464,6 +1494,7 @@ main (int argc, char **argv)
 {
 	g_test_init (&argc, &argv, NULL);
 	g_test_add_func ("/vhd/probe", test_probe);
+	g_test_add_func ("/vhd/registry", test_registry);
 	g_test_add_func ("/vhd/qemu-images", test_qemu_images);
 	g_test_add_func ("/vhd/write", test_write);
 	g_test_add_func ("/vhd/write-sizes", test_write_sizes);
