@@ -14,6 +14,15 @@
 #include "vmi-source.h"
 #include "vmi-test-util.h"
 
+/* TRUE if tool is on PATH. */
+static inline gboolean
+boot_test_have (const char *tool)
+{
+	g_autofree char *path = g_find_program_in_path (tool);
+
+	return path != NULL;
+}
+
 /* The format-specific facts of path opened with plugin, or NULL with error set. */
 static inline GVariant *
 boot_test_facts (const VmiFormatPlugin *plugin, const char *path, GError **error)
@@ -60,7 +69,7 @@ boot_test_check_qemu_img (const char *path)
 	g_autoptr(JsonObject) info = NULL;
 	struct stat st;
 
-	if (g_find_program_in_path ("qemu-img") == NULL)
+	if (!boot_test_have ("qemu-img"))
 		return;
 	info = vmi_test_qemu_img_info (path, NULL);
 	g_assert_cmpstr (json_object_get_string_member (info, "format"), ==, "raw");

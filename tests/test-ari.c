@@ -45,7 +45,7 @@ fixture_set_up (Fixture *f, gconstpointer data)
 	g_autofree char *root = NULL, *early = NULL, *q = NULL;
 
 	f->dir = vmi_test_tmpdir_new ();
-	if (g_find_program_in_path ("cpio") == NULL)
+	if (!boot_test_have ("cpio"))
 		return;
 	root = g_build_filename (f->dir, "root", NULL);
 	early = g_build_filename (f->dir, "early", NULL);
