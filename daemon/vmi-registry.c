@@ -296,8 +296,14 @@ vmi_registry_classify_fd (VmiRegistry *self, int fd, gboolean classify, GPtrArra
 	}
 	if (!vmi_registry_pread_all (fd, head, VMI_PROBE_HEAD_SIZE, 0, &head_len, error))
 		return NULL;
-	/* A block device's st_size is 0; what was read is then the best lower bound we have. */
-	file_size = MAX ((guint64) st.st_size, head_len);
+	file_size = (guint64) st.st_size;
+	if (S_ISBLK (st.st_mode)) {
+		/* st_size is 0 for a block device */
+		off_t end = lseek (fd, 0, SEEK_END);
+
+		file_size = end > 0 ? (guint64) end : 0;
+	}
+	file_size = MAX (file_size, head_len);
 	if (file_size <= head_len) {
 		tail_len = MIN (head_len, VMI_PROBE_TAIL_SIZE);
 		tail = head + head_len - tail_len;

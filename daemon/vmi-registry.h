@@ -17,7 +17,7 @@ VmiRegistry *vmi_registry_new (void);
  */
 gboolean vmi_registry_load_dir (VmiRegistry *self, const char *dir, GError **error);
 
-/* Adds a plugin that is linked in (tests, fuzzers). FALSE and a warning on a duplicate name. */
+/* Adds a plugin that is linked in (tests, fuzzers). VMI_ERROR_EXISTS on a duplicate name. */
 gboolean vmi_registry_add (VmiRegistry *self, const VmiFormatPlugin *plugin, GError **error);
 
 /* Plugins in load order. */
