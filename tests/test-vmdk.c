@@ -513,6 +513,30 @@ typedef struct {
 	guint64 size;
 } WriteCase;
 
+/* The redundant grain directory and tables of a monolithicSparse file mirror the primary ones. */
+static void
+assert_redundant_tables (const char *path)
+{
+	guint64 capacity = get_le64 (path, H_CAPACITY);
+	guint64 rgd = get_le64 (path, 48), gd = get_le64 (path, H_GD_OFFSET);
+	guint64 tables = (capacity + 128 * 512 - 1) / (128 * 512);
+	int fd = open (path, O_RDONLY | O_CLOEXEC);
+	guint8 a[2048], b[2048];
+
+	g_assert_cmpuint (rgd, !=, 0);
+	g_assert_cmpuint (rgd, !=, gd);
+	for (guint64 i = 0; i < tables; i++) {
+		guint32 t = get_le32 (path, gd * 512 + 4 * i);
+		guint32 rt = get_le32 (path, rgd * 512 + 4 * i);
+
+		g_assert_cmpuint (t, !=, rt);
+		g_assert_cmpint (pread (fd, a, sizeof a, (off_t) t * 512), ==, sizeof a);
+		g_assert_cmpint (pread (fd, b, sizeof b, (off_t) rt * 512), ==, sizeof b);
+		g_assert_cmpmem (a, sizeof a, b, sizeof b);
+	}
+	close (fd);
+}
+
 static void
 test_write (Fixture *f, gconstpointer data)
 {
@@ -544,6 +568,8 @@ test_write (Fixture *f, gconstpointer data)
 	/* Unwritten grains stay unallocated: the file holds about the data, not the disk. */
 	g_assert_cmpint (stat (vmdk, &st), ==, 0);
 	g_assert_cmpuint ((guint64) st.st_blocks * 512, <, 16 * MiB);
+	if (strcmp (c->subformat, "monolithicSparse") == 0)
+		assert_redundant_tables (vmdk);
 
 	source = open_in_dir (vmdk, TRUE, &error);
 	g_assert_no_error (error);
