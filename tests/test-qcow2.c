@@ -506,7 +506,7 @@ test_read_compressed (void)
 		return;
 	dir = vmi_test_tmpdir_new ();
 	raw = g_build_filename (dir, "pattern.raw", NULL);
-	vmi_test_make_pattern_image (raw, 6 * MiB + 3 * 512, 11);
+	vmi_test_make_pattern_image (raw, 4 * MiB + 3 * 512, 11);
 	for (guint cs = 512; cs <= 2 * MiB; cs *= 8) {
 		g_autofree char *path = g_strdup_printf ("%s/c%u.qcow2", dir, cs);
 		g_autoptr(VmiSource) source = NULL;
@@ -1345,8 +1345,8 @@ test_write_cluster_sizes (void)
 		return;
 	dir = vmi_test_tmpdir_new ();
 	raw = g_build_filename (dir, "pattern.raw", NULL);
-	/* 5 MiB + 100 KiB + 512: not a multiple of any cluster size above 512 */
-	vmi_test_make_pattern_image (raw, 5 * MiB + 100 * KiB + 512, 3);
+	/* 3 MiB + 100 KiB + 512: not a multiple of any cluster size above 512 */
+	vmi_test_make_pattern_image (raw, 3 * MiB + 100 * KiB + 512, 3);
 	write_and_check (raw, dir, 512, FALSE);
 	write_and_check (raw, dir, 4096, FALSE);
 	write_and_check (raw, dir, 65536, FALSE);
