@@ -2,11 +2,16 @@
  * qcow2 reader, part 1: the header, its extensions, the snapshot table and the bitmap
  * directory. Everything here runs once at open and treats every field as hostile.
  *
- * Metadata memory is bounded: the L1 table (at most QCOW2_MAX_L1_BYTES, qemu's own limit, so
- * every image qemu makes opens), the L2 cache (QCOW2_L2_CACHE_BYTES), two cluster buffers for
- * compressed clusters (at most 3 x 2 MiB), the first cluster while extensions are parsed (at
- * most 2 MiB, freed after open), and the snapshot and bitmap listings (QCOW2_LIST_BYTES each).
- * Together that stays under 48 MiB for the largest cluster size and is far less for usual ones.
+ * Metadata memory is bounded, and nothing is allocated before the file is known to hold it:
+ * - the L1 entries the virtual size needs: at most QCOW2_MAX_L1_BYTES (32 MiB), qemu's own
+ *   limit, so every image qemu makes opens;
+ * - the L2 cache: at most QCOW2_L2_CACHE_BYTES (8 MiB; 16 tables of 64 KiB, 4 of 2 MiB);
+ * - for compressed clusters, 3 x cluster size (6 MiB with 2 MiB clusters), on first use;
+ * - the snapshot and bitmap listings, QCOW2_LIST_BYTES (1 MiB) each, plus GVariant overhead;
+ * - during open only, the first cluster (at most 2 MiB).
+ * So at most about 50 MiB with 2 MiB clusters and a 32 MiB L1 table; a usual image (64 KiB
+ * clusters, a few GiB) needs a few MiB. The virtual size is reported exactly as the header
+ * says; qemu 7.2 rounds it down to a multiple of 512, which only a hand-made image shows.
  */
 #define G_LOG_DOMAIN "vmimaged-qcow2"
 
