@@ -1074,6 +1074,7 @@ test_bad_headers (void)
 		const char *name;
 		FieldPatch patch;
 		VmiError code;
+		FieldPatch patch2; /* width 0: none */
 	} cases[] = {
 		{ "magic", { 0, 4, 0x514649fa }, VMI_ERROR_UNKNOWN_FORMAT },
 		{ "version1", { 4, 4, 1 }, VMI_ERROR_NOT_SUPPORTED },
@@ -1099,7 +1100,14 @@ test_bad_headers (void)
 		{ "header-length-small", { 100, 4, 100 }, VMI_ERROR_CORRUPT_IMAGE },
 		{ "header-length-huge", { 100, 4, 0x7fffffff }, VMI_ERROR_CORRUPT_IMAGE },
 		{ "compression-type-unknown", { 104, 1, 7 }, VMI_ERROR_NOT_SUPPORTED },
-		{ "backing-name-too-long", { 16, 4, 5000 }, VMI_ERROR_CORRUPT_IMAGE },
+		/* a backing file name offset inside the first cluster, a length beyond qemu's limit */
+		{ "backing-name-too-long", { 16, 4, 5000 }, VMI_ERROR_CORRUPT_IMAGE, { 8, 8, 0x200 } },
+		{ "backing-name-in-header", { 16, 4, 10 }, VMI_ERROR_CORRUPT_IMAGE, { 8, 8, 16 } },
+		{ "backing-name-beyond-cluster", { 16, 4, 100 }, VMI_ERROR_CORRUPT_IMAGE, { 8, 8, 0xfff0 } },
+		/* qemu's first extension is its feature name table, at offset 112 */
+		{ "extension-overflow", { 116, 4, 0xffffffffu }, VMI_ERROR_CORRUPT_IMAGE },
+		{ "extension-past-cluster", { 116, 4, 65536 - 120 + 1 }, VMI_ERROR_CORRUPT_IMAGE },
+		{ "crypto-extension-short", { 116, 4, 8 }, VMI_ERROR_CORRUPT_IMAGE, { 112, 4, 0x0537be77u } },
 	};
 
 	if (!vmi_test_require_qemu_img () || !have_qemu_io ())
@@ -1111,10 +1119,9 @@ test_bad_headers (void)
 		g_autofree char *name = g_strdup_printf ("%s.qcow2", cases[i].name);
 		g_autofree char *path = NULL;
 
-		if (g_str_equal (cases[i].name, "backing-name-too-long")) {
-			/* an offset inside the first cluster, a length beyond qemu's limit */
-			FieldPatch offset = { 8, 8, 0x200 };
-			g_autofree char *tmp = patched_copy (good, dir, "tmp.qcow2", apply_field, &offset);
+		if (cases[i].patch2.width != 0) {
+			g_autofree char *tmp = patched_copy (good, dir, "tmp.qcow2", apply_field,
+							     &cases[i].patch2);
 
 			path = patched_copy (tmp, dir, name, apply_field, &cases[i].patch);
 		} else {
