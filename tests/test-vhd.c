@@ -1356,6 +1356,16 @@ test_bad_dynamic_header (void)
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "too few");
 	g_free (path);
 
+	/* A BAT that would be legal with 512-byte blocks but exceeds the memory cap (64 MiB). */
+	path = make_dynamic (dir, "bat-cap.vhd", FALSE);
+	g_assert_cmpint (truncate (path, 80 * MiB), ==, 0);
+	put_be32 (b, 512);
+	edit_header (path, 32, b, 4);
+	put_be32 (b, 17 * MiB);
+	edit_header (path, 28, b, 4);
+	ASSERT_OPEN_ERROR (path, VMI_ERROR_NOT_SUPPORTED, "holds in memory");
+	g_free (path);
+
 	/* Block size 0, not a power of two, below a sector. */
 	path = make_dynamic (dir, "block-size.vhd", FALSE);
 	put_be32 (b, 0);
