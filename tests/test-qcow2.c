@@ -1467,6 +1467,42 @@ test_write_partial_clusters (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* A disk of 0 bytes: no L1 table at all, as qemu-img create writes it. */
+static void
+test_write_empty_disk (void)
+{
+	g_autofree char *dir = NULL;
+	g_autofree char *path = NULL;
+	g_autofree char *theirs = NULL;
+	g_autoptr(GVariant) options = writer_options (65536, FALSE);
+	g_autoptr(GError) error = NULL;
+	VmiImage *image;
+	int fd;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	dir = vmi_test_tmpdir_new ();
+	path = g_build_filename (dir, "empty.qcow2", NULL);
+	fd = open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	g_assert_cmpint (fd, >=, 0);
+	image = vmi_qcow2_plugin.create (fd, 0, options, &error);
+	g_assert_no_error (error);
+	g_assert_true (vmi_qcow2_plugin.finish (image, &error));
+	g_assert_no_error (error);
+	vmi_qcow2_plugin.close (image);
+	close (fd);
+	g_assert_true (vmi_test_qemu_img_check (path, "qcow2"));
+	theirs = qemu_create (dir, "theirs.qcow2", NULL, "0");
+	for (int i = 0; i < 2; i++) {
+		const char *p = i == 0 ? path : theirs;
+		g_autoptr(VmiSource) source = open_ok (p);
+
+		g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, 0);
+		compare_info (source, p);
+	}
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 static void
 test_write_bad_options (void)
 {
@@ -1516,6 +1552,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/qcow2/write/odd-sizes", test_write_odd_sizes);
 	g_test_add_func ("/qcow2/write/large-sparse", test_write_large_sparse);
 	g_test_add_func ("/qcow2/write/partial-clusters", test_write_partial_clusters);
+	g_test_add_func ("/qcow2/write/empty-disk", test_write_empty_disk);
 	g_test_add_func ("/qcow2/write/bad-options", test_write_bad_options);
 	return g_test_run ();
 }

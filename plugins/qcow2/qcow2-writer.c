@@ -370,8 +370,8 @@ qcow2_writer_finish (Qcow2Writer *w, GError **error)
 	if (!flush_pending (w, error) || !flush_l2 (w, error))
 		return FALSE;
 
-	/* The L1 table. */
-	l1_clusters = MAX (((guint64) w->l1_size * 8 + w->cluster_size - 1) / w->cluster_size, 1);
+	/* The L1 table; an empty disk has none and, as qemu writes it, an L1 offset of 0. */
+	l1_clusters = ((guint64) w->l1_size * 8 + w->cluster_size - 1) / w->cluster_size;
 	for (guint64 i = 0; i < l1_clusters; i++) {
 		if (!alloc_cluster (w, &host, error))
 			return FALSE;
