@@ -246,8 +246,7 @@ vmi_call_convert (VmiCall *call, GError **error)
 						  convert->plugin->create_options, error);
 	if (convert->options == NULL)
 		return FALSE;
-	if (call->destination == NULL &&
-	    g_variant_lookup_value (convert->options, "overwrite", NULL) != NULL) {
+	if (call->destination == NULL && g_variant_lookup (convert->options, "overwrite", "b", NULL)) {
 		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
 				     "option \"overwrite\" has no meaning for ConvertFd");
 		return FALSE;

@@ -1445,6 +1445,24 @@ test_convert_options (void)
 		g_assert_false (g_file_test (dst, G_FILE_TEST_EXISTS));
 		g_assert_cmpuint (count_temp_files (dir), ==, 0);
 	}
+
+	/* ConvertFd has no use for "overwrite": refused rather than ignored. */
+	{
+		g_autofree char *dst = g_build_filename (dir, "fd.qcow2", NULL);
+		g_autofree char *job = NULL;
+		g_autoptr(GError) error = NULL;
+		int src_fd = open (src, O_RDONLY | O_CLOEXEC);
+		int dst_fd = open (dst, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+		g_assert_cmpint (src_fd, >=, 0);
+		g_assert_cmpint (dst_fd, >=, 0);
+		job = convert_fd (manager, src_fd, dst_fd, "qcow2",
+				  g_variant_new_parsed ("{'overwrite': <true>}"), &error);
+		g_assert_null (job);
+		assert_dbus_error (error, "InvalidArgument", "overwrite");
+		close (src_fd);
+		close (dst_fd);
+	}
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
