@@ -96,7 +96,17 @@ add_refs (Qcow2Writer *w, guint64 start, guint64 len, GError **error)
 	for (guint64 i = first; i <= last; i++) {
 		guint16 *rc = &g_array_index (w->refcounts, guint16, i);
 
-		/* At most cluster_size / 512 + 1 <= 4097 compressed clusters touch one cluster. */
+		/*
+		 * Deflate shrinks at most about 1032:1 and never below a few bytes, so some hundreds
+		 * of compressed clusters share one host cluster at most; 16 bits hold that.
+		 */
+		if (*rc == G_MAXUINT16) {
+			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
+				     "Host cluster %" G_GUINT64_FORMAT " would have more than %u "
+				     "references",
+				     i, G_MAXUINT16);
+			return FALSE;
+		}
 		*rc += 1;
 	}
 	return TRUE;
