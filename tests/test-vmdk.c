@@ -1134,6 +1134,72 @@ test_zeroed_grain (Fixture *f, gconstpointer data)
 	vmi_test_save_seed ("vmdk", vmdk);
 }
 
+static guint
+count_open_fds (void)
+{
+	g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+	guint n = 0;
+
+	g_assert_nonnull (dir);
+	while (g_dir_read_name (dir) != NULL)
+		n++;
+	return n;
+}
+
+/* More extents than files kept open: closed ones are opened again, and must be the same file. */
+static void
+test_many_extents (Fixture *f, gconstpointer data)
+{
+	g_autoptr(GString) desc = g_string_new ("# Disk DescriptorFile\nversion=1\nCID=1\n"
+						"createType=\"twoGbMaxExtentFlat\"\n");
+	g_autofree char *vmdk = NULL;
+	g_autofree char *first = g_build_filename (f->dir, "e000.bin", NULL);
+	g_autofree char *other = g_build_filename (f->dir, "other.bin", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	const guint n = 100;
+	guint8 sector[512], buf[512];
+	guint fds_before;
+
+	for (guint i = 0; i < n; i++) {
+		g_autofree char *name = g_strdup_printf ("e%03u.bin", i);
+		g_autofree char *path = g_build_filename (f->dir, name, NULL);
+
+		memset (sector, (int) i + 1, sizeof sector);
+		g_file_set_contents (path, (const char *) sector, sizeof sector, &error);
+		g_assert_no_error (error);
+		g_string_append_printf (desc, "RW 1 FLAT \"%s\" 0\n", name);
+	}
+	vmdk = write_text (f->dir, "many.vmdk", desc->str);
+	fds_before = count_open_fds ();
+	source = open_in_dir (vmdk, TRUE, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (count_open_fds (), <=, fds_before + 40);
+	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, n * 512);
+	/* Forwards, backwards, then forwards again: every file is closed and opened again. */
+	for (guint pass = 0; pass < 3; pass++) {
+		for (guint j = 0; j < n; j++) {
+			guint i = pass == 1 ? n - 1 - j : j;
+
+			g_assert_true (vmi_vmdk_plugin.read (vmi_source_get_image (source),
+							     (guint64) i * 512, buf, sizeof buf, &error));
+			g_assert_no_error (error);
+			g_assert_cmpuint (buf[0], ==, i + 1);
+			g_assert_cmpuint (buf[511], ==, i + 1);
+		}
+	}
+	/* The first file, closed by now, is swapped for another: that is not read. */
+	memset (sector, 0xee, sizeof sector);
+	g_file_set_contents (other, (const char *) sector, sizeof sector, &error);
+	g_assert_no_error (error);
+	g_assert_cmpint (rename (other, first), ==, 0);
+	g_assert_false (vmi_vmdk_plugin.read (vmi_source_get_image (source), 0, buf, sizeof buf,
+					      &error));
+	g_assert_error (error, VMI_ERROR, VMI_ERROR_UNSAFE_IMAGE);
+	g_assert_cmpuint (count_open_fds (), <=, fds_before + 40);
+	vmi_test_save_seed ("vmdk", vmdk);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1186,6 +1252,8 @@ main (int argc, char **argv)
 	g_test_add ("/vmdk/bad/sparse", Fixture, NULL, fixture_set_up, test_bad_inputs,
 		    fixture_tear_down);
 	g_test_add ("/vmdk/bad/descriptors", Fixture, NULL, fixture_set_up, test_bad_descriptors,
+		    fixture_tear_down);
+	g_test_add ("/vmdk/descriptor/many-extents", Fixture, NULL, fixture_set_up, test_many_extents,
 		    fixture_tear_down);
 	g_test_add ("/vmdk/descriptor/mixed", Fixture, NULL, fixture_set_up, test_descriptor_mixed,
 		    fixture_tear_down);

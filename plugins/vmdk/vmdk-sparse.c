@@ -352,6 +352,12 @@ vmdk_sparse_open (int fd, guint64 file_size, const char *name, guint64 *budget, 
 	return g_steal_pointer (&sp);
 }
 
+void
+vmdk_sparse_set_fd (VmdkSparse *sp, int fd)
+{
+	sp->fd = fd;
+}
+
 guint64
 vmdk_sparse_get_capacity (VmdkSparse *sp)
 {

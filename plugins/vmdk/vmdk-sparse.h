@@ -18,6 +18,9 @@ VmdkSparse *vmdk_sparse_open (int fd, guint64 file_size, const char *name, guint
 void vmdk_sparse_free (VmdkSparse *sp);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmdkSparse, vmdk_sparse_free)
 
+/* The extent file was closed (fd -1) or opened again: the descriptor to read it through. */
+void vmdk_sparse_set_fd (VmdkSparse *sp, int fd);
+
 guint64 vmdk_sparse_get_capacity (VmdkSparse *sp); /* bytes */
 guint32 vmdk_sparse_get_grain_size (VmdkSparse *sp); /* bytes */
 gboolean vmdk_sparse_is_compressed (VmdkSparse *sp);

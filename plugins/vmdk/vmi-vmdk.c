@@ -14,13 +14,24 @@
 #include "vmdk-writer.h"
 #include "vmi-plugin.h"
 
+/*
+ * Extent files kept open at once. A split disk can have a thousand extents, more than a
+ * daemon's descriptor limit, so the least recently used are closed and opened again on demand,
+ * and then must still be the same file (device, inode and size).
+ */
+#define VMDK_OPEN_EXTENT_FILES 32u
+#define VMDK_EXTENT_OPEN_FLAGS (O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+
 typedef struct {
 	const VmdkDescExtent *desc; /* NULL for a monolithic sparse file */
 	VmdkExtentKind kind;
 	guint64 start, size; /* bytes of the virtual disk */
 	int fd;
-	gboolean own_fd;
+	gboolean own_fd; /* an extent file beside the descriptor, not the image itself */
 	guint64 file_size;
+	dev_t dev;
+	ino_t ino;
+	guint64 last_use;
 	guint64 flat_offset; /* bytes */
 	VmdkSparse *sparse;
 } VmdkExtent;
@@ -38,6 +49,10 @@ struct _VmiImage {
 	/* Set when the image can be described but not read: every read fails with this. */
 	int read_code;
 	char *read_message;
+
+	int dir_fd; /* our duplicate of the descriptor's folder, to open extents again */
+	guint n_open;
+	guint64 use_clock;
 
 	VmdkWriter *writer;
 };
@@ -63,6 +78,8 @@ vmi_vmdk_close (VmiImage *image)
 	g_ptr_array_unref (image->unsafe);
 	g_ptr_array_unref (image->references);
 	g_free (image->read_message);
+	if (image->dir_fd >= 0)
+		close (image->dir_fd);
 	vmdk_writer_free (image->writer);
 	g_free (image);
 }
@@ -75,6 +92,7 @@ vmi_vmdk_image_new (void)
 	image->unsafe = g_ptr_array_new_with_free_func (g_free);
 	image->references = g_ptr_array_new_with_free_func (g_free);
 	image->budget = VMDK_METADATA_CAP;
+	image->dir_fd = -1;
 	return image;
 }
 
@@ -174,6 +192,70 @@ vmi_vmdk_open_monolithic (const VmiOpenArgs *args, GError **error)
 	return g_steal_pointer (&image);
 }
 
+/* Closes the least recently used extent file if as many as allowed are open. */
+static void
+vmi_vmdk_make_room (VmiImage *image)
+{
+	VmdkExtent *oldest = NULL;
+
+	if (image->n_open < VMDK_OPEN_EXTENT_FILES)
+		return;
+	for (guint i = 0; i < image->n_extents; i++) {
+		VmdkExtent *e = &image->extents[i];
+
+		if (e->own_fd && e->fd >= 0 && (oldest == NULL || e->last_use < oldest->last_use))
+			oldest = e;
+	}
+	g_assert (oldest != NULL);
+	close (oldest->fd);
+	oldest->fd = -1;
+	if (oldest->sparse != NULL)
+		vmdk_sparse_set_fd (oldest->sparse, -1);
+	image->n_open--;
+}
+
+static void
+vmi_vmdk_adopt_fd (VmiImage *image, VmdkExtent *e, int fd)
+{
+	e->fd = fd;
+	e->last_use = ++image->use_clock;
+	if (e->sparse != NULL)
+		vmdk_sparse_set_fd (e->sparse, fd);
+	image->n_open++;
+}
+
+/* Makes sure the extent's file is open, opening it again if it was closed to save descriptors. */
+static gboolean
+vmi_vmdk_extent_open (VmiImage *image, VmdkExtent *e, GError **error)
+{
+	const char *name = e->desc != NULL ? e->desc->filename : NULL;
+	struct stat st;
+	int fd;
+
+	if (!e->own_fd || e->fd >= 0) {
+		e->last_use = ++image->use_clock;
+		return TRUE;
+	}
+	vmi_vmdk_make_room (image);
+	fd = openat (image->dir_fd, name, VMDK_EXTENT_OPEN_FLAGS);
+	if (fd < 0) {
+		int errsv = errno;
+		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
+			     "extent file '%s' cannot be opened again: %s", name, g_strerror (errsv));
+		return FALSE;
+	}
+	if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode) || st.st_dev != e->dev ||
+	    st.st_ino != e->ino || (guint64) st.st_size != e->file_size) {
+		close (fd);
+		g_set_error (error, VMI_ERROR, VMI_ERROR_UNSAFE_IMAGE,
+			     "extent file '%s' was replaced or changed while the image was open",
+			     name);
+		return FALSE;
+	}
+	vmi_vmdk_adopt_fd (image, e, fd);
+	return TRUE;
+}
+
 static gboolean
 vmi_vmdk_name_is_plain (const char *name)
 {
@@ -210,7 +292,8 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 					 name);
 		return TRUE;
 	}
-	fd = openat (args->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	vmi_vmdk_make_room (image);
+	fd = openat (args->dir_fd, name, VMDK_EXTENT_OPEN_FLAGS);
 	if (fd < 0) {
 		int errsv = errno;
 
@@ -253,9 +336,11 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 					 "extent file '%s' is not a regular file", name);
 		return TRUE;
 	}
-	e->fd = fd;
 	e->own_fd = TRUE;
 	e->file_size = (guint64) st.st_size;
+	e->dev = st.st_dev;
+	e->ino = st.st_ino;
+	vmi_vmdk_adopt_fd (image, e, fd);
 	if (e->kind == VMDK_EXTENT_SPARSE) {
 		g_autoptr(GError) local_error = NULL;
 
@@ -332,6 +417,15 @@ vmi_vmdk_open_descriptor (const VmiOpenArgs *args, const guint8 *head, gsize hea
 		}
 	}
 	image->virtual_size = start;
+	if (args->dir_fd >= 0) {
+		image->dir_fd = fcntl (args->dir_fd, F_DUPFD_CLOEXEC, 3);
+		if (image->dir_fd < 0) {
+			int errsv = errno;
+			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
+				     "cannot duplicate the folder descriptor: %s", g_strerror (errsv));
+			return NULL;
+		}
+	}
 
 	for (guint i = 0; i < image->n_extents; i++) {
 		VmdkExtent *e = &image->extents[i];
@@ -522,6 +616,8 @@ vmi_vmdk_read (VmiImage *image, guint64 offset, void *buf, gsize len, GError **e
 		}
 		rel = offset - e->start;
 		n = (gsize) MIN ((guint64) len, e->size - rel);
+		if (!vmi_vmdk_extent_open (image, e, error))
+			return FALSE;
 		if (e->kind == VMDK_EXTENT_ZERO)
 			memset (out, 0, n);
 		else if (e->sparse != NULL && !vmdk_sparse_read (e->sparse, rel, out, n, error))
@@ -587,6 +683,8 @@ vmi_vmdk_block_status (VmiImage *image, guint64 offset, guint64 max_length, VmiE
 	}
 	rel = offset - e->start;
 	max = MIN (max_length, e->size - rel);
+	if (!vmi_vmdk_extent_open (image, e, error))
+		return FALSE;
 	if (e->kind == VMDK_EXTENT_ZERO) {
 		extent->kind = VMI_EXTENT_ZERO;
 		extent->length = max;
