@@ -2,6 +2,8 @@
  * Tests of the kernel plugin: the real Debian kernel, iPXE and memtest86+ images, kernels made
  * by the test (bzImage, arm64 Image, compressed vmlinux), and hostile headers.
  */
+#include <zlib.h>
+
 #include "boot-test-common.h"
 
 extern const VmiFormatPlugin vmi_aki_plugin;
@@ -201,6 +203,50 @@ test_bad_headers (Fixture *f, gconstpointer data)
 	/* Neither header nor compression. */
 	garbage[0] = 0;
 	expect_error (f, "random", garbage, 4096, VMI_ERROR_UNKNOWN_FORMAT, "not a kernel");
+}
+
+static void check_vmlinux (const char *path, const char *compression, const char *arch);
+
+/*
+ * An xz stream whose block header asks for a 4 GiB dictionary, which liblzma would allocate:
+ * refused before decoding.
+ */
+static void
+test_xz_dictionary (Fixture *f, gconstpointer data)
+{
+	g_autofree char *path = g_build_filename (f->dir, "vmlinux.xz", NULL);
+	g_autofree char *quoted = g_shell_quote (path);
+	g_autofree guint8 *xz = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) facts = NULL;
+	gsize len = 0;
+	guint32 crc;
+
+	if (!boot_test_have ("xz")) {
+		g_test_skip ("xz is not installed (Debian package xz-utils)");
+		return;
+	}
+	g_assert_cmpint (vmi_test_sh (NULL,
+				      "{ printf '\\177ELF\\002\\001\\001'; head -c 64 /dev/zero; } | "
+				      "xz -T1 -c > %s",
+				      quoted),
+			 ==, 0);
+	check_vmlinux (path, "xz", "unknown");
+	g_assert_true (g_file_get_contents (path, (char **) &xz, &len, NULL));
+	/* Stream header (12 bytes), then a 12-byte block header: size, flags, LZMA2 (0x21) with
+	 * one property byte, the dictionary; padding; CRC32. */
+	g_assert_cmpuint (len, >, 24);
+	g_assert_cmpuint (xz[12], ==, 2);
+	g_assert_cmpuint (xz[14], ==, 0x21);
+	g_assert_cmpuint (xz[15], ==, 1);
+	xz[16] = 40;
+	crc = (guint32) crc32 (0, xz + 12, 8);
+	memcpy (xz + 20, &crc, 4); /* little endian, as the tests' machines are */
+	boot_test_write (path, xz, len);
+	vmi_test_save_seed ("aki", path);
+	facts = boot_test_facts (&vmi_aki_plugin, path, &error);
+	g_assert_error (error, VMI_ERROR, VMI_ERROR_UNSAFE_IMAGE);
+	g_assert_nonnull (strstr (error->message, "4095-MiB dictionary"));
 }
 
 /* A compressed file whose content is not a kernel is refused as an unknown format. */
@@ -506,6 +552,7 @@ main (int argc, char **argv)
 	ADD ("/aki/bzimage", test_bzimage);
 	ADD ("/aki/bad-headers", test_bad_headers);
 	ADD ("/aki/compressed-non-kernel", test_compressed_non_kernel);
+	ADD ("/aki/xz-dictionary", test_xz_dictionary);
 	ADD ("/aki/arm64", test_arm64);
 	ADD ("/aki/compressed-vmlinux", test_compressed_vmlinux);
 	ADD ("/aki/debian-kernel", test_debian_kernel);

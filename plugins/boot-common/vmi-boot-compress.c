@@ -6,6 +6,11 @@
 
 /* What one libarchive read callback hands over: small, so a short stream costs little. */
 #define BOOT_READ_CHUNK (64u * 1024u)
+/*
+ * liblzma allocates the dictionary an xz or lzma header asks for, up to 4 GiB, and libarchive
+ * sets no memory limit; xz -9 uses 64 MiB, so a larger one is refused before decoding.
+ */
+#define BOOT_MAX_DICTIONARY (256u * 1024u * 1024u)
 
 VmiBootCompression
 vmi_boot_compression_detect (const guint8 *p, gsize len)
@@ -162,6 +167,90 @@ boot_decoder_set_error (VmiBootDecoder *self, GError **error)
 			     : "the data is not a valid stream");
 }
 
+/* A multibyte integer of the xz format: 7 bits a byte, at most 9 bytes. */
+static gboolean
+boot_xz_varint (const guint8 *p, gsize len, gsize *pos, guint64 *value)
+{
+	*value = 0;
+	for (guint i = 0; i < 9 && *pos < len; i++) {
+		guint8 b = p[(*pos)++];
+
+		*value |= (guint64) (b & 0x7f) << (7 * i);
+		if ((b & 0x80) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/*
+ * The LZMA2 dictionary of the first block of an xz stream (xz-file-format.txt, 3.1 Block
+ * Header), or 0 when the stream has no block or the header cannot be read here (the decoder
+ * then reports what is wrong). Later blocks and streams are not looked at.
+ */
+static guint64
+boot_xz_dictionary (const guint8 *p, gsize len)
+{
+	gsize pos = 14, end;
+	guint filters;
+
+	if (len < 14 || p[12] == 0)
+		return 0;
+	end = 12 + ((gsize) p[12] + 1) * 4;
+	if (end > len)
+		return 0;
+	filters = (p[13] & 0x03) + 1u;
+	for (guint i = 0; i < 2; i++) {
+		guint64 size;
+
+		if ((p[13] & (0x40u << i)) && !boot_xz_varint (p, end, &pos, &size))
+			return 0;
+	}
+	for (guint i = 0; i < filters; i++) {
+		guint64 id, props;
+
+		if (!boot_xz_varint (p, end, &pos, &id) || !boot_xz_varint (p, end, &pos, &props) ||
+		    props > end - pos)
+			return 0;
+		if (id == 0x21 && props == 1) {
+			guint8 bits = p[pos];
+
+			if (bits > 40)
+				return 0;
+			return bits == 40 ? G_MAXUINT32 : (guint64) (2 | (bits & 1)) << (bits / 2 + 11);
+		}
+		pos += (gsize) props;
+	}
+	return 0;
+}
+
+static gboolean
+boot_check_dictionary (int fd, guint64 offset, guint64 end, VmiBootCompression compression,
+		       GError **error)
+{
+	guint8 head[12 + 1024] = { 0 };
+	gsize len = (gsize) MIN ((guint64) sizeof head, end - offset);
+	guint64 dictionary = 0;
+
+	if (compression != VMI_BOOT_COMPRESSION_XZ && compression != VMI_BOOT_COMPRESSION_LZMA)
+		return TRUE;
+	if (!vmi_pread_all (fd, head, len, offset, "image", error))
+		return FALSE;
+	if (compression == VMI_BOOT_COMPRESSION_XZ)
+		dictionary = boot_xz_dictionary (head, len);
+	else if (len >= 5)
+		dictionary = (guint64) head[1] | (guint64) head[2] << 8 | (guint64) head[3] << 16 |
+			     (guint64) head[4] << 24;
+	if (dictionary > BOOT_MAX_DICTIONARY) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_UNSAFE_IMAGE,
+			     "the %s stream at offset %" G_GUINT64_FORMAT " asks for a %" G_GUINT64_FORMAT
+			     "-MiB dictionary; more than %u MiB is refused (xz -9 uses 64 MiB)",
+			     vmi_boot_compression_name (compression), offset, dictionary >> 20,
+			     BOOT_MAX_DICTIONARY >> 20);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 VmiBootDecoder *
 vmi_boot_decoder_new (int fd, guint64 offset, guint64 end, VmiBootCompression compression,
 		      guint64 limit, GCancellable *cancellable, GError **error)
@@ -179,6 +268,8 @@ vmi_boot_decoder_new (int fd, guint64 offset, guint64 end, VmiBootCompression co
 			     vmi_boot_compression_name (compression));
 		return NULL;
 	}
+	if (!boot_check_dictionary (fd, offset, end, compression, error))
+		return NULL;
 	self = g_new0 (VmiBootDecoder, 1);
 	self->fd = fd;
 	self->offset = offset;
