@@ -57,6 +57,25 @@ vhdx_bat_entries_no_parent (guint64 data_blocks, guint64 chunk_ratio)
 
 void vhdx_image_free (VmiImage *self);
 
+/* Sets VMI_ERROR_CORRUPT_IMAGE with a message; returns FALSE. */
+gboolean vhdx_set_corrupt (GError **error, const char *format, ...) G_GNUC_PRINTF (2, 3);
+/* UTF-16LE bytes (any alignment) up to the first NUL, as UTF-8; NULL if not valid. */
+char *vhdx_utf16_to_utf8 (const guint8 *p, gsize len);
+
+/* Region table and metadata (vhdx-metadata.c). */
+typedef struct {
+	guint64 offset;
+	guint64 length;
+} VhdxRegion;
+
+/* Finds the BAT and metadata regions in the first valid region table copy. */
+gboolean vhdx_parse_region_table (VmiImage *self, VhdxRegion *bat, VhdxRegion *metadata,
+				  GError **error);
+/* Reads the known metadata items (and the parent locator) into self. */
+gboolean vhdx_parse_metadata (VmiImage *self, const VhdxRegion *region, GError **error);
+/* Checks the metadata values and derives the chunk ratio and BAT size from them. */
+gboolean vhdx_check_parameters (VmiImage *self, GError **error);
+
 /* Writer (vhdx-writer.c). */
 extern const VmiOptionSpec vhdx_create_options[];
 VmiImage *vhdx_create (int fd, guint64 virtual_size, GVariant *options, GError **error);
