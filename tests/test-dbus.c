@@ -708,6 +708,18 @@ test_version_formats (void)
 	g_assert_cmpuint (n_modules, >, 0);
 	g_assert_cmpuint (g_variant_n_children (formats), ==, n_modules);
 	g_assert_true (has_format (manager, "raw"));
+	/* A writer lists the options it takes when creating, with a description each. */
+	if (can_write (manager, "qcow2")) {
+		g_autoptr(GVariant) entry = g_variant_lookup_value (formats, "qcow2",
+								    G_VARIANT_TYPE_VARDICT);
+		g_autoptr(GVariant) create = g_variant_lookup_value (entry, "create-options",
+								     G_VARIANT_TYPE ("a{ss}"));
+		const char *text = NULL;
+
+		g_assert_nonnull (create);
+		g_assert_true (g_variant_lookup (create, "cluster-size", "&s", &text));
+		g_assert_cmpstr (text, !=, "");
+	}
 }
 
 static void
@@ -971,6 +983,17 @@ test_inspect_bad_input (void)
 	g_assert_cmpint (bind (sock, (struct sockaddr *) &addr, sizeof addr), ==, 0);
 
 	expect_inspect_error (manager, empty, NULL, "CorruptImage", empty);
+	{
+		g_autoptr(GVariant) info = NULL;
+		g_autoptr(GError) error = NULL;
+		g_autofree char *format = NULL;
+
+		vmi_manager_call_inspect_sync (manager, one, no_options (), &info, NULL, &error);
+		g_assert_no_error (error);
+		format = info_string (info, "format");
+		g_assert_cmpstr (format, ==, "raw");
+		g_assert_cmpuint (info_uint64 (info, "virtual-size"), ==, 1);
+	}
 	/* One byte is a valid (if silly) raw disk, as qemu-img agrees; as qcow2 it is corrupt. */
 	if (has_format (manager, "qcow2")) {
 		expect_inspect_error (manager, one,
@@ -1244,6 +1267,37 @@ test_convert_cancel (void)
 	g_assert_cmpint (st.st_size, ==, 0);
 	close (src_fd);
 	close (dst_fd);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
+static void
+test_convert_exists_at_rename (void)
+{
+	g_autoptr(VmiManager) manager = manager_new ();
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *src = g_build_filename (dir, "medium.qcow2", NULL);
+	g_autofree char *dst = g_build_filename (dir, "out.raw", NULL);
+	g_autofree char *contents = NULL;
+	g_autofree char *path = NULL;
+	g_autoptr(GError) error = NULL;
+	JobTrack *track;
+
+	if (!require_format (manager, "qcow2", FALSE)) {
+		vmi_test_tmpdir_free (g_steal_pointer (&dir));
+		return;
+	}
+	make_compressed_qcow2 (src, 512 * MiB, 0x33);
+	path = convert (manager, src, dst, "raw", NULL, &error);
+	g_assert_no_error (error);
+	/* Someone else creates the destination while the job runs: it must survive. */
+	write_file (dst, "theirs", 6);
+	track = job_wait (path);
+	g_assert_cmpstr (track->state, ==, "failed");
+	g_assert_cmpstr (track->error_name, ==, ERROR_PREFIX "Exists");
+	g_assert_nonnull (strstr (track->message, dst));
+	g_assert_true (g_file_get_contents (dst, &contents, NULL, NULL));
+	g_assert_cmpstr (contents, ==, "theirs");
+	g_assert_cmpuint (count_temp_files (dir), ==, 0);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
@@ -2060,6 +2114,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/dbus/convert/bad-input", test_convert_bad_input);
 	g_test_add_func ("/dbus/convert/cancel", test_convert_cancel);
 	g_test_add_func ("/dbus/convert/cancel-on-disconnect", test_convert_cancel_on_disconnect);
+	g_test_add_func ("/dbus/convert/exists-at-rename", test_convert_exists_at_rename);
 	g_test_add_func ("/dbus/convert/queue", test_convert_queue);
 	g_test_add_func ("/dbus/convert/job-linger", test_job_linger);
 	g_test_add_func ("/dbus/access/other-user", test_access_other_user);
