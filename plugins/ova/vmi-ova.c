@@ -1,0 +1,591 @@
+/*
+ * An OVA: an uncompressed tar whose first member is an OVF descriptor, followed by the files it
+ * names (disks, a manifest of their digests, a certificate). libarchive walks the tar over
+ * pread; member names are only compared, never used as paths, and member data is read in place
+ * (at the offset kept for each member) to parse the descriptor and check the manifest.
+ */
+#include <string.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "vmi-ova-manifest.h"
+#include "vmi-ovf-parse.h"
+#include "vmi-plugin-util.h"
+
+#define OVA_BLOCK 512u
+/* Real OVAs have a handful of members; a tar of many tiny ones only costs time. */
+#define OVA_MAX_MEMBERS 10000u
+/* Sentences about members beyond this many are summed up in one. */
+#define OVA_MAX_MEMBER_REASONS 64u
+
+typedef enum {
+	OVA_MEMBER_FILE,
+	OVA_MEMBER_DIRECTORY,
+	OVA_MEMBER_SYMLINK,
+	OVA_MEMBER_HARDLINK,
+	OVA_MEMBER_OTHER,
+} OvaMemberType;
+
+typedef struct {
+	char *name;
+	guint64 header_offset;
+	guint64 offset; /* of the member's data in the file */
+	guint64 size;
+	OvaMemberType type;
+} OvaMember;
+
+struct _VmiImage {
+	int fd;
+	guint64 file_size;
+	GPtrArray *members; /* of OvaMember *, in archive order */
+	GHashTable *by_name; /* name → first OvaMember * of that name */
+	const OvaMember *descriptor;
+	VmiOvf *ovf;
+	GPtrArray *unsafe_reasons;
+	GPtrArray *missing;	   /* hrefs of the OVF without a member */
+	GPtrArray *size_mismatch;  /* hrefs whose member size differs from ovf:size */
+	const OvaMember *certificate;
+	VmiOvaManifest *manifest;
+};
+
+static void
+ova_member_free (OvaMember *member)
+{
+	g_free (member->name);
+	g_free (member);
+}
+
+static const char *
+ova_member_type_name (OvaMemberType type)
+{
+	switch (type) {
+	case OVA_MEMBER_FILE:
+		return "file";
+	case OVA_MEMBER_DIRECTORY:
+		return "directory";
+	case OVA_MEMBER_SYMLINK:
+		return "symlink";
+	case OVA_MEMBER_HARDLINK:
+		return "hardlink";
+	default:
+		return "other";
+	}
+}
+
+static gboolean
+ova_ends_with_ovf (const char *name, gsize len)
+{
+	return len > 4 && g_ascii_strncasecmp (name + len - 4, ".ovf", 4) == 0;
+}
+
+static guint64
+ova_octal (const guint8 *p, gsize len)
+{
+	guint64 value = 0;
+	gsize i = 0;
+
+	/* base-256 sizes (high bit set) are for members of 8 GiB and more: never a descriptor */
+	if (p[0] & 0x80)
+		return G_MAXUINT64;
+	while (i < len && p[i] == ' ')
+		i++;
+	for (; i < len && p[i] >= '0' && p[i] <= '7'; i++) {
+		if (value > (G_MAXUINT64 >> 3))
+			return G_MAXUINT64;
+		value = value << 3 | (guint64) (p[i] - '0');
+	}
+	return value;
+}
+
+/*
+ * A tar ("ustar" at 257) whose first member is named *.ovf is an OVA; one with a *.ovf member
+ * later in the head may be an OVA packed in the wrong order. Other tars are not disks and not
+ * OVAs (raw refuses them too), so they stay unknown. Long names (GNU 'L') count; pax headers
+ * ('x', 'g') are stepped over.
+ */
+static guint
+ova_probe (const guint8 *head, gsize head_len, guint64 file_size)
+{
+	gsize pos = 0;
+	gboolean first = TRUE;
+
+	for (guint i = 0; i < 16 && pos + OVA_BLOCK <= head_len; i++) {
+		const guint8 *h = head + pos;
+		guint8 type = h[156];
+		guint64 size = ova_octal (h + 124, 12);
+		gsize name_len = strnlen ((const char *) h, 100);
+		guint64 blocks;
+
+		if (memcmp (h + 257, "ustar", 5) != 0)
+			break;
+		if (type == 'L' && pos + 2 * OVA_BLOCK <= head_len) {
+			gsize long_len = strnlen ((const char *) h + OVA_BLOCK, MIN (size, OVA_BLOCK));
+
+			if (ova_ends_with_ovf ((const char *) h + OVA_BLOCK, long_len))
+				return first ? VMI_PROBE_CERTAIN : VMI_PROBE_WEAK;
+		} else if (type != 'x' && type != 'g' && type != 'K') {
+			if (ova_ends_with_ovf ((const char *) h, name_len))
+				return first ? VMI_PROBE_CERTAIN : VMI_PROBE_WEAK;
+			first = FALSE;
+		}
+		if (size == G_MAXUINT64)
+			break;
+		blocks = (size + OVA_BLOCK - 1) / OVA_BLOCK;
+		if (blocks > (head_len - pos) / OVA_BLOCK)
+			break;
+		pos += (gsize) (1 + blocks) * OVA_BLOCK;
+	}
+	return VMI_PROBE_NO;
+}
+
+/* libarchive reads the file through these, at a position of its own, never through a path. */
+typedef struct {
+	int fd;
+	guint64 pos;
+	guint64 size;
+	GError *error;
+	guint8 buf[64 * 1024];
+} OvaReader;
+
+static la_ssize_t
+ova_read_cb (struct archive *archive, void *data, const void **buffer)
+{
+	OvaReader *r = data;
+	gsize len = (gsize) MIN ((guint64) sizeof r->buf, r->size - r->pos);
+
+	*buffer = r->buf;
+	if (len == 0)
+		return 0;
+	if (!vmi_pread_all (r->fd, r->buf, len, r->pos, "OVA archive", &r->error)) {
+		archive_set_error (archive, EIO, "%s", r->error->message);
+		return -1;
+	}
+	r->pos += len;
+	return (la_ssize_t) len;
+}
+
+static la_int64_t
+ova_skip_cb (struct archive *archive, void *data, la_int64_t request)
+{
+	OvaReader *r = data;
+	guint64 n = MIN ((guint64) MAX (request, 0), r->size - r->pos);
+
+	r->pos += n;
+	return (la_int64_t) n;
+}
+
+static void
+ova_add_reason (VmiImage *self, guint *count, char *reason)
+{
+	if (++*count <= OVA_MAX_MEMBER_REASONS)
+		g_ptr_array_add (self->unsafe_reasons, reason);
+	else
+		g_free (reason);
+}
+
+/* Names an importer could take for paths: folders, "..", absolute, empty, control characters. */
+static char *
+ova_name_unsafe_reason (const char *name)
+{
+	if (name[0] == '\0')
+		return g_strdup ("a member of the OVA has an empty name");
+	if (name[0] == '/')
+		return g_strdup_printf ("the OVA member \"%s\" has an absolute path", name);
+	if (strstr (name, "..") != NULL)
+		return g_strdup_printf ("the OVA member \"%s\" has \"..\" in its name: extracted, "
+					"it could land outside the target folder",
+					name);
+	if (strchr (name, '/') != NULL || strchr (name, '\\') != NULL)
+		return g_strdup_printf ("the OVA member \"%s\" is in a folder; the files of an OVA sit "
+					"at its top level",
+					name);
+	for (const char *c = name; *c != '\0'; c++) {
+		if ((guchar) *c < 0x20 || *c == 0x7f)
+			return g_strdup ("an OVA member's name has control characters");
+	}
+	return NULL;
+}
+
+static gboolean
+ova_add_member (VmiImage *self, struct archive *archive, struct archive_entry *entry,
+		guint64 data_offset, guint *reasons, GError **error)
+{
+	g_autoptr(GString) display = NULL;
+	OvaMember *member;
+	const char *name = archive_entry_pathname (entry);
+	char *reason;
+	guint64 end;
+
+	if (name == NULL)
+		name = archive_entry_pathname_utf8 (entry);
+	member = g_new0 (OvaMember, 1);
+	member->name = g_strdup (name != NULL ? name : "");
+	member->header_offset = (guint64) MAX (archive_read_header_position (archive), 0);
+	member->offset = data_offset;
+	member->size = archive_entry_size_is_set (entry) ? (guint64) MAX (archive_entry_size (entry), 0)
+							  : 0;
+	switch (archive_entry_filetype (entry)) {
+	case AE_IFREG:
+		member->type = archive_entry_hardlink (entry) != NULL ? OVA_MEMBER_HARDLINK
+								      : OVA_MEMBER_FILE;
+		break;
+	case AE_IFDIR:
+		member->type = OVA_MEMBER_DIRECTORY;
+		break;
+	case AE_IFLNK:
+		member->type = OVA_MEMBER_SYMLINK;
+		break;
+	default:
+		member->type = archive_entry_hardlink (entry) != NULL ? OVA_MEMBER_HARDLINK
+								      : OVA_MEMBER_OTHER;
+		break;
+	}
+	g_ptr_array_add (self->members, member);
+	if (name == NULL) {
+		ova_add_reason (self, reasons,
+				g_strdup_printf ("member %u of the OVA has a name that is not valid "
+						 "text",
+						 self->members->len));
+	}
+	if (archive_entry_sparse_count (entry) > 0) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+			     "the OVA member \"%s\" is stored as a sparse file (GNU tar --sparse); "
+			     "OVA members are stored whole",
+			     member->name);
+		return FALSE;
+	}
+	if (!g_uint64_checked_add (&end, member->offset, member->size) || end > self->file_size) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
+			     "the OVA member \"%s\" claims %" G_GUINT64_FORMAT " bytes at offset %" G_GUINT64_FORMAT
+			     ", beyond the end of the %" G_GUINT64_FORMAT "-byte file: the archive "
+			     "is truncated or its header lies",
+			     member->name, member->size, member->offset, self->file_size);
+		return FALSE;
+	}
+	reason = ova_name_unsafe_reason (member->name);
+	if (reason != NULL)
+		ova_add_reason (self, reasons, reason);
+	if (member->type != OVA_MEMBER_FILE) {
+		const char *target = archive_entry_symlink (entry);
+
+		if (target == NULL)
+			target = archive_entry_hardlink (entry);
+		ova_add_reason (self, reasons,
+				g_strdup_printf ("the OVA member \"%s\" is a %s%s%s%s, not a file",
+						 member->name, ova_member_type_name (member->type),
+						 target != NULL ? " to \"" : "",
+						 target != NULL ? target : "",
+						 target != NULL ? "\"" : ""));
+	}
+	if (g_hash_table_contains (self->by_name, member->name)) {
+		ova_add_reason (self, reasons,
+				g_strdup_printf ("the OVA holds two members named \"%s\": tools "
+						 "disagree about which one counts",
+						 member->name));
+	} else {
+		g_hash_table_insert (self->by_name, member->name, member);
+	}
+	return TRUE;
+}
+
+static gboolean
+ova_walk (VmiImage *self, GCancellable *cancellable, GError **error)
+{
+	struct archive *archive = archive_read_new ();
+	g_autofree OvaReader *reader = g_new0 (OvaReader, 1);
+	guint reasons = 0, retries = 0;
+	gboolean ok = TRUE;
+
+	reader->fd = self->fd;
+	reader->size = self->file_size;
+	/* tar only, no decompression filter: an OVA is stored, and data offsets must be real */
+	archive_read_support_format_tar (archive);
+	if (archive_read_open2 (archive, reader, NULL, ova_read_cb, ova_skip_cb, NULL) != ARCHIVE_OK) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
+			     "the OVA is not a tar archive libarchive can read: %s",
+			     archive_error_string (archive));
+		archive_read_free (archive);
+		return FALSE;
+	}
+	while (ok) {
+		struct archive_entry *entry;
+		int r = archive_read_next_header (archive, &entry);
+
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r == ARCHIVE_RETRY && ++retries < 16)
+			continue;
+		if (r < ARCHIVE_WARN || r == ARCHIVE_RETRY) {
+			if (reader->error != NULL)
+				g_propagate_error (error, g_steal_pointer (&reader->error));
+			else
+				g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
+					     "the tar archive is damaged after %u members: %s",
+					     self->members->len, archive_error_string (archive));
+			ok = FALSE;
+			break;
+		}
+		if (self->members->len >= OVA_MAX_MEMBERS) {
+			g_set_error (error, VMI_ERROR, VMI_ERROR_UNSAFE_IMAGE,
+				     "the OVA has more than %u members; an OVA holds a descriptor, "
+				     "a manifest and its disks, so it is refused",
+				     OVA_MAX_MEMBERS);
+			ok = FALSE;
+			break;
+		}
+		if (self->members->len % 256 == 0 && g_cancellable_set_error_if_cancelled (cancellable, error)) {
+			ok = FALSE;
+			break;
+		}
+		/* The tar reader has consumed the member's headers and none of its data. */
+		ok = ova_add_member (self, archive, entry, (guint64) archive_filter_bytes (archive, 0),
+				     &reasons, error);
+	}
+	archive_read_free (archive);
+	g_clear_error (&reader->error);
+	if (ok && reasons > OVA_MAX_MEMBER_REASONS)
+		g_ptr_array_add (self->unsafe_reasons,
+				 g_strdup_printf ("%u more members of the OVA have unsafe names or types",
+						  reasons - OVA_MAX_MEMBER_REASONS));
+	return ok;
+}
+
+static gboolean
+ova_name_has_suffix (const char *name, const char *suffix)
+{
+	gsize len = strlen (name), suffix_len = strlen (suffix);
+
+	return len > suffix_len && g_ascii_strcasecmp (name + len - suffix_len, suffix) == 0;
+}
+
+static gboolean
+ova_find_descriptor (VmiImage *self, GError **error)
+{
+	for (guint i = 0; i < self->members->len; i++) {
+		const OvaMember *member = g_ptr_array_index (self->members, i);
+
+		if (member->type != OVA_MEMBER_FILE || !ova_name_has_suffix (member->name, ".ovf"))
+			continue;
+		if (self->descriptor != NULL) {
+			g_ptr_array_add (self->unsafe_reasons,
+					 g_strdup_printf ("the OVA holds a second descriptor \"%s\" "
+							  "after \"%s\"; importers may read either",
+							  member->name, self->descriptor->name));
+			continue;
+		}
+		self->descriptor = member;
+		if (i != 0)
+			g_ptr_array_add (self->unsafe_reasons,
+					 g_strdup_printf ("the OVF descriptor \"%s\" is member %u of the "
+							  "archive, but OVF requires it to be the first",
+							  member->name, i + 1));
+	}
+	if (self->descriptor == NULL) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_UNKNOWN_FORMAT,
+			     "the tar archive (%u members) holds no .ovf descriptor: it is not an OVA",
+			     self->members->len);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static const OvaMember *
+ova_lookup (VmiImage *self, const char *name)
+{
+	const OvaMember *member = g_hash_table_lookup (self->by_name, name);
+
+	return member != NULL && member->type == OVA_MEMBER_FILE ? member : NULL;
+}
+
+/* The OVF's files against the archive's members: missing ones, sizes that disagree. */
+static void
+ova_match_references (VmiImage *self)
+{
+	for (guint i = 0; i < self->ovf->files->len; i++) {
+		const VmiOvfFile *file = g_ptr_array_index (self->ovf->files, i);
+		g_autofree char *first_chunk = g_strdup_printf ("%s.000000000", file->href);
+		const OvaMember *member = ova_lookup (self, file->href);
+
+		/* a chunked file is stored as href.000000000, href.000000001, ... */
+		if (member == NULL && file->chunk_size >= 0 && ova_lookup (self, first_chunk) != NULL)
+			continue;
+		if (member == NULL) {
+			g_ptr_array_add (self->missing, g_strdup (file->href));
+			continue;
+		}
+		if (file->size >= 0 && (guint64) file->size != member->size)
+			g_ptr_array_add (self->size_mismatch, g_strdup (file->href));
+	}
+}
+
+static gboolean
+ova_member_lookup (const char *href, guint64 *offset, guint64 *size, gpointer user_data)
+{
+	const OvaMember *member = ova_lookup (user_data, href);
+
+	if (member == NULL)
+		return FALSE;
+	*offset = member->offset;
+	*size = member->size;
+	return TRUE;
+}
+
+static gboolean
+ova_manifest_lookup (const char *name, guint64 *offset, guint64 *size, gpointer user_data)
+{
+	return ova_member_lookup (name, offset, size, user_data);
+}
+
+static gboolean
+ova_check_manifest (VmiImage *self, GCancellable *cancellable, GError **error)
+{
+	const OvaMember *mf = NULL;
+	g_autofree char *text = NULL;
+	g_autoptr(GPtrArray) covered = g_ptr_array_new ();
+
+	for (guint i = 0; i < self->members->len; i++) {
+		const OvaMember *member = g_ptr_array_index (self->members, i);
+
+		if (member->type != OVA_MEMBER_FILE)
+			continue;
+		if (ova_name_has_suffix (member->name, ".mf") && mf == NULL)
+			mf = member;
+		else if (ova_name_has_suffix (member->name, ".cert") && self->certificate == NULL)
+			self->certificate = member;
+		else
+			g_ptr_array_add (covered, member->name);
+	}
+	if (mf == NULL)
+		return TRUE;
+	if (mf->size > VMI_OVA_MAX_MANIFEST_SIZE) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+			     "the OVA manifest \"%s\" is %" G_GUINT64_FORMAT " bytes; this reader "
+			     "stops at %u",
+			     mf->name, mf->size, VMI_OVA_MAX_MANIFEST_SIZE);
+		return FALSE;
+	}
+	text = g_malloc ((gsize) mf->size + 1);
+	if (!vmi_pread_all (self->fd, text, (gsize) mf->size, mf->offset, "OVA manifest", error))
+		return FALSE;
+	text[mf->size] = '\0';
+	self->manifest = vmi_ova_manifest_check (mf->name, text, (gsize) mf->size, self->fd,
+						 ova_manifest_lookup, self,
+						 (const char *const *) covered->pdata, covered->len,
+						 cancellable, error);
+	if (self->manifest == NULL)
+		return FALSE;
+	for (guint i = 0; i < self->manifest->mismatches->len; i++)
+		g_ptr_array_add (self->unsafe_reasons,
+				 g_strdup_printf ("the OVA member \"%s\" does not match its digest in "
+						  "the manifest: damaged or altered",
+						  (const char *) g_ptr_array_index (self->manifest->mismatches, i)));
+	return TRUE;
+}
+
+static void ova_close (VmiImage *self);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmiImage, ova_close)
+
+static VmiImage *
+ova_open (const VmiOpenArgs *args, GError **error)
+{
+	g_autoptr(VmiImage) self = g_new0 (VmiImage, 1);
+	g_autofree char *xml = NULL;
+
+	self->fd = args->fd;
+	self->file_size = args->file_size;
+	self->members = g_ptr_array_new_with_free_func ((GDestroyNotify) ova_member_free);
+	self->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+	self->unsafe_reasons = g_ptr_array_new_with_free_func (g_free);
+	self->missing = g_ptr_array_new_with_free_func (g_free);
+	self->size_mismatch = g_ptr_array_new_with_free_func (g_free);
+	if (!ova_walk (self, args->cancellable, error) || !ova_find_descriptor (self, error))
+		return NULL;
+	xml = vmi_ovf_read (self->fd, self->descriptor->offset, self->descriptor->size,
+			    "OVF descriptor of the OVA", error);
+	if (xml == NULL)
+		return NULL;
+	self->ovf = vmi_ovf_parse (xml, (gsize) self->descriptor->size, error);
+	if (self->ovf == NULL)
+		return NULL;
+	ova_match_references (self);
+	if (!ova_check_manifest (self, args->cancellable, error))
+		return NULL;
+	return g_steal_pointer (&self);
+}
+
+static GVariant *
+ova_strv (GPtrArray *array)
+{
+	return g_variant_new_strv ((const char *const *) array->pdata, array->len);
+}
+
+static gboolean
+ova_get_info (VmiImage *self, VmiImageInfo *info, GError **error)
+{
+	GVariantDict *facts = info->format_specific;
+	GVariantBuilder members;
+
+	info->virtual_size = self->ovf->virtual_size;
+	vmi_ovf_describe (self->ovf, facts, ova_member_lookup, self);
+	g_variant_dict_insert (facts, "descriptor", "s", self->descriptor->name);
+	g_variant_builder_init (&members, G_VARIANT_TYPE ("aa{sv}"));
+	for (guint i = 0; i < self->members->len; i++) {
+		const OvaMember *member = g_ptr_array_index (self->members, i);
+		GVariantDict d;
+
+		g_variant_dict_init (&d, NULL);
+		g_variant_dict_insert (&d, "name", "s", member->name);
+		g_variant_dict_insert (&d, "type", "s", ova_member_type_name (member->type));
+		g_variant_dict_insert (&d, "size", "t", member->size);
+		g_variant_dict_insert (&d, "offset", "t", member->offset);
+		g_variant_dict_insert (&d, "header-offset", "t", member->header_offset);
+		g_variant_builder_add_value (&members, g_variant_dict_end (&d));
+	}
+	g_variant_dict_insert_value (facts, "members", g_variant_builder_end (&members));
+	g_variant_dict_insert_value (facts, "missing-members", ova_strv (self->missing));
+	g_variant_dict_insert_value (facts, "member-size-mismatches", ova_strv (self->size_mismatch));
+	if (self->certificate != NULL)
+		g_variant_dict_insert (facts, "certificate", "s", self->certificate->name);
+	if (self->manifest != NULL)
+		vmi_ova_manifest_describe (self->manifest, facts);
+	else
+		g_variant_dict_insert (facts, "manifest-verified", "b", FALSE);
+
+	for (guint i = 0; i < self->unsafe_reasons->len; i++)
+		g_ptr_array_add (info->unsafe_reasons, g_strdup (g_ptr_array_index (self->unsafe_reasons, i)));
+	for (guint i = 0; i < self->ovf->unsafe_reasons->len; i++)
+		g_ptr_array_add (info->unsafe_reasons,
+				 g_strdup (g_ptr_array_index (self->ovf->unsafe_reasons, i)));
+	/* Files the OVF names that the archive lacks: an importer would look for them outside. */
+	for (guint i = 0; i < self->missing->len; i++)
+		g_ptr_array_add (info->references, g_strdup (g_ptr_array_index (self->missing, i)));
+	return TRUE;
+}
+
+static void
+ova_close (VmiImage *self)
+{
+	g_clear_pointer (&self->manifest, vmi_ova_manifest_free);
+	g_clear_pointer (&self->ovf, vmi_ovf_free);
+	g_clear_pointer (&self->by_name, g_hash_table_unref);
+	g_clear_pointer (&self->members, g_ptr_array_unref);
+	g_clear_pointer (&self->unsafe_reasons, g_ptr_array_unref);
+	g_clear_pointer (&self->missing, g_ptr_array_unref);
+	g_clear_pointer (&self->size_mismatch, g_ptr_array_unref);
+	g_free (self);
+}
+
+const VmiFormatPlugin vmi_ova_plugin = {
+	.abi_version = VMI_PLUGIN_ABI_VERSION,
+	.name = "ova",
+	.description = "Open Virtualization Format archive (tar of an OVF, its manifest and disks)",
+	.extensions = (const char *const[]){ "ova", NULL },
+	.flags = VMI_FORMAT_CAN_INSPECT,
+	.probe = ova_probe,
+	.open = ova_open,
+	.get_info = ova_get_info,
+	.close = ova_close,
+};
+
+VMI_PLUGIN_DEFINE (vmi_ova_plugin)
