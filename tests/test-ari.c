@@ -294,6 +294,42 @@ test_scan_limit (Fixture *f, gconstpointer data)
 	vmi_test_save_seed ("ari", out);
 }
 
+/* More entries than the scan counts: it stops at 100 000 and says so. */
+static void
+test_entry_limit (Fixture *f, gconstpointer data)
+{
+	g_autoptr(GString) cpio = g_string_new (NULL);
+	g_autofree char *path = g_build_filename (f->dir, "many.cpio", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) facts = NULL;
+	gboolean truncated = FALSE;
+	guint32 entries = 0;
+
+	for (guint i = 0; i < 100005; i++) {
+		/* 110-byte header, 8-byte name "f0000000" + NUL, padded to 120. */
+		g_string_append_printf (cpio,
+					"070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X"
+					"f%07u%c%c",
+					i + 1, 0100644u, 0u, 0u, 1u, 0u, 0u, 0u, 0u, 0u, 0u, 9u, 0u, i,
+					0, 0);
+	}
+	g_string_append_printf (cpio, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+				0u, 0u, 0u, 0u, 1u, 0u, 0u, 0u, 0u, 0u, 0u, 11u, 0u);
+	g_string_append_len (cpio, "TRAILER!!!\0\0\0\0", 14);
+	g_assert_cmpuint (cpio->len % 4, ==, 0);
+	boot_test_write (path, cpio->str, cpio->len);
+	facts = boot_test_facts (&vmi_ari_plugin, path, &error);
+	g_assert_no_error (error);
+	g_assert_true (g_variant_lookup (facts, "truncated-scan", "b", &truncated));
+	g_assert_true (truncated);
+	g_assert_true (g_variant_lookup (facts, "entries", "u", &entries));
+	g_assert_cmpuint (entries, ==, 100000);
+	if (boot_test_have ("cpio"))
+		g_assert_cmpint (vmi_test_sh (NULL, "test $(cpio -it --quiet < '%s' | wc -l) = 100005",
+					      path),
+				 ==, 0);
+}
+
 static void
 expect_error (const char *path, int code, const char *fragment)
 {
@@ -407,6 +443,7 @@ main (int argc, char **argv)
 	ADD ("/ari/early-microcode", test_early_microcode);
 	ADD ("/ari/two-plain", test_two_plain);
 	ADD ("/ari/scan-limit", test_scan_limit);
+	ADD ("/ari/entry-limit", test_entry_limit);
 	ADD ("/ari/bad", test_bad);
 	ADD ("/ari/trailing", test_trailing);
 	return g_test_run ();
