@@ -1517,6 +1517,11 @@ test_bad_bat (void)
 	/* block 1's last byte one MiB past the end */
 	wr64 (bat + 8, 6 | ((b.len / MiB - 3) << 20));
 	expect_bad (&b, "bat-entry-past-end.vhdx", b.len, VMI_ERROR_CORRUPT_IMAGE);
+	/* onto the metadata region, and onto the BAT itself */
+	wr64 (bat + 8, 6 | ((region_offset (b.img, guid_metadata) / MiB) << 20));
+	expect_bad (&b, "bat-entry-on-metadata.vhdx", b.len, VMI_ERROR_CORRUPT_IMAGE);
+	wr64 (bat + 8, 6 | ((region_offset (b.img, guid_bat) / MiB) << 20));
+	expect_bad (&b, "bat-entry-on-bat.vhdx", b.len, VMI_ERROR_CORRUPT_IMAGE);
 	/* into the header section */
 	wr64 (bat + 8, 6);
 	expect_bad (&b, "bat-entry-header.vhdx", b.len, VMI_ERROR_CORRUPT_IMAGE);

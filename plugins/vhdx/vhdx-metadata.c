@@ -30,13 +30,6 @@ vhdx_region_table_is_valid (const guint8 *t)
 	       vhdx_le32 (t + VHDX_RT_ENTRY_COUNT) <= VHDX_RT_MAX_ENTRIES;
 }
 
-static gboolean
-vhdx_overlaps (const VhdxRegion *a, const VhdxRegion *b)
-{
-	return a->length > 0 && b->length > 0 && a->offset < b->offset + b->length &&
-	       b->offset < a->offset + a->length;
-}
-
 gboolean
 vhdx_parse_region_table (VmiImage *self, VhdxRegion *bat, VhdxRegion *metadata, GError **error)
 {
@@ -101,8 +94,8 @@ vhdx_parse_region_table (VmiImage *self, VhdxRegion *bat, VhdxRegion *metadata, 
 	if (bat->length == 0 || metadata->length == 0)
 		return vhdx_set_corrupt (error, "The VHDX region table at " X64 " has no %s region", table_offset,
 				     bat->length == 0 ? "BAT" : "metadata");
-	if (vhdx_overlaps (bat, metadata) ||
-	    (!vhdx_guid_is_zero (self->log_guid) && (vhdx_overlaps (bat, &log) || vhdx_overlaps (metadata, &log))))
+	if (vhdx_region_overlaps (bat, metadata) ||
+	    (!vhdx_guid_is_zero (self->log_guid) && (vhdx_region_overlaps (bat, &log) || vhdx_region_overlaps (metadata, &log))))
 		return vhdx_set_corrupt (error, "The VHDX BAT (" X64 "), metadata (" X64 ") and log (" X64
 					    ") regions overlap",
 				     bat->offset, metadata->offset, self->log_offset);

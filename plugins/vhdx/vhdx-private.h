@@ -68,6 +68,14 @@ typedef struct {
 	guint64 length;
 } VhdxRegion;
 
+/* Callers pass regions that lie within the file, so the sums cannot overflow. */
+static inline gboolean
+vhdx_region_overlaps (const VhdxRegion *a, const VhdxRegion *b)
+{
+	return a->length > 0 && b->length > 0 && a->offset < b->offset + b->length &&
+	       b->offset < a->offset + a->length;
+}
+
 /* Finds the BAT and metadata regions in the first valid region table copy. */
 gboolean vhdx_parse_region_table (VmiImage *self, VhdxRegion *bat, VhdxRegion *metadata,
 				  GError **error);

@@ -135,9 +135,21 @@ vhdx_replay_log (VmiImage *self, const VmiOpenArgs *args, GError **error)
 
 
 static gboolean
-vhdx_load_bat (VmiImage *self, const VhdxRegion *region, GError **error)
+vhdx_load_bat (VmiImage *self, const VhdxRegion *region, const VhdxRegion *metadata, GError **error)
 {
 	guint64 bytes = self->bat_entries * sizeof (guint64);
+	/* A block on top of the file's own structures would show them as disk content. */
+	VhdxRegion reserved[] = {
+		*region,
+		*metadata,
+		{ self->log_offset, self->log_length },
+	};
+	guint64 log_end;
+
+	/* An unused log (zero log GUID) may name any place; only a real one is reserved. */
+	if (!g_uint64_checked_add (&log_end, self->log_offset, self->log_length) || log_end > self->file_size)
+		reserved[2].length = 0;
+	const char *const reserved_names[] = { "BAT", "metadata", "log" };
 
 	if (bytes > region->length)
 		return vhdx_set_corrupt (error, "The VHDX BAT region at " X64 " is %" G_GUINT64_FORMAT
@@ -193,6 +205,14 @@ vhdx_load_bat (VmiImage *self, const VhdxRegion *region, GError **error)
 						    ") points at offset " X64 ", beyond the end of the %"
 						    G_GUINT64_FORMAT "-byte file",
 					     index, block, offset, self->file_size);
+		for (guint r = 0; r < G_N_ELEMENTS (reserved); r++) {
+			VhdxRegion payload = { offset, need };
+
+			if (vhdx_region_overlaps (&payload, &reserved[r]))
+				return vhdx_set_corrupt (error, "VHDX BAT entry %" G_GUINT64_FORMAT " (block %" G_GUINT64_FORMAT
+							    ") points at offset " X64 ", inside the %s region",
+						     index, block, offset, reserved_names[r]);
+		}
 		self->allocated_blocks++;
 	}
 	return TRUE;
@@ -238,7 +258,7 @@ vhdx_open (const VmiOpenArgs *args, GError **error)
 		return NULL;
 	if (!vhdx_check_parameters (self, error))
 		return NULL;
-	if (!vhdx_load_bat (self, &bat, error))
+	if (!vhdx_load_bat (self, &bat, &metadata, error))
 		return NULL;
 	return g_steal_pointer (&self);
 }
