@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -212,6 +213,8 @@ vmi_caller_child (VmiCaller *self, const VmiCallerOp *op, int sock)
 	} control;
 
 	memset (&control, 0, sizeof control);
+	/* Not even briefly may the caller attach to a process that holds the daemon's fds. */
+	(void) prctl (PR_SET_DUMPABLE, 0);
 	if (setgroups (self->n_groups, self->groups) != 0 ||
 	    setresgid (self->gid, self->gid, self->gid) != 0 ||
 	    setresuid (self->uid, self->uid, self->uid) != 0) {
@@ -279,7 +282,7 @@ vmi_caller_run (VmiCaller *self, const VmiCallerOp *op, int *value, gboolean *sw
 	gboolean ok;
 
 	*switch_failed = FALSE;
-	if (self->uid == geteuid ())
+	if (vmi_caller_is_daemon_user (self))
 		return vmi_caller_op_exec (op, value);
 
 	if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
@@ -368,6 +371,12 @@ vmi_caller_check (VmiCaller *self, int result, gboolean switch_failed, const cha
 		return FALSE;
 	}
 	return TRUE;
+}
+
+gboolean
+vmi_caller_is_daemon_user (VmiCaller *self)
+{
+	return self->uid == geteuid ();
 }
 
 gboolean

@@ -32,6 +32,10 @@ VmiCaller *vmi_caller_copy (const VmiCaller *self);
 void vmi_caller_free (VmiCaller *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmiCaller, vmi_caller_free)
 
+/* Whether the caller is the user the daemon runs as (root on the system bus, or the session's
+ * user): then operations run in-process and the daemon's rights are the caller's. */
+gboolean vmi_caller_is_daemon_user (VmiCaller *self);
+
 /*
  * Opens an absolute path read-only as the caller, without blocking on a FIFO, and accepts only
  * a regular file or a block device: anything else is VMI_ERROR_INVALID_ARGUMENT, a permission

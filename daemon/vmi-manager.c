@@ -140,8 +140,16 @@ vmi_call_open_source (VmiCall *call, const char *format, GError **error)
 		fd = vmi_caller_open_image (call->caller, call->source, error);
 		if (fd < 0)
 			return NULL;
-		/* The folder lets a plugin name what an image refers to; it is never opened. */
-		dir_fd = vmi_caller_open_dir (call->caller, call->source, &error_dir);
+		/*
+		 * A plugin opens the other files of a multi-file image (VMDK extents) with openat()
+		 * on this folder, in this process: with the daemon's rights, not the caller's. So
+		 * only a caller who is the daemon's own user gets the folder; for anyone else the
+		 * plugin reports those files as references and does not read them, or a descriptor
+		 * in a shared folder could name another user's private file and have root read it.
+		 * (Lifting this needs the plugin ABI to open siblings through the daemon.)
+		 */
+		if (vmi_caller_is_daemon_user (call->caller))
+			dir_fd = vmi_caller_open_dir (call->caller, call->source, &error_dir);
 	} else {
 		if (!vmi_call_check_fd_access (fd, FALSE, "source", error) ||
 		    !vmi_caller_check_image_fd (fd, "The source file descriptor", error))

@@ -1664,6 +1664,59 @@ test_access_other_user (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/*
+ * A multi-file image (a VMDK descriptor naming an extent file beside it) must not become a way
+ * to read a file the caller cannot: here a descriptor in a shared folder names another user's
+ * private file, which the daemon itself could open.
+ */
+static void
+test_access_sibling_file (void)
+{
+	g_autoptr(VmiManager) manager = NULL;
+	g_autofree char *dir = NULL;
+	g_autofree char *shared = NULL;
+	g_autofree char *descriptor = NULL;
+	g_autofree char *flat = NULL;
+	g_autofree char *dst = NULL;
+	g_autofree char *args = NULL;
+	g_autofree char *reply = NULL;
+	g_autofree char *quoted = NULL;
+	char path[256];
+
+	if (!require_root ())
+		return;
+	manager = manager_new ();
+	if (!vmi_test_require_qemu_img () || !require_format (manager, "vmdk", FALSE))
+		return;
+	dir = vmi_test_tmpdir_new ();
+	g_assert_cmpint (chmod (dir, 0755), ==, 0);
+	shared = g_build_filename (dir, "shared", NULL);
+	g_assert_cmpint (g_mkdir (shared, 0755), ==, 0);
+	g_assert_cmpint (chmod (shared, 01777), ==, 0);
+	descriptor = g_build_filename (shared, "disk.vmdk", NULL);
+	flat = g_build_filename (shared, "disk-flat.vmdk", NULL);
+	dst = g_build_filename (shared, "stolen.raw", NULL);
+	quoted = g_shell_quote (descriptor);
+	g_assert_cmpint (vmi_test_sh (NULL, "qemu-img create -q -f vmdk -o subformat=monolithicFlat %s 1M",
+				      quoted), ==, 0);
+	vmi_test_make_pattern_image (flat, MiB, 12);
+	/* The extent is root's and private; the descriptor anyone's to read. */
+	g_assert_cmpint (chmod (flat, 0600), ==, 0);
+	g_assert_cmpint (chmod (descriptor, 0644), ==, 0);
+
+	args = g_strdup_printf ("('%s', '%s', 'raw', @a{sv} {})", descriptor, dst);
+	reply = call_as_nobody (MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Convert", args);
+	if (g_str_has_prefix (reply, "OK ")) {
+		JobTrack *track;
+
+		g_assert_cmpint (sscanf (reply, "OK ('%255[^']'", path), ==, 1);
+		track = job_wait (path);
+		g_assert_cmpstr (track->state, !=, "completed");
+	}
+	g_assert_false (g_file_test (dst, G_FILE_TEST_EXISTS));
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 static void
 test_cancel_other_user (void)
 {
@@ -2118,6 +2171,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/dbus/convert/queue", test_convert_queue);
 	g_test_add_func ("/dbus/convert/job-linger", test_job_linger);
 	g_test_add_func ("/dbus/access/other-user", test_access_other_user);
+	g_test_add_func ("/dbus/access/sibling-file", test_access_sibling_file);
 	g_test_add_func ("/dbus/access/cancel-other-user", test_cancel_other_user);
 	g_test_add_func ("/dbus/daemon/polkit", test_polkit);
 	g_test_add_func ("/dbus/daemon/config", test_daemon_config);
