@@ -1,0 +1,1146 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmi-cache-entry-private.h"
+#include "vmi-cache.h"
+#include "vmi-content-hash.h"
+
+/* File names inside the cache directory; see docs/cache.md. */
+#define VMI_CACHE_LOCK_NAME ".lock"
+#define VMI_CACHE_TEMP_PREFIX ".tmp-"
+#define VMI_CACHE_IMAGE_SUFFIX ".img"
+#define VMI_CACHE_ENTRY_SUFFIX ".entry"
+#define VMI_CACHE_ID_LENGTH 32
+/* A metadata file is a few hundred bytes; anything far bigger is not one of ours. */
+#define VMI_CACHE_ENTRY_FILE_MAX (1024u * 1024u)
+#define VMI_CACHE_READ_CHUNK (1024u * 1024u)
+
+typedef struct {
+	VmiCacheEntry *entry; /* the current snapshot */
+	guint holds;	      /* jobs using the stored file: never evicted or removed meanwhile */
+} VmiCacheRecord;
+
+struct _VmiCache {
+	char *dir;
+	int dir_fd;
+	int lock_fd; /* flock'd: one process per cache directory */
+	GMutex lock; /* guards records, limit and every change to the directory's entries */
+	guint64 limit;
+	GHashTable *records; /* id → VmiCacheRecord */
+	VmiCacheChangedFunc changed;
+	gpointer changed_data;
+};
+
+/* Changes made under the lock, reported after it is released. */
+typedef struct {
+	char *id;
+	VmiCacheEntry *entry; /* NULL: removed */
+} VmiCacheChange;
+
+static void
+vmi_cache_change_free (gpointer data)
+{
+	VmiCacheChange *change = data;
+
+	g_free (change->id);
+	g_clear_pointer (&change->entry, vmi_cache_entry_unref);
+	g_free (change);
+}
+
+static GPtrArray *
+vmi_cache_changes_new (void)
+{
+	return g_ptr_array_new_with_free_func (vmi_cache_change_free);
+}
+
+static void
+vmi_cache_changes_add (GPtrArray *changes, const char *id, VmiCacheEntry *entry)
+{
+	VmiCacheChange *change = g_new0 (VmiCacheChange, 1);
+
+	change->id = g_strdup (id);
+	change->entry = entry != NULL ? vmi_cache_entry_ref (entry) : NULL;
+	g_ptr_array_add (changes, change);
+}
+
+static void
+vmi_cache_emit (VmiCache *self, GPtrArray *changes)
+{
+	VmiCacheChangedFunc func;
+	gpointer data;
+
+	g_mutex_lock (&self->lock);
+	func = self->changed;
+	data = self->changed_data;
+	g_mutex_unlock (&self->lock);
+	if (func == NULL)
+		return;
+	for (guint i = 0; i < changes->len; i++) {
+		VmiCacheChange *change = g_ptr_array_index (changes, i);
+
+		func (self, change->id, change->entry, data);
+	}
+}
+
+static void
+vmi_cache_record_free (gpointer data)
+{
+	VmiCacheRecord *record = data;
+
+	vmi_cache_entry_unref (record->entry);
+	g_free (record);
+}
+
+static void
+vmi_cache_set_errno (GError **error, int errsv, const char *format, ...) G_GNUC_PRINTF (3, 4);
+
+/* A full file system or quota is NoSpace, a refused access AccessDenied, anything else Failed. */
+static void
+vmi_cache_set_errno (GError **error, int errsv, const char *format, ...)
+{
+	va_list args;
+	g_autofree char *what = NULL;
+	VmiError code = VMI_ERROR_FAILED;
+
+	va_start (args, format);
+	what = g_strdup_vprintf (format, args);
+	va_end (args);
+	if (errsv == ENOSPC || errsv == EDQUOT)
+		code = VMI_ERROR_NO_SPACE;
+	else if (errsv == EACCES || errsv == EPERM)
+		code = VMI_ERROR_ACCESS_DENIED;
+	g_set_error (error, VMI_ERROR, code, "%s: %s", what, g_strerror (errsv));
+}
+
+static gboolean
+vmi_cache_is_id (const char *s, gsize len)
+{
+	if (len != VMI_CACHE_ID_LENGTH)
+		return FALSE;
+	for (gsize i = 0; i < len; i++) {
+		if (!g_ascii_isxdigit (s[i]) || g_ascii_isupper (s[i]))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static char *
+vmi_cache_image_name (const char *id)
+{
+	return g_strconcat (id, VMI_CACHE_IMAGE_SUFFIX, NULL);
+}
+
+static char *
+vmi_cache_entry_name (const char *id)
+{
+	return g_strconcat (id, VMI_CACHE_ENTRY_SUFFIX, NULL);
+}
+
+static gboolean
+vmi_cache_sync_dir (VmiCache *self, GError **error)
+{
+	if (fsync (self->dir_fd) != 0) {
+		vmi_cache_set_errno (error, errno, "cannot flush the cache directory %s", self->dir);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* A new empty file named .tmp-<kind>-<random> in the cache; its name goes to *name. */
+static int
+vmi_cache_create_temp (VmiCache *self, const char *kind, char **name, GError **error)
+{
+	for (guint attempt = 0; attempt < 100; attempt++) {
+		g_autofree char *candidate = g_strdup_printf (VMI_CACHE_TEMP_PREFIX "%s-%08x%08x", kind,
+							      g_random_int (), g_random_int ());
+		int fd = openat (self->dir_fd, candidate,
+				 O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+		if (fd >= 0) {
+			*name = g_steal_pointer (&candidate);
+			return fd;
+		}
+		if (errno != EEXIST) {
+			vmi_cache_set_errno (error, errno, "cannot create a temporary file in %s",
+					     self->dir);
+			return -1;
+		}
+	}
+	g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
+		     "cannot find a free temporary file name in %s", self->dir);
+	return -1;
+}
+
+static gboolean
+vmi_cache_write_all (int fd, const char *data, gsize len)
+{
+	while (len > 0) {
+		ssize_t n = write (fd, data, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENOSPC;
+			return FALSE;
+		}
+		data += n;
+		len -= (gsize) n;
+	}
+	return TRUE;
+}
+
+/*
+ * Replaces the metadata file of entry atomically and durably: a temporary file, written and
+ * flushed, renamed over the old one, then the directory flushed so the rename is on disk too.
+ */
+static gboolean
+vmi_cache_write_entry (VmiCache *self, VmiCacheEntry *entry, GError **error)
+{
+	g_autofree char *temp = NULL;
+	g_autofree char *target = vmi_cache_entry_name (entry->id);
+	gsize len = 0;
+	g_autofree char *data = vmi_cache_entry_to_data (entry, &len);
+	int fd;
+	int errsv;
+
+	fd = vmi_cache_create_temp (self, "entry", &temp, error);
+	if (fd < 0)
+		return FALSE;
+	if (!vmi_cache_write_all (fd, data, len) || fsync (fd) != 0) {
+		errsv = errno;
+		close (fd);
+		unlinkat (self->dir_fd, temp, 0);
+		vmi_cache_set_errno (error, errsv, "cannot write the metadata of cache entry %s",
+				     entry->id);
+		return FALSE;
+	}
+	if (close (fd) != 0 || renameat (self->dir_fd, temp, self->dir_fd, target) != 0) {
+		errsv = errno;
+		unlinkat (self->dir_fd, temp, 0);
+		vmi_cache_set_errno (error, errsv, "cannot write the metadata of cache entry %s",
+				     entry->id);
+		return FALSE;
+	}
+	return vmi_cache_sync_dir (self, error);
+}
+
+/* Deletes an entry's files: metadata first, so a crash in between leaves an orphan stored file
+ * (removed at the next open), never metadata without its file. Called with the lock held. */
+static gboolean
+vmi_cache_delete_locked (VmiCache *self, const char *id, GPtrArray *changes, GError **error)
+{
+	g_autofree char *entry_name = vmi_cache_entry_name (id);
+	g_autofree char *image_name = vmi_cache_image_name (id);
+	g_autofree char *id_copy = g_strdup (id);
+
+	if (unlinkat (self->dir_fd, entry_name, 0) != 0 && errno != ENOENT) {
+		vmi_cache_set_errno (error, errno, "cannot remove cache entry %s", id);
+		return FALSE;
+	}
+	g_hash_table_remove (self->records, id_copy);
+	vmi_cache_changes_add (changes, id_copy, NULL);
+	if (unlinkat (self->dir_fd, image_name, 0) != 0 && errno != ENOENT)
+		g_message ("cannot remove %s/%s: %s; it will be removed at the next start",
+			   self->dir, image_name, g_strerror (errno));
+	return vmi_cache_sync_dir (self, error);
+}
+
+static guint64
+vmi_cache_size_locked (VmiCache *self)
+{
+	GHashTableIter iter;
+	gpointer value;
+	guint64 total = 0;
+
+	g_hash_table_iter_init (&iter, self->records);
+	while (g_hash_table_iter_next (&iter, NULL, &value)) {
+		VmiCacheRecord *record = value;
+
+		total += record->entry->size;
+	}
+	return total;
+}
+
+static gint
+vmi_cache_compare_lru (gconstpointer a, gconstpointer b)
+{
+	VmiCacheEntry *x = ((VmiCacheRecord *) *(gconstpointer *) a)->entry;
+	VmiCacheEntry *y = ((VmiCacheRecord *) *(gconstpointer *) b)->entry;
+
+	if (x->last_used != y->last_used)
+		return x->last_used < y->last_used ? -1 : 1;
+	if (x->created != y->created)
+		return x->created < y->created ? -1 : 1;
+	return strcmp (x->id, y->id);
+}
+
+static gboolean
+vmi_cache_is_evictable (VmiCacheRecord *record)
+{
+	return record->holds == 0 && !vmi_cache_entry_is_pinned (record->entry);
+}
+
+/*
+ * Evicts least-recently-used entries until needed more bytes fit under the limit. Evicts nothing
+ * when even evicting everything allowed would not be enough. Called with the lock held.
+ */
+static gboolean
+vmi_cache_make_room_locked (VmiCache *self, guint64 needed, guint64 *freed, GPtrArray *changes,
+			    GError **error)
+{
+	g_autoptr(GPtrArray) candidates = g_ptr_array_new ();
+	GHashTableIter iter;
+	gpointer value;
+	guint64 size = vmi_cache_size_locked (self);
+	guint64 kept = 0;
+
+	if (freed != NULL)
+		*freed = 0;
+	if (self->limit == 0 || (needed <= self->limit && size <= self->limit - needed))
+		return TRUE;
+	g_hash_table_iter_init (&iter, self->records);
+	while (g_hash_table_iter_next (&iter, NULL, &value)) {
+		VmiCacheRecord *record = value;
+
+		if (vmi_cache_is_evictable (record))
+			g_ptr_array_add (candidates, record);
+		else
+			kept += record->entry->size;
+	}
+	if (needed > self->limit || kept > self->limit - needed) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NO_SPACE,
+			     "%" G_GUINT64_FORMAT " bytes do not fit in the cache limit of %" G_GUINT64_FORMAT
+			     " bytes, %" G_GUINT64_FORMAT " of which are taken by pinned or in-use "
+			     "images; raise CacheLimit or unpin or remove images",
+			     needed, self->limit, kept);
+		return FALSE;
+	}
+	g_ptr_array_sort (candidates, vmi_cache_compare_lru);
+	for (guint i = 0; i < candidates->len && size > self->limit - needed; i++) {
+		VmiCacheRecord *record = g_ptr_array_index (candidates, i);
+		guint64 entry_size = record->entry->size;
+		g_autofree char *id = g_strdup (record->entry->id);
+
+		if (!vmi_cache_delete_locked (self, id, changes, error))
+			return FALSE;
+		size -= entry_size;
+		if (freed != NULL)
+			*freed += entry_size;
+	}
+	return TRUE;
+}
+
+/* Loads one metadata file, or returns NULL (with a message saying why) to have it dropped. */
+static VmiCacheEntry *
+vmi_cache_load_entry (VmiCache *self, const char *id)
+{
+	g_autofree char *entry_name = vmi_cache_entry_name (id);
+	g_autofree char *image_name = vmi_cache_image_name (id);
+	g_autofree char *data = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VmiCacheEntry) entry = NULL;
+	struct stat st;
+	gsize len = 0;
+	int fd;
+
+	fd = openat (self->dir_fd, entry_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat (fd, &st) != 0 || !S_ISREG (st.st_mode) ||
+	    st.st_size > VMI_CACHE_ENTRY_FILE_MAX) {
+		g_message ("dropping cache entry %s: %s is not a readable metadata file", id,
+			   entry_name);
+		if (fd >= 0)
+			close (fd);
+		return NULL;
+	}
+	data = g_malloc ((gsize) st.st_size + 1);
+	while (len < (gsize) st.st_size) {
+		ssize_t n = read (fd, data + len, (gsize) st.st_size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (gsize) n;
+	}
+	close (fd);
+	entry = vmi_cache_entry_from_data (id, data, len, &error);
+	if (entry == NULL) {
+		g_message ("dropping cache entry %s: %s", id, error->message);
+		return NULL;
+	}
+	if (fstatat (self->dir_fd, image_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    !S_ISREG (st.st_mode) || (guint64) st.st_size != entry->file_size) {
+		g_message ("dropping cache entry %s: its stored file %s is missing or not the "
+			   "%" G_GUINT64_FORMAT " bytes its metadata says",
+			   id, image_name, entry->file_size);
+		return NULL;
+	}
+	entry->size = (guint64) st.st_blocks * 512u;
+	entry->path = g_build_filename (self->dir, image_name, NULL);
+	return g_steal_pointer (&entry);
+}
+
+/* Reads the directory: temporary files go, entries load, stored files without an entry go. */
+static gboolean
+vmi_cache_scan (VmiCache *self, GError **error)
+{
+	g_autoptr(GPtrArray) entry_ids = g_ptr_array_new_with_free_func (g_free);
+	g_autoptr(GPtrArray) image_ids = g_ptr_array_new_with_free_func (g_free);
+	gboolean removed = FALSE;
+	struct dirent *dent;
+	DIR *dir;
+	int fd = dup (self->dir_fd);
+
+	if (fd < 0 || (dir = fdopendir (fd)) == NULL) {
+		vmi_cache_set_errno (error, errno, "cannot read the cache directory %s", self->dir);
+		if (fd >= 0)
+			close (fd);
+		return FALSE;
+	}
+	rewinddir (dir);
+	while ((dent = readdir (dir)) != NULL) {
+		const char *name = dent->d_name;
+		gsize len = strlen (name);
+
+		if (g_str_has_prefix (name, VMI_CACHE_TEMP_PREFIX)) {
+			/* Left by an import or a metadata update that did not finish. */
+			if (unlinkat (self->dir_fd, name, 0) == 0)
+				removed = TRUE;
+		} else if (g_str_has_suffix (name, VMI_CACHE_ENTRY_SUFFIX) &&
+			   vmi_cache_is_id (name, len - strlen (VMI_CACHE_ENTRY_SUFFIX))) {
+			g_ptr_array_add (entry_ids, g_strndup (name, VMI_CACHE_ID_LENGTH));
+		} else if (g_str_has_suffix (name, VMI_CACHE_IMAGE_SUFFIX) &&
+			   vmi_cache_is_id (name, len - strlen (VMI_CACHE_IMAGE_SUFFIX))) {
+			g_ptr_array_add (image_ids, g_strndup (name, VMI_CACHE_ID_LENGTH));
+		}
+	}
+	closedir (dir);
+
+	for (guint i = 0; i < entry_ids->len; i++) {
+		const char *id = g_ptr_array_index (entry_ids, i);
+		VmiCacheEntry *entry = vmi_cache_load_entry (self, id);
+		g_autofree char *entry_name = NULL;
+		VmiCacheRecord *record;
+
+		if (entry == NULL) {
+			entry_name = vmi_cache_entry_name (id);
+			unlinkat (self->dir_fd, entry_name, 0);
+			removed = TRUE;
+			continue;
+		}
+		record = g_new0 (VmiCacheRecord, 1);
+		record->entry = entry;
+		g_hash_table_insert (self->records, g_strdup (id), record);
+	}
+	for (guint i = 0; i < image_ids->len; i++) {
+		const char *id = g_ptr_array_index (image_ids, i);
+		g_autofree char *image_name = NULL;
+
+		if (g_hash_table_contains (self->records, id))
+			continue;
+		/* Renamed into place, but the import died before its metadata was written. */
+		image_name = vmi_cache_image_name (id);
+		unlinkat (self->dir_fd, image_name, 0);
+		removed = TRUE;
+	}
+	return !removed || vmi_cache_sync_dir (self, error);
+}
+
+static gboolean
+vmi_cache_check_dir (const char *dir, int dir_fd, GError **error)
+{
+	struct stat st;
+
+	if (fstat (dir_fd, &st) != 0) {
+		vmi_cache_set_errno (error, errno, "cannot examine the cache directory %s", dir);
+		return FALSE;
+	}
+	if (st.st_uid != geteuid ()) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_ACCESS_DENIED,
+			     "the cache directory %s belongs to uid %u, not to uid %u that runs "
+			     "vmimaged; make it vmimaged's own (chown) or choose another",
+			     dir, (guint) st.st_uid, (guint) geteuid ());
+		return FALSE;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_ACCESS_DENIED,
+			     "the cache directory %s has mode %04o: others could replace images in "
+			     "it; remove group and other write access (chmod go-w)",
+			     dir, (guint) (st.st_mode & 07777));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+VmiCache *
+vmi_cache_open (const char *dir, guint64 limit, GError **error)
+{
+	g_autoptr(VmiCache) self = NULL;
+	g_autofree char *parent = NULL;
+
+	if (!g_path_is_absolute (dir)) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "the cache directory “%s” is not an absolute path", dir);
+		return NULL;
+	}
+	self = g_new0 (VmiCache, 1);
+	self->dir_fd = -1;
+	self->lock_fd = -1;
+	g_mutex_init (&self->lock);
+	self->records = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+					       vmi_cache_record_free);
+	self->dir = g_canonicalize_filename (dir, NULL);
+	self->limit = limit;
+
+	parent = g_path_get_dirname (self->dir);
+	if (g_mkdir_with_parents (parent, 0755) != 0) {
+		vmi_cache_set_errno (error, errno, "cannot create %s", parent);
+		return NULL;
+	}
+	if (mkdir (self->dir, 0700) != 0 && errno != EEXIST) {
+		vmi_cache_set_errno (error, errno, "cannot create the cache directory %s", self->dir);
+		return NULL;
+	}
+	self->dir_fd = open (self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (self->dir_fd < 0) {
+		vmi_cache_set_errno (error, errno, "cannot open the cache directory %s", self->dir);
+		return NULL;
+	}
+	if (!vmi_cache_check_dir (self->dir, self->dir_fd, error))
+		return NULL;
+	self->lock_fd = openat (self->dir_fd, VMI_CACHE_LOCK_NAME,
+				O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (self->lock_fd < 0) {
+		vmi_cache_set_errno (error, errno, "cannot open %s/" VMI_CACHE_LOCK_NAME, self->dir);
+		return NULL;
+	}
+	if (flock (self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno == EWOULDBLOCK)
+			g_set_error (error, VMI_ERROR, VMI_ERROR_EXISTS,
+				     "another process uses the cache directory %s", self->dir);
+		else
+			vmi_cache_set_errno (error, errno, "cannot lock %s/" VMI_CACHE_LOCK_NAME,
+					     self->dir);
+		return NULL;
+	}
+	if (!vmi_cache_scan (self, error))
+		return NULL;
+	return g_steal_pointer (&self);
+}
+
+void
+vmi_cache_free (VmiCache *self)
+{
+	if (self == NULL)
+		return;
+	if (self->lock_fd >= 0)
+		close (self->lock_fd);
+	if (self->dir_fd >= 0)
+		close (self->dir_fd);
+	g_hash_table_unref (self->records);
+	g_mutex_clear (&self->lock);
+	g_free (self->dir);
+	g_free (self);
+}
+
+const char *
+vmi_cache_get_dir (VmiCache *self)
+{
+	return self->dir;
+}
+
+guint64
+vmi_cache_get_limit (VmiCache *self)
+{
+	guint64 limit;
+
+	g_mutex_lock (&self->lock);
+	limit = self->limit;
+	g_mutex_unlock (&self->lock);
+	return limit;
+}
+
+void
+vmi_cache_set_limit (VmiCache *self, guint64 limit)
+{
+	g_mutex_lock (&self->lock);
+	self->limit = limit;
+	g_mutex_unlock (&self->lock);
+}
+
+guint64
+vmi_cache_get_size (VmiCache *self)
+{
+	guint64 size;
+
+	g_mutex_lock (&self->lock);
+	size = vmi_cache_size_locked (self);
+	g_mutex_unlock (&self->lock);
+	return size;
+}
+
+void
+vmi_cache_set_changed_func (VmiCache *self, VmiCacheChangedFunc func, gpointer user_data)
+{
+	g_mutex_lock (&self->lock);
+	self->changed = func;
+	self->changed_data = user_data;
+	g_mutex_unlock (&self->lock);
+}
+
+static gint
+vmi_cache_compare_id (gconstpointer a, gconstpointer b)
+{
+	return strcmp ((*(VmiCacheEntry *const *) a)->id, (*(VmiCacheEntry *const *) b)->id);
+}
+
+GPtrArray *
+vmi_cache_list (VmiCache *self)
+{
+	GPtrArray *entries = g_ptr_array_new_with_free_func ((GDestroyNotify) vmi_cache_entry_unref);
+	GHashTableIter iter;
+	gpointer value;
+
+	g_mutex_lock (&self->lock);
+	g_hash_table_iter_init (&iter, self->records);
+	while (g_hash_table_iter_next (&iter, NULL, &value))
+		g_ptr_array_add (entries, vmi_cache_entry_ref (((VmiCacheRecord *) value)->entry));
+	g_mutex_unlock (&self->lock);
+	g_ptr_array_sort (entries, vmi_cache_compare_id);
+	return entries;
+}
+
+static VmiCacheRecord *
+vmi_cache_find_locked (VmiCache *self, const char *id, GError **error)
+{
+	VmiCacheRecord *record = g_hash_table_lookup (self->records, id);
+
+	if (record == NULL)
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "the cache has no image with id “%s”", id);
+	return record;
+}
+
+VmiCacheEntry *
+vmi_cache_lookup (VmiCache *self, const char *id, GError **error)
+{
+	VmiCacheRecord *record;
+	VmiCacheEntry *entry = NULL;
+
+	g_mutex_lock (&self->lock);
+	record = vmi_cache_find_locked (self, id, error);
+	if (record != NULL)
+		entry = vmi_cache_entry_ref (record->entry);
+	g_mutex_unlock (&self->lock);
+	return entry;
+}
+
+/* Replaces a record's snapshot by updated, after writing updated's metadata. Lock held. */
+static gboolean
+vmi_cache_replace_locked (VmiCache *self, VmiCacheRecord *record, VmiCacheEntry *updated,
+			  GPtrArray *changes, GError **error)
+{
+	if (!vmi_cache_write_entry (self, updated, error))
+		return FALSE;
+	vmi_cache_entry_unref (record->entry);
+	record->entry = vmi_cache_entry_ref (updated);
+	vmi_cache_changes_add (changes, updated->id, updated);
+	return TRUE;
+}
+
+static gboolean
+vmi_cache_check_properties (GHashTable *set, const char *const *unset, GError **error)
+{
+	GHashTableIter iter;
+	gpointer key, value;
+
+	if (set != NULL) {
+		g_hash_table_iter_init (&iter, set);
+		while (g_hash_table_iter_next (&iter, &key, &value)) {
+			if (!vmi_cache_entry_check_property (key, value != NULL ? value : "", error))
+				return FALSE;
+		}
+	}
+	for (guint i = 0; unset != NULL && unset[i] != NULL; i++) {
+		if (!vmi_cache_entry_check_property (unset[i], NULL, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+vmi_cache_apply_properties (VmiCacheEntry *entry, GHashTable *set, const char *const *unset)
+{
+	GHashTableIter iter;
+	gpointer key, value;
+
+	for (guint i = 0; unset != NULL && unset[i] != NULL; i++)
+		g_hash_table_remove (entry->properties, unset[i]);
+	if (set == NULL)
+		return;
+	g_hash_table_iter_init (&iter, set);
+	while (g_hash_table_iter_next (&iter, &key, &value))
+		g_hash_table_insert (entry->properties, g_strdup (key),
+				     g_strdup (value != NULL ? value : ""));
+}
+
+/* The import found its content already stored: update name and properties as asked. */
+static VmiCacheEntry *
+vmi_cache_update_existing_locked (VmiCache *self, VmiCacheRecord *record, const char *name,
+				  GHashTable *properties, GPtrArray *changes, GError **error)
+{
+	g_autoptr(VmiCacheEntry) updated = NULL;
+
+	if ((name == NULL || strcmp (name, record->entry->name) == 0) &&
+	    (properties == NULL || g_hash_table_size (properties) == 0))
+		return vmi_cache_entry_ref (record->entry);
+	updated = vmi_cache_entry_copy (record->entry);
+	if (name != NULL) {
+		g_free (updated->name);
+		updated->name = g_strdup (name);
+	}
+	vmi_cache_apply_properties (updated, properties, NULL);
+	if (!vmi_cache_replace_locked (self, record, updated, changes, error))
+		return NULL;
+	return g_steal_pointer (&updated);
+}
+
+typedef struct {
+	VmiProgressFunc func;
+	gpointer data;
+	guint phase; /* 0: content digest, 1: conversion */
+} VmiCacheProgress;
+
+/* The digest and the conversion each read the whole disk: each is half of the job. */
+static void
+vmi_cache_progress (guint64 done, guint64 total, gpointer user_data)
+{
+	VmiCacheProgress *progress = user_data;
+
+	if (progress->func != NULL)
+		progress->func (progress->phase * (total / 2) + done / 2, total, progress->data);
+}
+
+static gboolean
+vmi_cache_sha256_fd (int fd, GCancellable *cancellable, char **digest, GError **error)
+{
+	g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+	g_autofree guint8 *buf = g_malloc (VMI_CACHE_READ_CHUNK);
+	guint64 offset = 0;
+
+	for (;;) {
+		ssize_t n = pread (fd, buf, VMI_CACHE_READ_CHUNK, (off_t) offset);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			vmi_cache_set_errno (error, errno, "cannot read a stored image at offset %" G_GUINT64_FORMAT,
+					     offset);
+			return FALSE;
+		}
+		if (n == 0)
+			break;
+		g_checksum_update (checksum, buf, (gsize) n);
+		offset += (guint64) n;
+		if (g_cancellable_is_cancelled (cancellable)) {
+			g_set_error_literal (error, VMI_ERROR, VMI_ERROR_CANCELLED,
+					     "the job was cancelled");
+			return FALSE;
+		}
+	}
+	*digest = g_strdup (g_checksum_get_string (checksum));
+	return TRUE;
+}
+
+/* Stores source into a temporary file; on success the file is complete and flushed. */
+static int
+vmi_cache_convert_to_temp (VmiCache *self, VmiSource *source, const VmiFormatPlugin *store_format,
+			   VmiCacheProgress *progress, GCancellable *cancellable, char **temp,
+			   GError **error)
+{
+	g_autofree char *name = NULL;
+	int fd = vmi_cache_create_temp (self, "import", &name, error);
+
+	if (fd < 0)
+		return -1;
+	if (!vmi_convert (source, store_format, fd, NULL, vmi_cache_progress, progress,
+			  cancellable, error)) {
+		close (fd);
+		unlinkat (self->dir_fd, name, 0);
+		return -1;
+	}
+	/* The rename must not publish a file whose data is still only in the page cache. */
+	if (fsync (fd) != 0) {
+		vmi_cache_set_errno (error, errno, "cannot flush the imported image");
+		close (fd);
+		unlinkat (self->dir_fd, name, 0);
+		return -1;
+	}
+	*temp = g_steal_pointer (&name);
+	return fd;
+}
+
+/* Publishes a converted temporary file as entry (whose id and fields are set). Lock held. */
+static gboolean
+vmi_cache_commit_locked (VmiCache *self, const char *temp, VmiCacheEntry *entry,
+			 GPtrArray *changes, GError **error)
+{
+	g_autofree char *image_name = vmi_cache_image_name (entry->id);
+	VmiCacheRecord *record;
+
+	if (!vmi_cache_make_room_locked (self, entry->size, NULL, changes, error))
+		return FALSE;
+	if (renameat (self->dir_fd, temp, self->dir_fd, image_name) != 0) {
+		vmi_cache_set_errno (error, errno, "cannot move the imported image into %s",
+				     self->dir);
+		return FALSE;
+	}
+	/* The stored file is in place; it becomes an entry only when its metadata is. */
+	if (!vmi_cache_sync_dir (self, error) || !vmi_cache_write_entry (self, entry, error)) {
+		unlinkat (self->dir_fd, image_name, 0);
+		fsync (self->dir_fd);
+		return FALSE;
+	}
+	record = g_new0 (VmiCacheRecord, 1);
+	record->entry = vmi_cache_entry_ref (entry);
+	g_hash_table_insert (self->records, g_strdup (entry->id), record);
+	vmi_cache_changes_add (changes, entry->id, entry);
+	return TRUE;
+}
+
+VmiCacheEntry *
+vmi_cache_import (VmiCache *self, VmiSource *source, const VmiFormatPlugin *store_format,
+		  const char *name, const char *origin, GHashTable *properties,
+		  VmiProgressFunc progress_func, gpointer user_data, GCancellable *cancellable,
+		  GError **error)
+{
+	g_autoptr(GPtrArray) changes = vmi_cache_changes_new ();
+	g_autoptr(VmiCacheEntry) entry = NULL;
+	g_autofree char *digest = NULL;
+	g_autofree char *id = NULL;
+	g_autofree char *temp = NULL;
+	VmiCacheProgress progress = { progress_func, user_data, 0 };
+	VmiCacheRecord *record;
+	guint64 data_bytes = 0;
+	struct stat st;
+	int fd;
+	gboolean ok;
+
+	if (name != NULL && !g_utf8_validate (name, -1, NULL)) {
+		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+				     "the image name is not valid UTF-8");
+		return NULL;
+	}
+	if (!vmi_cache_check_properties (properties, NULL, error))
+		return NULL;
+	if ((store_format->flags & VMI_FORMAT_CAN_WRITE) == 0) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+			     "vmimaged cannot store images as %s", store_format->name);
+		return NULL;
+	}
+	/* The digest first: content already stored costs one read and no writes. */
+	if (!vmi_content_hash (source, vmi_cache_progress, &progress, cancellable, &digest,
+			       &data_bytes, error))
+		return NULL;
+	id = g_strndup (digest, VMI_CACHE_ID_LENGTH);
+
+	g_mutex_lock (&self->lock);
+	record = g_hash_table_lookup (self->records, id);
+	if (record != NULL) {
+		entry = vmi_cache_update_existing_locked (self, record, name, properties, changes,
+							  error);
+		g_mutex_unlock (&self->lock);
+		vmi_cache_emit (self, changes);
+		return g_steal_pointer (&entry);
+	}
+	/* Room for the data now, so that the conversion does not fill the disk with what eviction
+	 * would have freed anyway; the stored size is checked again before the commit. */
+	ok = vmi_cache_make_room_locked (self, data_bytes, NULL, changes, error);
+	g_mutex_unlock (&self->lock);
+	vmi_cache_emit (self, changes);
+	g_ptr_array_set_size (changes, 0);
+	if (!ok)
+		return NULL;
+
+	progress.phase = 1;
+	fd = vmi_cache_convert_to_temp (self, source, store_format, &progress, cancellable, &temp,
+					error);
+	if (fd < 0)
+		return NULL;
+	entry = vmi_cache_entry_new ();
+	entry->id = g_strdup (id);
+	entry->content_checksum = g_strdup (digest);
+	entry->format = g_strdup (store_format->name);
+	entry->virtual_size = vmi_source_get_virtual_size (source);
+	g_free (entry->name);
+	entry->name = g_strdup (name != NULL ? name : "");
+	g_free (entry->source);
+	entry->source = g_strdup (origin != NULL ? origin : "");
+	entry->created = entry->last_used = g_get_real_time ();
+	entry->path = g_strconcat (self->dir, "/", id, VMI_CACHE_IMAGE_SUFFIX, NULL);
+	vmi_cache_apply_properties (entry, properties, NULL);
+	if (fstat (fd, &st) != 0) {
+		vmi_cache_set_errno (error, errno, "cannot examine the imported image");
+		ok = FALSE;
+	} else {
+		entry->file_size = (guint64) st.st_size;
+		entry->size = (guint64) st.st_blocks * 512u;
+		ok = vmi_cache_sha256_fd (fd, cancellable, &entry->checksum, error);
+	}
+	close (fd);
+	if (!ok) {
+		unlinkat (self->dir_fd, temp, 0);
+		return NULL;
+	}
+
+	g_mutex_lock (&self->lock);
+	record = g_hash_table_lookup (self->records, id);
+	if (record != NULL) {
+		/* Another import of the same content finished first: keep its copy. */
+		unlinkat (self->dir_fd, temp, 0);
+		g_clear_pointer (&entry, vmi_cache_entry_unref);
+		entry = vmi_cache_update_existing_locked (self, record, name, properties, changes,
+							  error);
+	} else if (!vmi_cache_commit_locked (self, temp, entry, changes, error)) {
+		unlinkat (self->dir_fd, temp, 0);
+		g_clear_pointer (&entry, vmi_cache_entry_unref);
+	}
+	g_mutex_unlock (&self->lock);
+	vmi_cache_emit (self, changes);
+	if (progress_func != NULL && entry != NULL)
+		progress_func (entry->virtual_size, entry->virtual_size, user_data);
+	return g_steal_pointer (&entry);
+}
+
+VmiCacheEntry *
+vmi_cache_hold (VmiCache *self, const char *id, GError **error)
+{
+	VmiCacheRecord *record;
+	VmiCacheEntry *entry = NULL;
+
+	g_mutex_lock (&self->lock);
+	record = vmi_cache_find_locked (self, id, error);
+	if (record != NULL) {
+		record->holds++;
+		entry = vmi_cache_entry_ref (record->entry);
+	}
+	g_mutex_unlock (&self->lock);
+	return entry;
+}
+
+void
+vmi_cache_release (VmiCache *self, const char *id)
+{
+	VmiCacheRecord *record;
+
+	g_mutex_lock (&self->lock);
+	record = g_hash_table_lookup (self->records, id);
+	g_return_if_fail (record != NULL && record->holds > 0);
+	record->holds--;
+	g_mutex_unlock (&self->lock);
+}
+
+gboolean
+vmi_cache_remove (VmiCache *self, const char *id, GError **error)
+{
+	g_autoptr(GPtrArray) changes = vmi_cache_changes_new ();
+	VmiCacheRecord *record;
+	gboolean ok = FALSE;
+
+	g_mutex_lock (&self->lock);
+	record = vmi_cache_find_locked (self, id, error);
+	if (record != NULL && record->holds > 0)
+		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
+			     "image %s is in use by %u running job(s); remove it when they end", id,
+			     record->holds);
+	else if (record != NULL)
+		ok = vmi_cache_delete_locked (self, id, changes, error);
+	g_mutex_unlock (&self->lock);
+	vmi_cache_emit (self, changes);
+	return ok;
+}
+
+typedef void (*VmiCacheEditFunc) (VmiCacheEntry *entry, gconstpointer a, gconstpointer b);
+
+/* Changes a copy of the entry with edit, writes it and makes it current. */
+static VmiCacheEntry *
+vmi_cache_edit (VmiCache *self, const char *id, VmiCacheEditFunc edit, gconstpointer a,
+		gconstpointer b, GError **error)
+{
+	g_autoptr(GPtrArray) changes = vmi_cache_changes_new ();
+	g_autoptr(VmiCacheEntry) updated = NULL;
+	VmiCacheRecord *record;
+
+	g_mutex_lock (&self->lock);
+	record = vmi_cache_find_locked (self, id, error);
+	if (record != NULL) {
+		updated = vmi_cache_entry_copy (record->entry);
+		edit (updated, a, b);
+		if (!vmi_cache_replace_locked (self, record, updated, changes, error))
+			g_clear_pointer (&updated, vmi_cache_entry_unref);
+	}
+	g_mutex_unlock (&self->lock);
+	vmi_cache_emit (self, changes);
+	return g_steal_pointer (&updated);
+}
+
+static void
+vmi_cache_edit_properties (VmiCacheEntry *entry, gconstpointer set, gconstpointer unset)
+{
+	vmi_cache_apply_properties (entry, (GHashTable *) set, unset);
+}
+
+VmiCacheEntry *
+vmi_cache_set_properties (VmiCache *self, const char *id, GHashTable *set,
+			  const char *const *unset, GError **error)
+{
+	if (!vmi_cache_check_properties (set, unset, error))
+		return NULL;
+	return vmi_cache_edit (self, id, vmi_cache_edit_properties, set, unset, error);
+}
+
+static void
+vmi_cache_edit_name (VmiCacheEntry *entry, gconstpointer name, gconstpointer unused)
+{
+	g_free (entry->name);
+	entry->name = g_strdup (name);
+}
+
+VmiCacheEntry *
+vmi_cache_set_name (VmiCache *self, const char *id, const char *name, GError **error)
+{
+	if (!g_utf8_validate (name, -1, NULL)) {
+		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+				     "the image name is not valid UTF-8");
+		return NULL;
+	}
+	return vmi_cache_edit (self, id, vmi_cache_edit_name, name, NULL, error);
+}
+
+static void
+vmi_cache_edit_last_used (VmiCacheEntry *entry, gconstpointer a, gconstpointer b)
+{
+	/* Strictly later than before, so that the order of uses survives a coarse clock. */
+	entry->last_used = MAX (g_get_real_time (), entry->last_used + 1);
+}
+
+VmiCacheEntry *
+vmi_cache_touch (VmiCache *self, const char *id, GError **error)
+{
+	return vmi_cache_edit (self, id, vmi_cache_edit_last_used, NULL, NULL, error);
+}
+
+static gboolean
+vmi_cache_verify_held (VmiCache *self, VmiCacheEntry *entry, VmiRegistry *registry,
+		       VmiProgressFunc progress_func, gpointer user_data,
+		       GCancellable *cancellable, GError **error)
+{
+	g_autofree char *image_name = vmi_cache_image_name (entry->id);
+	g_autofree char *checksum = NULL;
+	g_autofree char *content = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	VmiCacheProgress progress = { progress_func, user_data, 0 };
+	const VmiFormatPlugin *plugin;
+	int fd;
+
+	plugin = vmi_registry_lookup (registry, entry->format, error);
+	if (plugin == NULL)
+		return FALSE;
+	fd = openat (self->dir_fd, image_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		vmi_cache_set_errno (error, errno, "cannot open the stored file of image %s",
+				     entry->id);
+		return FALSE;
+	}
+	if (!vmi_cache_sha256_fd (fd, cancellable, &checksum, error)) {
+		close (fd);
+		return FALSE;
+	}
+	if (strcmp (checksum, entry->checksum) != 0) {
+		close (fd);
+		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
+			     "the stored file of image %s has sha256 %s, not %s as when it was "
+			     "imported: it was changed or damaged",
+			     entry->id, checksum, entry->checksum);
+		return FALSE;
+	}
+	source = vmi_source_open_with (plugin, fd, -1, cancellable, error);
+	close (fd);
+	if (source == NULL)
+		return FALSE;
+	progress.phase = 1;
+	if (!vmi_content_hash (source, vmi_cache_progress, &progress, cancellable, &content, NULL,
+			       error))
+		return FALSE;
+	if (strcmp (content, entry->content_checksum) != 0 ||
+	    vmi_source_get_virtual_size (source) != entry->virtual_size) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
+			     "image %s reads as content %s of %" G_GUINT64_FORMAT
+			     " bytes, not %s of %" G_GUINT64_FORMAT " bytes as when it was imported",
+			     entry->id, content, vmi_source_get_virtual_size (source),
+			     entry->content_checksum, entry->virtual_size);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+vmi_cache_verify (VmiCache *self, const char *id, VmiRegistry *registry,
+		  VmiProgressFunc progress, gpointer user_data, GCancellable *cancellable,
+		  GError **error)
+{
+	g_autoptr(VmiCacheEntry) entry = vmi_cache_hold (self, id, error);
+	gboolean ok;
+
+	if (entry == NULL)
+		return FALSE;
+	ok = vmi_cache_verify_held (self, entry, registry, progress, user_data, cancellable,
+				    error);
+	vmi_cache_release (self, id);
+	return ok;
+}
+
+gboolean
+vmi_cache_prune (VmiCache *self, guint64 *bytes_freed, GError **error)
+{
+	g_autoptr(GPtrArray) changes = vmi_cache_changes_new ();
+	g_autoptr(GPtrArray) candidates = g_ptr_array_new ();
+	GHashTableIter iter;
+	gpointer value;
+	guint64 freed = 0;
+	guint64 size;
+	gboolean ok = TRUE;
+
+	g_mutex_lock (&self->lock);
+	size = vmi_cache_size_locked (self);
+	g_hash_table_iter_init (&iter, self->records);
+	while (g_hash_table_iter_next (&iter, NULL, &value)) {
+		if (vmi_cache_is_evictable (value))
+			g_ptr_array_add (candidates, value);
+	}
+	g_ptr_array_sort (candidates, vmi_cache_compare_lru);
+	/* Unlike an import, prune frees what it can even when pinned entries keep it over. */
+	for (guint i = 0; self->limit > 0 && i < candidates->len && size > self->limit; i++) {
+		VmiCacheRecord *record = g_ptr_array_index (candidates, i);
+		guint64 entry_size = record->entry->size;
+		g_autofree char *id = g_strdup (record->entry->id);
+
+		ok = vmi_cache_delete_locked (self, id, changes, error);
+		if (!ok)
+			break;
+		size -= entry_size;
+		freed += entry_size;
+	}
+	g_mutex_unlock (&self->lock);
+	vmi_cache_emit (self, changes);
+	if (bytes_freed != NULL)
+		*bytes_freed = freed;
+	return ok;
+}
