@@ -201,6 +201,29 @@ vmi_caller_op_returns_fd (const VmiCallerOp *op)
 	       op->kind == VMI_CALLER_OP_CREATE_AT;
 }
 
+/* Closes every descriptor above stderr but keep_a and keep_b (either may be -1). */
+static void
+vmi_caller_close_other_fds (int keep_a, int keep_b)
+{
+	unsigned int lo = (unsigned int) MIN (keep_a, keep_b);
+	unsigned int hi = (unsigned int) MAX (keep_a, keep_b);
+	unsigned int from = 3;
+
+	if (keep_a < 0 || keep_b < 0)
+		lo = hi;
+	if (hi >= 3 && lo >= 3 && lo < hi) {
+		if (lo > from)
+			(void) close_range (from, lo - 1, 0);
+		from = lo + 1;
+	}
+	if (hi >= 3) {
+		if (hi > from)
+			(void) close_range (from, hi - 1, 0);
+		from = hi + 1;
+	}
+	(void) close_range (from, ~0u, 0);
+}
+
 G_GNUC_NORETURN static void
 vmi_caller_child (VmiCaller *self, const VmiCallerOp *op, int sock)
 {
@@ -213,7 +236,11 @@ vmi_caller_child (VmiCaller *self, const VmiCallerOp *op, int sock)
 	} control;
 
 	memset (&control, 0, sizeof control);
-	/* Not even briefly may the caller attach to a process that holds the daemon's fds. */
+	/*
+	 * The child becomes the caller: it must hold nothing of the daemon's (the bus socket,
+	 * other callers' files, which /proc/self/fd would reach) and must not be traceable.
+	 */
+	vmi_caller_close_other_fds (sock, op->dir_fd);
 	(void) prctl (PR_SET_DUMPABLE, 0);
 	if (setgroups (self->n_groups, self->groups) != 0 ||
 	    setresgid (self->gid, self->gid, self->gid) != 0 ||
