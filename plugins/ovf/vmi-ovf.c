@@ -23,6 +23,8 @@ ovf_probe (const guint8 *head, gsize head_len, guint64 file_size)
 {
 	gsize pos = 0;
 
+	if (head == NULL)
+		return VMI_PROBE_NO;
 	if (head_len >= 3 && memcmp (head, "\xef\xbb\xbf", 3) == 0)
 		pos = 3;
 	while (pos < head_len && g_ascii_isspace (head[pos]))
