@@ -195,7 +195,6 @@ test_mbr (Fixture *f, gconstpointer data)
 	g_autofree char *expected = NULL, *got = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GVariant) facts = NULL;
-	g_autoptr(GVariant) parts = NULL;
 
 	if (!require (tools))
 		return;
