@@ -122,7 +122,8 @@ compare_with_sfdisk (const char *path, GVariant *facts)
 			g_assert_cmpstr (s, ==, json_object_get_string_member (e, "name"));
 		} else {
 			g_autofree char *type = g_strdup_printf (
-				"0x%s", json_object_get_string_member (e, "type"));
+				"0x%02x", (guint) g_ascii_strtoull (
+						  json_object_get_string_member (e, "type"), NULL, 16));
 
 			g_assert_true (g_variant_lookup (p, "type", "&s", &s));
 			g_assert_cmpstr (s, ==, type);
@@ -217,6 +218,75 @@ test_mbr (Fixture *f, gconstpointer data)
 	g_assert_cmpstr (got, ==, expected);
 	g_assert_cmpstr (got, ==, "ext4 cloudimg-rootfs 2f3a0c4e-1b2d-4e5f-8a9b-0c1d2e3f4a5b");
 	check_detected (disk);
+}
+
+/* Logical partitions in an extended one, as Debian's installer lays out swap. */
+static void
+test_mbr_logical (Fixture *f, gconstpointer data)
+{
+	static const char *const tools[] = { "sfdisk", "mkfs.vfat", "blkid", NULL };
+	g_autofree char *q = g_shell_quote (f->dir);
+	g_autofree char *disk = g_build_filename (f->dir, "logical.img", NULL);
+	g_autofree char *boot = g_build_filename (f->dir, "boot.img", NULL);
+	g_autofree char *expected = NULL, *got = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) facts = NULL;
+	g_autoptr(GVariant) parts = NULL;
+	g_autoptr(GVariant) last = NULL;
+	guint32 index = 0;
+
+	if (!require (tools))
+		return;
+	g_assert_cmpint (vmi_test_sh (NULL,
+				      "cd %s && truncate -s 24M logical.img && "
+				      "printf 'label: dos\nsize=4M, type=c\ntype=5\nsize=8M, type=83\n"
+				      "type=82\n' | sfdisk -q logical.img && "
+				      "truncate -s 4M boot.img && mkfs.vfat -n BOOT boot.img >/dev/null && "
+				      "dd if=boot.img of=logical.img bs=1M seek=1 conv=notrunc status=none",
+				      q),
+			 ==, 0);
+	facts = boot_test_facts (&vmi_ami_plugin, disk, &error);
+	g_assert_no_error (error);
+	compare_with_sfdisk (disk, facts);
+	parts = g_variant_lookup_value (facts, "partitions", G_VARIANT_TYPE ("aa{sv}"));
+	g_assert_cmpuint (g_variant_n_children (parts), ==, 4);
+	last = g_variant_get_child_value (parts, 3);
+	g_assert_true (g_variant_lookup (last, "index", "u", &index));
+	g_assert_cmpuint (index, ==, 6);
+	expected = blkid (boot);
+	got = facts_fs (facts);
+	g_assert_cmpstr (got, ==, expected);
+	vmi_test_save_seed ("ami", disk);
+}
+
+/* An EBR chain that points back at itself ends; nothing loops. */
+static void
+test_ebr_loop (Fixture *f, gconstpointer data)
+{
+	g_autofree guint8 *disk = g_malloc0 (64 * 1024);
+	g_autofree char *path = g_build_filename (f->dir, "ebr-loop.img", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) facts = NULL;
+	g_autoptr(GVariant) parts = NULL;
+	guint8 *ebr = disk + 8 * 512;
+
+	/* Extended partition at LBA 8; its EBR holds a logical partition and a link to LBA 8. */
+	disk[446 + 4] = 0x05;
+	memcpy (disk + 446 + 8, "\x08\x00\x00\x00\x78\x00\x00\x00", 8);
+	disk[510] = 0x55;
+	disk[511] = 0xaa;
+	ebr[446 + 4] = 0x83;
+	memcpy (ebr + 446 + 8, "\x01\x00\x00\x00\x10\x00\x00\x00", 8);
+	ebr[462 + 4] = 0x05;
+	memcpy (ebr + 462 + 8, "\x00\x00\x00\x00\x10\x00\x00\x00", 8);
+	ebr[510] = 0x55;
+	ebr[511] = 0xaa;
+	boot_test_write (path, disk, 64 * 1024);
+	vmi_test_save_seed ("ami", path);
+	facts = boot_test_facts (&vmi_ami_plugin, path, &error);
+	g_assert_no_error (error);
+	parts = g_variant_lookup_value (facts, "partitions", G_VARIANT_TYPE ("aa{sv}"));
+	g_assert_cmpuint (g_variant_n_children (parts), ==, 2);
 }
 
 /* No partition table: the file system is the disk. */
@@ -532,6 +602,8 @@ main (int argc, char **argv)
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
 	ADD ("/ami/gpt", test_gpt);
 	ADD ("/ami/mbr", test_mbr);
+	ADD ("/ami/mbr-logical", test_mbr_logical);
+	ADD ("/ami/ebr-loop", test_ebr_loop);
 	ADD ("/ami/whole-disk", test_whole_disk);
 	ADD ("/ami/xfs-btrfs", test_xfs_btrfs);
 	ADD ("/ami/grub-mbr", test_grub_mbr);

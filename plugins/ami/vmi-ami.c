@@ -222,37 +222,97 @@ ami_note_first (VmiImage *self, const AmiRange *range, gboolean beyond_end)
 	self->have_first = TRUE;
 }
 
+static gboolean
+ami_is_extended (guint8 type)
+{
+	return type == 0x05 || type == 0x0f || type == 0x85;
+}
+
+/* One MBR or EBR entry; base_lba is where its start counts from (0, or its EBR). */
 static void
-ami_parse_mbr (VmiImage *self, const guint8 *s)
+ami_add_mbr_entry (VmiImage *self, GVariantBuilder *parts, const guint8 *e, guint index,
+		   guint64 base_lba)
+{
+	g_autofree char *type = g_strdup_printf ("0x%02x", e[4]);
+	GVariantDict dict;
+	AmiRange range = { 0 };
+	gboolean beyond_end = FALSE, ok;
+
+	ok = ami_range (self, base_lba + ami_le32 (e + 8), ami_le32 (e + 12), &range, &beyond_end);
+	g_variant_dict_init (&dict, NULL);
+	g_variant_dict_insert (&dict, "index", "u", index);
+	g_variant_dict_insert (&dict, "type", "s", type);
+	g_variant_dict_insert (&dict, "type-name", "s", ami_mbr_type_name (e[4]));
+	g_variant_dict_insert (&dict, "bootable", "b", e[0] == 0x80);
+	g_variant_dict_insert (&dict, "start", "t", range.start);
+	g_variant_dict_insert (&dict, "size", "t", range.size);
+	g_variant_dict_insert (&dict, "beyond-end", "b", beyond_end);
+	g_variant_builder_add_value (parts, g_variant_dict_end (&dict));
+	if (ok && !ami_is_extended (e[4]) && range.size > 0)
+		ami_note_first (self, &range, beyond_end);
+}
+
+/*
+ * Logical partitions: a chain of EBRs inside the extended partition, each holding one
+ * partition (relative to itself) and a link to the next (relative to the extended partition).
+ * Numbered from 5 as Linux does. The chain must move forward and stays within
+ * AMI_MAX_REPORTED; an EBR the file does not hold ends it.
+ */
+static gboolean
+ami_parse_ebr_chain (VmiImage *self, GVariantBuilder *parts, guint64 extended_lba,
+		     GError **error)
+{
+	guint64 ebr_lba = extended_lba;
+
+	for (guint index = 5; index < 5 + AMI_MAX_REPORTED; index++) {
+		guint8 ebr[AMI_SECTOR];
+		const guint8 *next;
+		guint64 next_lba;
+
+		if (ebr_lba > (self->file_size - AMI_SECTOR) / AMI_SECTOR ||
+		    self->file_size < AMI_SECTOR)
+			return TRUE;
+		if (!vmi_pread_all (self->fd, ebr, sizeof ebr, ebr_lba * AMI_SECTOR, "disk", error))
+			return FALSE;
+		if (ebr[510] != 0x55 || ebr[511] != 0xaa)
+			return TRUE;
+		if (ebr[AMI_MBR_ENTRIES + 4] != 0)
+			ami_add_mbr_entry (self, parts, ebr + AMI_MBR_ENTRIES, index, ebr_lba);
+		next = ebr + AMI_MBR_ENTRIES + 16;
+		if (!ami_is_extended (next[4]))
+			return TRUE;
+		next_lba = extended_lba + ami_le32 (next + 8);
+		if (next_lba <= ebr_lba)
+			return TRUE;
+		ebr_lba = next_lba;
+	}
+	return TRUE;
+}
+
+static gboolean
+ami_parse_mbr (VmiImage *self, const guint8 *s, GError **error)
 {
 	GVariantBuilder parts;
+	guint64 extended_lba = 0;
 
 	self->table = "mbr";
 	self->disk_signature = ami_le32 (s + 440);
 	g_variant_builder_init (&parts, G_VARIANT_TYPE ("aa{sv}"));
 	for (guint i = 0; i < 4; i++) {
 		const guint8 *e = s + AMI_MBR_ENTRIES + 16 * i;
-		GVariantDict dict;
-		AmiRange range = { 0 };
-		gboolean beyond_end = FALSE, ok;
-		g_autofree char *type = g_strdup_printf ("0x%02x", e[4]);
 
 		if (e[4] == 0)
 			continue;
-		ok = ami_range (self, ami_le32 (e + 8), ami_le32 (e + 12), &range, &beyond_end);
-		g_variant_dict_init (&dict, NULL);
-		g_variant_dict_insert (&dict, "index", "u", i + 1);
-		g_variant_dict_insert (&dict, "type", "s", type);
-		g_variant_dict_insert (&dict, "type-name", "s", ami_mbr_type_name (e[4]));
-		g_variant_dict_insert (&dict, "bootable", "b", e[0] == 0x80);
-		g_variant_dict_insert (&dict, "start", "t", range.start);
-		g_variant_dict_insert (&dict, "size", "t", range.size);
-		g_variant_dict_insert (&dict, "beyond-end", "b", beyond_end);
-		g_variant_builder_add_value (&parts, g_variant_dict_end (&dict));
-		if (ok && strcmp (ami_mbr_type_name (e[4]), "extended") != 0 && range.size > 0)
-			ami_note_first (self, &range, beyond_end);
+		ami_add_mbr_entry (self, &parts, e, i + 1, 0);
+		if (ami_is_extended (e[4]) && extended_lba == 0)
+			extended_lba = ami_le32 (e + 8);
+	}
+	if (extended_lba != 0 && !ami_parse_ebr_chain (self, &parts, extended_lba, error)) {
+		g_variant_builder_clear (&parts);
+		return FALSE;
 	}
 	self->partitions = g_variant_ref_sink (g_variant_builder_end (&parts));
+	return TRUE;
 }
 
 static gboolean
@@ -491,7 +551,8 @@ ami_open (const VmiOpenArgs *args, GError **error)
 		if (!ami_parse_gpt (self, 4096, error))
 			return NULL;
 	} else if (len >= AMI_SECTOR && ami_is_mbr (head, len)) {
-		ami_parse_mbr (self, head);
+		if (!ami_parse_mbr (self, head, error))
+			return NULL;
 	}
 	if (strcmp (self->table, "none") == 0 && self->file_size > 0) {
 		self->first.start = 0;
