@@ -530,6 +530,7 @@ test_qemu_images (void)
 		return;
 	dir = vmi_test_tmpdir_new ();
 	check_qemu_image (dir, "dynamic", 5 * MiB + 3 * 512, 0, MiB, 512);
+	check_qemu_image (dir, "dynamic", 0, 0, MiB, 512);
 	check_qemu_image (dir, "dynamic", 9 * MiB, MiB, MiB, 512);
 	check_qemu_image (dir, "dynamic", 20 * MiB + 512, 2 * MiB, 2 * MiB, 512);
 	check_qemu_image (dir, "dynamic", 64 * MiB, 32 * MiB, MiB, 512);
@@ -789,6 +790,8 @@ test_writer (void)
 		return;
 	dir = vmi_test_tmpdir_new ();
 	check_writer (dir, NULL, 5 * MiB, 0);
+	check_writer (dir, NULL, 0, 0);
+	check_writer (dir, "fixed", 512, 0);
 	check_writer (dir, "dynamic", 5 * MiB + 3 * 512, MiB);
 	check_writer (dir, "dynamic", 7 * MiB + 100, 0);
 	check_writer (dir, "fixed", 5 * MiB + 3 * 512, 0);

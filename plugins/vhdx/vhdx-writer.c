@@ -165,7 +165,16 @@ vhdx_create (int fd, guint64 virtual_size, GVariant *options, GError **error)
 	w = self->writer = g_new0 (VhdxWriter, 1);
 	w->fixed = self->leave_blocks_allocated;
 	w->bat_offset = self->log_offset + self->log_length;
-	w->bat_length = MAX ((bat_bytes + VHDX_MiB - 1) / VHDX_MiB * VHDX_MiB, VHDX_MiB);
+	/*
+	 * qemu computes data_blocks - 1 in 32 bits, so for an empty disk it wants room for
+	 * 2^32 / chunk_ratio entries and refuses a smaller BAT region. It costs nothing: the
+	 * region is a hole.
+	 */
+	if (self->data_blocks == 0)
+		w->bat_length = (guint64) G_MAXUINT32 / self->chunk_ratio * sizeof (guint64);
+	else
+		w->bat_length = bat_bytes;
+	w->bat_length = MAX ((w->bat_length + VHDX_MiB - 1) / VHDX_MiB * VHDX_MiB, VHDX_MiB);
 	w->metadata_offset = w->bat_offset + w->bat_length;
 	w->file_end = w->metadata_offset + VHDX_WRITER_METADATA_SIZE;
 
@@ -332,10 +341,11 @@ vhdx_finish (VmiImage *self, GError **error)
 	if (!vhdx_set_file_size (self->fd, w->file_end, error))
 		return FALSE;
 
-	buf = g_malloc0 (w->bat_length);
+	/* The rest of the BAT region stays a hole: zeros, NOT_PRESENT. */
+	buf = g_malloc0 (MAX (self->bat_entries * 8, 1));
 	for (guint64 i = 0; i < self->bat_entries; i++)
 		vhdx_put_le64 (buf + i * 8, self->bat[i]);
-	if (!vhdx_pwrite (self->fd, w->bat_offset, buf, w->bat_length, error))
+	if (!vhdx_pwrite (self->fd, w->bat_offset, buf, self->bat_entries * 8, error))
 		return FALSE;
 	g_clear_pointer (&buf, g_free);
 
