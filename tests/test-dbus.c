@@ -1565,10 +1565,11 @@ test_convert_bad_input (void)
 	/* A format that can be read but not written. */
 	g_variant_iter_init (&iter, formats);
 	while (g_variant_iter_next (&iter, "{&s@a{sv}}", &name, &entry)) {
-		g_autoptr(GVariant) owned = entry;
 		gboolean writable = TRUE;
+		gboolean read_only = g_variant_lookup (entry, "can-write", "b", &writable) && !writable;
 
-		if (g_variant_lookup (entry, "can-write", "b", &writable) && !writable) {
+		g_variant_unref (entry);
+		if (read_only) {
 			expect_convert_error (manager, src, dst, name, NULL, "NotSupported", name);
 			break;
 		}
