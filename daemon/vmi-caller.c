@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -17,6 +19,8 @@
 #include "vmi-plugin.h"
 
 #define VMI_NOGROUP_GID 65534
+/* How long one file operation as the caller may take. */
+#define VMI_CALLER_TIMEOUT_MS (60 * 1000)
 
 typedef enum {
 	VMI_CALLER_OP_OPEN_IMAGE,
@@ -269,7 +273,7 @@ vmi_caller_child (VmiCaller *self, const VmiCallerOp *op, int sock)
 }
 
 static gboolean
-vmi_caller_receive (int sock, VmiCallerReply *reply, int *fd_out)
+vmi_caller_receive (int sock, VmiCallerReply *reply, int *fd_out, gboolean *timed_out)
 {
 	struct iovec iov = { reply, sizeof *reply };
 	struct msghdr msg = { 0 };
@@ -284,6 +288,19 @@ vmi_caller_receive (int sock, VmiCallerReply *reply, int *fd_out)
 	msg.msg_iovlen = 1;
 	msg.msg_control = control.buf;
 	msg.msg_controllen = sizeof control.buf;
+	/* A path on a hung network or FUSE mount (or a child the caller stopped) must not hold a
+	 * daemon thread for ever. */
+	for (;;) {
+		struct pollfd pfd = { sock, POLLIN, 0 };
+		int r = poll (&pfd, 1, VMI_CALLER_TIMEOUT_MS);
+
+		if (r > 0)
+			break;
+		if (r == 0 || errno != EINTR) {
+			*timed_out = TRUE;
+			return FALSE;
+		}
+	}
 	do
 		n = recvmsg (sock, &msg, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
@@ -307,6 +324,7 @@ vmi_caller_run (VmiCaller *self, const VmiCallerOp *op, int *value, gboolean *sw
 	int status = 0;
 	pid_t pid;
 	gboolean ok;
+	gboolean timed_out = FALSE;
 
 	*switch_failed = FALSE;
 	if (vmi_caller_is_daemon_user (self))
@@ -327,14 +345,16 @@ vmi_caller_run (VmiCaller *self, const VmiCallerOp *op, int *value, gboolean *sw
 		vmi_caller_child (self, op, sv[1]);
 	}
 	close (sv[1]);
-	ok = vmi_caller_receive (sv[0], &reply, &fd);
+	ok = vmi_caller_receive (sv[0], &reply, &fd, &timed_out);
 	close (sv[0]);
+	if (timed_out)
+		kill (pid, SIGKILL);
 	while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (!ok) {
 		if (fd >= 0)
 			close (fd);
-		return -EIO;
+		return timed_out ? -ETIMEDOUT : -EIO;
 	}
 	*switch_failed = reply.switch_failed != 0;
 	*value = reply.value;
