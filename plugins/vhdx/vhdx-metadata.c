@@ -47,8 +47,8 @@ vhdx_parse_region_table (VmiImage *self, VhdxRegion *bat, VhdxRegion *metadata, 
 			return FALSE;
 		if (!vhdx_region_table_is_valid (t))
 			return vhdx_set_corrupt (error, "Neither VHDX region table (at offsets 0x30000 and "
-						    "0x40000) has a valid signature, entry count and "
-						    "CRC-32C checksum");
+						        "0x40000) has a valid signature, entry count and "
+						        "CRC-32C checksum");
 	}
 	*bat = (VhdxRegion) { 0 };
 	*metadata = (VhdxRegion) { 0 };
@@ -77,28 +77,28 @@ vhdx_parse_region_table (VmiImage *self, VhdxRegion *bat, VhdxRegion *metadata, 
 		}
 		if (known->length != 0)
 			return vhdx_set_corrupt (error, "The VHDX region table at " X64 " lists the %s region twice",
-					     table_offset, known == bat ? "BAT" : "metadata");
+					         table_offset, known == bat ? "BAT" : "metadata");
 		if (r.offset < VHDX_HEADER_SECTION_SIZE || r.offset % VHDX_MiB != 0 || r.length == 0 ||
 		    r.length % VHDX_MiB != 0)
 			return vhdx_set_corrupt (error, "The VHDX %s region (offset " X64 ", %" G_GUINT64_FORMAT
-						    " bytes) is not a whole number of MiB after the header section",
-					     known == bat ? "BAT" : "metadata", r.offset, r.length);
+						        " bytes) is not a whole number of MiB after the header section",
+					         known == bat ? "BAT" : "metadata", r.offset, r.length);
 		if (!g_uint64_checked_add (&end, r.offset, r.length) || end > self->file_size)
 			return vhdx_set_corrupt (error, "The VHDX %s region at offset " X64 " (%" G_GUINT64_FORMAT
-						    " bytes) lies beyond the end of the %" G_GUINT64_FORMAT
-						    "-byte file",
-					     known == bat ? "BAT" : "metadata", r.offset, r.length,
-					     self->file_size);
+						        " bytes) lies beyond the end of the %" G_GUINT64_FORMAT
+						        "-byte file",
+					         known == bat ? "BAT" : "metadata", r.offset, r.length,
+					         self->file_size);
 		*known = r;
 	}
 	if (bat->length == 0 || metadata->length == 0)
 		return vhdx_set_corrupt (error, "The VHDX region table at " X64 " has no %s region", table_offset,
-				     bat->length == 0 ? "BAT" : "metadata");
+				         bat->length == 0 ? "BAT" : "metadata");
 	if (vhdx_region_overlaps (bat, metadata) ||
 	    (!vhdx_guid_is_zero (self->log_guid) && (vhdx_region_overlaps (bat, &log) || vhdx_region_overlaps (metadata, &log))))
 		return vhdx_set_corrupt (error, "The VHDX BAT (" X64 "), metadata (" X64 ") and log (" X64
-					    ") regions overlap",
-				     bat->offset, metadata->offset, self->log_offset);
+					        ") regions overlap",
+				         bat->offset, metadata->offset, self->log_offset);
 	return TRUE;
 }
 
@@ -113,7 +113,7 @@ vhdx_parse_parent_locator (VmiImage *self, const guint8 *p, guint32 len, GError 
 	count = vhdx_le16 (p + 18);
 	if ((guint64) count * 12 > len - 20)
 		return vhdx_set_corrupt (error, "The VHDX parent locator claims %u entries but is only %u bytes",
-				     count, len);
+				         count, len);
 	self->parent_keys = g_ptr_array_new_with_free_func (g_free);
 	self->parent_values = g_ptr_array_new_with_free_func (g_free);
 	for (guint i = 0; i < count; i++) {
@@ -125,8 +125,8 @@ vhdx_parse_parent_locator (VmiImage *self, const guint8 *p, guint32 len, GError 
 		if ((guint64) ko + kl > len || (guint64) vo + vl > len || kl == 0 || kl % 2 != 0 ||
 		    vl % 2 != 0)
 			return vhdx_set_corrupt (error, "VHDX parent locator entry %u lies outside the %u-byte item "
-						    "or has an odd length",
-					     i, len);
+						        "or has an odd length",
+					         i, len);
 		key = vhdx_utf16_to_utf8 (p + ko, kl);
 		value = vhdx_utf16_to_utf8 (p + vo, vl);
 		if (key == NULL || value == NULL) {
@@ -174,12 +174,12 @@ vhdx_parse_metadata (VmiImage *self, const VhdxRegion *region, GError **error)
 		return FALSE;
 	if (memcmp (table, VHDX_METADATA_SIGNATURE, 8) != 0)
 		return vhdx_set_corrupt (error, "The VHDX metadata region at " X64 " lacks its \"metadata\" signature",
-				     region->offset);
+				         region->offset);
 	count = vhdx_le16 (table + VHDX_MD_ENTRY_COUNT);
 	if (count > VHDX_MD_MAX_ENTRIES)
 		return vhdx_set_corrupt (error, "The VHDX metadata table at " X64 " claims %u entries; at most %u "
-					    "are allowed",
-				     region->offset, count, VHDX_MD_MAX_ENTRIES);
+					        "are allowed",
+				         region->offset, count, VHDX_MD_MAX_ENTRIES);
 	for (guint i = 0; i < count; i++) {
 		const guint8 *e = table + VHDX_MD_ENTRIES + (gsize) i * VHDX_MD_ENTRY_SIZE;
 		guint32 offset = vhdx_le32 (e + 16), length = vhdx_le32 (e + 20), flags = vhdx_le32 (e + 24);
@@ -204,12 +204,12 @@ vhdx_parse_metadata (VmiImage *self, const VhdxRegion *region, GError **error)
 		}
 		if (found & vhdx_known_items[k].bit)
 			return vhdx_set_corrupt (error, "The VHDX metadata table lists the %s item twice",
-					     vhdx_known_items[k].name);
+					         vhdx_known_items[k].name);
 		if (length < vhdx_known_items[k].min_length || length > VHDX_MD_MAX_ITEM_SIZE ||
 		    offset < VHDX_METADATA_TABLE_SIZE || (guint64) offset + length > region->length)
 			return vhdx_set_corrupt (error, "The VHDX %s metadata item (offset 0x%x, %u bytes) is too short "
-						    "or lies outside the %" G_GUINT64_FORMAT "-byte metadata region",
-					     vhdx_known_items[k].name, offset, length, region->length);
+						        "or lies outside the %" G_GUINT64_FORMAT "-byte metadata region",
+					         vhdx_known_items[k].name, offset, length, region->length);
 		item = g_malloc (length);
 		if (!vhdx_file_read (self->fd, self->log, region->offset + offset, item, length, error))
 			return FALSE;
@@ -247,7 +247,7 @@ vhdx_parse_metadata (VmiImage *self, const VhdxRegion *region, GError **error)
 			continue;
 		if ((found & bit) == 0)
 			return vhdx_set_corrupt (error, "The VHDX metadata region at " X64 " lacks the required %s item",
-					     region->offset, vhdx_known_items[k].name);
+					         region->offset, vhdx_known_items[k].name);
 	}
 	return TRUE;
 }
@@ -260,21 +260,21 @@ vhdx_check_parameters (VmiImage *self, GError **error)
 	if (self->block_size < VHDX_BLOCK_SIZE_MIN || self->block_size > VHDX_BLOCK_SIZE_MAX ||
 	    (self->block_size & (self->block_size - 1)) != 0)
 		return vhdx_set_corrupt (error, "The VHDX block size %u is not a power of two between 1 MiB and 256 MiB",
-				     self->block_size);
+				         self->block_size);
 	if (self->logical_sector_size != 512 && self->logical_sector_size != 4096)
 		return vhdx_set_corrupt (error, "The VHDX logical sector size is %u; it must be 512 or 4096",
-				     self->logical_sector_size);
+				         self->logical_sector_size);
 	if (self->physical_sector_size != 512 && self->physical_sector_size != 4096)
 		return vhdx_set_corrupt (error, "The VHDX physical sector size is %u; it must be 512 or 4096",
-				     self->physical_sector_size);
+				         self->physical_sector_size);
 	if (self->virtual_size > VHDX_MAX_VIRTUAL_SIZE)
 		return vhdx_set_corrupt (error, "The VHDX virtual disk size %" G_GUINT64_FORMAT
-					    " bytes is larger than the 64 TiB the format allows",
-				     self->virtual_size);
+					        " bytes is larger than the 64 TiB the format allows",
+				         self->virtual_size);
 	if (self->virtual_size % self->logical_sector_size != 0)
 		return vhdx_set_corrupt (error, "The VHDX virtual disk size %" G_GUINT64_FORMAT
-					    " is not a multiple of the %u-byte logical sector size",
-				     self->virtual_size, self->logical_sector_size);
+					        " is not a multiple of the %u-byte logical sector size",
+				         self->virtual_size, self->logical_sector_size);
 	/* Both factors are bounded above, so none of this can overflow. */
 	self->chunk_ratio = VHDX_SECTORS_PER_CHUNK * self->logical_sector_size / self->block_size;
 	self->data_blocks = (self->virtual_size + self->block_size - 1) / self->block_size;

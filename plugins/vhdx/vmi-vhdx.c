@@ -52,7 +52,6 @@ vhdx_set_corrupt (GError **error, const char *format, ...)
 	return FALSE;
 }
 
-
 /* Whether the 4 KiB header at p has the signature and a matching CRC-32C. */
 static gboolean
 vhdx_header_is_valid (const guint8 *p)
@@ -74,15 +73,15 @@ vhdx_parse_headers (VmiImage *self, const guint8 *section, GError **error)
 
 	if (!ok1 && !ok2)
 		return vhdx_set_corrupt (error, "Neither VHDX header (at offsets 0x10000 and 0x20000) has "
-					    "a valid signature and CRC-32C checksum");
+					        "a valid signature and CRC-32C checksum");
 	if (ok1 && ok2) {
 		guint64 s1 = vhdx_le64 (h1 + VHDX_HDR_SEQUENCE), s2 = vhdx_le64 (h2 + VHDX_HDR_SEQUENCE);
 
 		/* Disk2VHD writes two identical headers with the same sequence number. */
 		if (s1 == s2 && memcmp (h1, h2, VHDX_HEADER_SIZE) != 0)
 			return vhdx_set_corrupt (error, "Both VHDX headers have sequence number %" G_GUINT64_FORMAT
-						    " but different contents",
-					     s1);
+						        " but different contents",
+					         s1);
 		self->header_index = s2 > s1 ? 2 : 1;
 	} else {
 		self->header_index = ok1 ? 1 : 2;
@@ -119,12 +118,12 @@ vhdx_replay_log (VmiImage *self, const VmiOpenArgs *args, GError **error)
 	if (self->log_length == 0 || self->log_length % VHDX_MiB != 0 ||
 	    self->log_offset < VHDX_HEADER_SECTION_SIZE || self->log_offset % VHDX_MiB != 0)
 		return vhdx_set_corrupt (error, "The VHDX log (offset " X64 ", %u bytes) is not a whole number "
-					    "of MiB after the header section",
-				     self->log_offset, self->log_length);
+					        "of MiB after the header section",
+				         self->log_offset, self->log_length);
 	if (!g_uint64_checked_add (&end, self->log_offset, self->log_length) || end > args->file_size)
 		return vhdx_set_corrupt (error, "The VHDX log at offset " X64 " (%u bytes) lies beyond the end "
-					    "of the %" G_GUINT64_FORMAT "-byte file",
-				     self->log_offset, self->log_length, args->file_size);
+					        "of the %" G_GUINT64_FORMAT "-byte file",
+				         self->log_offset, self->log_length, args->file_size);
 	self->log = vhdx_log_load (args->fd, args->file_size, self->log_guid, self->log_offset,
 				   self->log_length, VHDX_METADATA_MEMORY_CAP, error);
 	if (self->log == NULL)
@@ -153,9 +152,9 @@ vhdx_load_bat (VmiImage *self, const VhdxRegion *region, const VhdxRegion *metad
 
 	if (bytes > region->length)
 		return vhdx_set_corrupt (error, "The VHDX BAT region at " X64 " is %" G_GUINT64_FORMAT
-					    " bytes, too small for the %" G_GUINT64_FORMAT
-					    " entries a %" G_GUINT64_FORMAT "-byte disk needs",
-				     region->offset, region->length, self->bat_entries, self->virtual_size);
+					        " bytes, too small for the %" G_GUINT64_FORMAT
+					        " entries a %" G_GUINT64_FORMAT "-byte disk needs",
+				         region->offset, region->length, self->bat_entries, self->virtual_size);
 	if (bytes > VHDX_METADATA_MEMORY_CAP) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
 			     "The VHDX BAT is %" G_GUINT64_FORMAT " bytes; at most %" G_GUINT64_FORMAT
@@ -184,34 +183,34 @@ vhdx_load_bat (VmiImage *self, const VhdxRegion *region, const VhdxRegion *metad
 		case VHDX_PAYLOAD_PARTIALLY_PRESENT:
 			if (!self->has_parent)
 				return vhdx_set_corrupt (error, "VHDX BAT entry %" G_GUINT64_FORMAT " (block %" G_GUINT64_FORMAT
-							    ") is partially present, which only a differencing "
-							    "image may use",
-						     index, block);
+							        ") is partially present, which only a differencing "
+							        "image may use",
+						         index, block);
 			break;
 		case VHDX_PAYLOAD_FULLY_PRESENT:
 			break;
 		default:
 			return vhdx_set_corrupt (error, "VHDX BAT entry %" G_GUINT64_FORMAT " (block %" G_GUINT64_FORMAT
-						    ") has the reserved state %u",
-					     index, block, state);
+						        ") has the reserved state %u",
+					         index, block, state);
 		}
 		offset = (entry >> VHDX_BAT_OFFSET_SHIFT) * VHDX_MiB;
 		if (offset < VHDX_HEADER_SECTION_SIZE)
 			return vhdx_set_corrupt (error, "VHDX BAT entry %" G_GUINT64_FORMAT " (block %" G_GUINT64_FORMAT
-						    ") points at offset " X64 ", inside the header section",
-					     index, block, offset);
+						        ") points at offset " X64 ", inside the header section",
+					         index, block, offset);
 		if (!g_uint64_checked_add (&end, offset, need) || end > self->file_size)
 			return vhdx_set_corrupt (error, "VHDX BAT entry %" G_GUINT64_FORMAT " (block %" G_GUINT64_FORMAT
-						    ") points at offset " X64 ", beyond the end of the %"
-						    G_GUINT64_FORMAT "-byte file",
-					     index, block, offset, self->file_size);
+						        ") points at offset " X64 ", beyond the end of the %"
+						        G_GUINT64_FORMAT "-byte file",
+					         index, block, offset, self->file_size);
 		for (guint r = 0; r < G_N_ELEMENTS (reserved); r++) {
 			VhdxRegion payload = { offset, need };
 
 			if (vhdx_region_overlaps (&payload, &reserved[r]))
 				return vhdx_set_corrupt (error, "VHDX BAT entry %" G_GUINT64_FORMAT " (block %" G_GUINT64_FORMAT
-							    ") points at offset " X64 ", inside the %s region",
-						     index, block, offset, reserved_names[r]);
+							        ") points at offset " X64 ", inside the %s region",
+						         index, block, offset, reserved_names[r]);
 		}
 		self->allocated_blocks++;
 	}
@@ -240,8 +239,8 @@ vhdx_open (const VmiOpenArgs *args, GError **error)
 	}
 	if (args->file_size < VHDX_HEADER_SECTION_SIZE) {
 		vhdx_set_corrupt (error, "The VHDX file is truncated: it is %" G_GUINT64_FORMAT
-				     " bytes, smaller than the 1 MiB header section",
-			      args->file_size);
+				         " bytes, smaller than the 1 MiB header section",
+			          args->file_size);
 		return NULL;
 	}
 	self->creator = vhdx_utf16_to_utf8 (section + VHDX_FILE_ID_CREATOR_OFFSET, VHDX_FILE_ID_CREATOR_SIZE);
