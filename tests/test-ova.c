@@ -561,6 +561,17 @@ write_tar (const char *dir, GByteArray *tar)
 	return path;
 }
 
+/* A small archive of the tests, kept as a fuzzing seed under its own name. */
+static void
+save_seed_tar (const char *dir, GByteArray *tar, const char *name)
+{
+	g_autofree char *path = g_build_filename (dir, name, NULL);
+
+	g_assert_true (g_file_set_contents (path, (const char *) tar->data, tar->len, NULL));
+	vmi_test_save_seed ("ova", path);
+	g_unlink (path);
+}
+
 static VmiSource *
 open_tar (const char *dir, GByteArray *tar, GError **error)
 {
@@ -598,6 +609,8 @@ test_ova_hostile_members (void)
 		else
 			tar_header (tar, cases[i].name, 0, cases[i].type, cases[i].link);
 		tar_end (tar);
+		if (i == 0)
+			save_seed_tar (dir, tar, "dotdot.ova");
 		source = open_tar (dir, tar, &error);
 		g_assert_no_error (error);
 		info = vmi_source_get_info (source);
@@ -796,6 +809,8 @@ test_ova_manifest_cases (void)
 		tar_member (tar, "disk.vmdk", "ABCD");
 		tar_member (tar, "vm.cert", "not really a certificate");
 		tar_end (tar);
+		if (i == 0)
+			save_seed_tar (dir, tar, "manifest.ova");
 		source = open_tar (dir, tar, NULL);
 		facts = facts_of (source);
 		g_assert_cmpint (fact_bool (facts, "manifest-verified"), ==, cases[i].verified);

@@ -211,7 +211,6 @@ static gboolean
 ova_add_member (VmiImage *self, struct archive *archive, struct archive_entry *entry,
 		guint64 data_offset, guint *reasons, GError **error)
 {
-	g_autoptr(GString) display = NULL;
 	OvaMember *member;
 	const char *name = archive_entry_pathname (entry);
 	char *reason;

@@ -319,7 +319,6 @@ static gboolean
 ovf_parse_references (OvfParser *p, xmlNode *section, GError **error)
 {
 	for (xmlNode *c = section->children; c != NULL; c = c->next) {
-		g_autoptr(GError) local_error = NULL;
 		VmiOvfFile *file;
 		char *reason;
 
