@@ -8,9 +8,10 @@
 
 /*
  * Every candidate entry costs a CRC over up to its length; a hostile log could make each of
- * its sectors claim to start a huge entry. This bounds the bytes checked in one search.
+ * its sectors claim to start a huge entry. A real log is checked a few times over at most, so
+ * this bounds the bytes checked in one search without refusing any.
  */
-#define VHDX_LOG_CHECK_BUDGET (2048 * VHDX_MiB)
+#define VHDX_LOG_CHECK_BUDGET(log_length) (8 * (log_length) + 64 * VHDX_MiB)
 
 typedef struct {
 	guint64 offset;
@@ -269,7 +270,7 @@ vhdx_log_load (int fd, guint64 file_size, const guint8 *log_guid, guint64 log_of
 	scratch = g_malloc (log_length);
 	if (!pread_exact (fd, log_offset, ring, log_length, error))
 		return NULL;
-	scan = (VhdxLogScan) { ring, log_length, log_guid, VHDX_LOG_CHECK_BUDGET, scratch };
+	scan = (VhdxLogScan) { ring, log_length, log_guid, VHDX_LOG_CHECK_BUDGET (log_length), scratch };
 
 	/* The search of [MS-VHDX] 2.3.3: the newest valid and complete sequence wins. */
 	for (;;) {
