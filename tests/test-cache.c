@@ -822,7 +822,7 @@ test_concurrent_same_content (void)
 }
 
 /* The crash test's child: imports seeds first.. one after the other, printing each id. */
-static const gsize crash_image_data = 192 * KiB;
+static const gsize crash_image_data = 128 * KiB;
 
 static char *
 crash_image (const char *src_dir, guint seed)
@@ -830,7 +830,7 @@ crash_image (const char *src_dir, guint seed)
 	g_autofree char *name = g_strdup_printf ("crash-%u.raw", seed);
 	char *path = g_build_filename (src_dir, name, NULL);
 
-	make_random_image (path, 2 * MiB, crash_image_data, 1000 + seed);
+	make_random_image (path, 512 * KiB, crash_image_data, 1000 + seed);
 	return path;
 }
 
@@ -878,6 +878,7 @@ test_crash_consistency (void)
 	g_autoptr(VmiRegistry) registry = make_registry ();
 	g_autoptr(GHashTable) completed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 	g_autoptr(GHashTable) maybe = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+	g_autoptr(GHashTable) verified = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 	gint64 start = g_get_monotonic_time ();
 	guint next = 0, rounds = 0, imports = 0, torn = 0;
 
@@ -897,7 +898,8 @@ test_crash_consistency (void)
 		gssize n;
 		guint done_in_round = 0;
 
-		g_assert_cmpint (g_get_monotonic_time () - start, <, 50 * G_USEC_PER_SEC);
+		/* Bounded: about 5 s on an idle 2-core machine, 120 s at the very worst. */
+		g_assert_cmpint (g_get_monotonic_time () - start, <, 120 * G_USEC_PER_SEC);
 		g_assert_true (g_spawn_async_with_pipes (NULL, (char **) argv, NULL,
 							 G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
 							 &pid, NULL, &out_fd, NULL, &error));
@@ -936,7 +938,12 @@ test_crash_consistency (void)
 
 			g_assert_true (g_hash_table_contains (completed, id) ||
 				       g_hash_table_contains (maybe, id));
-			assert_verifies (cache, registry, id);
+			/* Entries are never rewritten in place: one verification each suffices, and
+			 * keeps the test's time linear. All are verified again at the end. */
+			if (!g_hash_table_contains (verified, id)) {
+				assert_verifies (cache, registry, id);
+				g_hash_table_add (verified, g_strdup (id));
+			}
 		}
 		{
 			GHashTableIter iter;
@@ -952,6 +959,14 @@ test_crash_consistency (void)
 		if (list->len > g_hash_table_size (completed))
 			torn++;
 		assert_clean_dir (cache);
+	}
+	{
+		g_autoptr(VmiCache) cache = open_cache (cache_dir, 0);
+		g_autoptr(GPtrArray) list = vmi_cache_list (cache);
+
+		g_assert_cmpuint (list->len, >=, 50);
+		for (guint i = 0; i < list->len; i++)
+			assert_verifies (cache, registry, vmi_cache_entry_get_id (list->pdata[i]));
 	}
 	g_test_message ("%u imports completed over %u SIGKILLed children in %" G_GINT64_FORMAT
 			" ms; %u kills came after an import was committed but before it was reported",
