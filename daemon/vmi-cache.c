@@ -942,9 +942,11 @@ vmi_cache_release (VmiCache *self, const char *id)
 
 	g_mutex_lock (&self->lock);
 	record = g_hash_table_lookup (self->records, id);
-	g_return_if_fail (record != NULL && record->holds > 0);
-	record->holds--;
+	if (record != NULL && record->holds > 0)
+		record->holds--;
 	g_mutex_unlock (&self->lock);
+	/* Held entries cannot go away, so this is a release without its hold. */
+	g_return_if_fail (record != NULL);
 }
 
 gboolean

@@ -521,9 +521,12 @@ typedef struct {
 static void
 record_change (VmiCache *cache, const char *id, VmiCacheEntry *entry, gpointer user_data)
 {
+	static GMutex lock; /* imports on two threads report at once */
 	ChangeLog *log = user_data;
 
+	g_mutex_lock (&lock);
 	g_ptr_array_add (log->events, g_strdup_printf ("%c%s", entry != NULL ? '+' : '-', id));
+	g_mutex_unlock (&lock);
 }
 
 static VmiCacheEntry *
@@ -784,14 +787,22 @@ test_concurrent_same_content (void)
 	g_autofree char *raw = g_build_filename (dir, "same.raw", NULL);
 	g_autoptr(VmiCache) cache = open_cache (cache_dir, 0);
 	g_autoptr(GPtrArray) list = NULL;
+	g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_free);
+	ChangeLog log = { events };
+	/* Each round from scratch adds the entry once; the import that loses the race must not
+	 * publish a second copy (nor a second "added"). */
+	const guint expected_added[] = { 1, 0, 1 };
 
+	vmi_cache_set_changed_func (cache, record_change, &log);
 	/* Enough data that both conversions overlap. */
 	make_random_image (raw, 16 * MiB, 8 * MiB, 31);
 	for (guint round = 0; round < 3; round++) {
-		ImportThread jobs[2] = { { cache, raw, "one", NULL, NULL },
-					 { cache, raw, "two", NULL, NULL } };
+		ImportThread jobs[2] = { { cache, raw, "same", NULL, NULL },
+					 { cache, raw, "same", NULL, NULL } };
 		GThread *threads[2];
+		guint added = 0;
 
+		g_ptr_array_set_size (events, 0);
 		for (guint i = 0; i < 2; i++)
 			threads[i] = g_thread_new ("import", import_thread, &jobs[i]);
 		for (guint i = 0; i < 2; i++)
@@ -804,6 +815,9 @@ test_concurrent_same_content (void)
 				 vmi_cache_entry_get_id (jobs[1].result));
 		g_assert_cmpstr (vmi_cache_entry_get_checksum (jobs[0].result), ==,
 				 vmi_cache_entry_get_checksum (jobs[1].result));
+		for (guint i = 0; i < events->len; i++)
+			added += ((const char *) events->pdata[i])[0] == '+';
+		g_assert_cmpuint (added, ==, expected_added[round]);
 		list = vmi_cache_list (cache);
 		g_assert_cmpuint (list->len, ==, 1);
 		g_clear_pointer (&list, g_ptr_array_unref);
@@ -818,6 +832,7 @@ test_concurrent_same_content (void)
 		g_assert_true (vmi_cache_remove (cache, vmi_cache_entry_get_id (list->pdata[0]), NULL));
 		g_clear_pointer (&list, g_ptr_array_unref);
 	}
+	vmi_cache_set_changed_func (cache, NULL, NULL);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
