@@ -43,6 +43,7 @@ int
 vmi_ctl_jobs (VmiCtl *ctl, int argc, char **argv)
 {
 	g_autoptr (GError) error = NULL;
+	g_autoptr (GDBusConnection) connection = NULL;
 	g_autoptr (GDBusObjectManager) object_manager = NULL;
 	g_autolist (GDBusObject) objects = NULL;
 	g_autoptr (GPtrArray) jobs = g_ptr_array_new ();
@@ -52,8 +53,11 @@ vmi_ctl_jobs (VmiCtl *ctl, int argc, char **argv)
 	if (!vmi_ctl_parse_args (ctl, "jobs", "", "Lists vmimaged's jobs: those running and those "
 				 "finished in the last few minutes.", NULL, NULL, 0, 0, &argc, &argv))
 		return VMI_CTL_EXIT_USAGE;
-	object_manager = vmi_object_manager_client_new_for_bus_sync (
-		vmi_ctl_bus_type (ctl), G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE, VMI_CTL_BUS_NAME,
+	connection = vmi_ctl_get_bus (ctl, &error);
+	if (connection == NULL)
+		return vmi_ctl_fail ("jobs", error);
+	object_manager = vmi_object_manager_client_new_sync (
+		connection, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE, VMI_CTL_BUS_NAME,
 		VMI_CTL_ROOT_PATH, NULL, &error);
 	if (object_manager == NULL)
 		return vmi_ctl_fail ("jobs", error);

@@ -58,16 +58,35 @@ vmi_ctl_parse_args (VmiCtl *ctl, const char *command, const char *parameter_stri
 	return TRUE;
 }
 
+GDBusConnection *
+vmi_ctl_get_bus (VmiCtl *ctl, GError **error)
+{
+	GBusType bus_type = vmi_ctl_bus_type (ctl);
+	g_autoptr (GError) local_error = NULL;
+	GDBusConnection *connection = g_bus_get_sync (bus_type, NULL, &local_error);
+
+	if (connection == NULL) {
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+			     "cannot connect to the %s bus: %s",
+			     bus_type == G_BUS_TYPE_SESSION ? "session" : "system",
+			     local_error->message);
+		return NULL;
+	}
+	return connection;
+}
+
 VmiManager *
 vmi_ctl_get_manager (VmiCtl *ctl, GError **error)
 {
 	GBusType bus_type = vmi_ctl_bus_type (ctl);
+	g_autoptr (GDBusConnection) connection = vmi_ctl_get_bus (ctl, error);
 	g_autoptr (VmiManager) manager = NULL;
 	g_autofree char *owner = NULL;
 
-	manager = vmi_manager_proxy_new_for_bus_sync (bus_type, G_DBUS_PROXY_FLAGS_NONE,
-						      VMI_CTL_BUS_NAME, VMI_CTL_MANAGER_PATH,
-						      NULL, error);
+	if (connection == NULL)
+		return NULL;
+	manager = vmi_manager_proxy_new_sync (connection, G_DBUS_PROXY_FLAGS_NONE, VMI_CTL_BUS_NAME,
+					      VMI_CTL_MANAGER_PATH, NULL, error);
 	if (manager == NULL)
 		return NULL;
 	/* A proxy is made even when nobody owns the name; every call would then fail obscurely. */

@@ -45,6 +45,9 @@ gboolean vmi_ctl_parse_args (VmiCtl *ctl, const char *command, const char *param
 			     const GOptionEntry *entries, int n_args_min, int n_args_max,
 			     int *argc, char ***argv);
 
+/* The bus the options chose; the error says which bus could not be reached. */
+GDBusConnection *vmi_ctl_get_bus (VmiCtl *ctl, GError **error);
+
 /* A proxy for the Manager; an error when nobody owns the bus name. */
 VmiManager *vmi_ctl_get_manager (VmiCtl *ctl, GError **error);
 
