@@ -4,9 +4,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vmi-test-bus.h"
 #include "vmi-test-util.h"
@@ -528,6 +532,54 @@ test_convert_sigint (Fixture *f, gconstpointer data)
 }
 
 static void
+test_convert_terminal (Fixture *f, gconstpointer data)
+{
+	g_autofree char *source = g_build_filename (f->dir, "disk.raw", NULL);
+	g_autofree char *dest = g_build_filename (f->dir, "disk.qcow2", NULL);
+	g_autoptr (GSubprocessLauncher) launcher = NULL;
+	g_autoptr (GSubprocess) process = NULL;
+	g_autoptr (GError) error = NULL;
+	g_autoptr (GString) screen = g_string_new (NULL);
+	int master, slave;
+	char buf[4096];
+	ssize_t n;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	vmi_test_make_pattern_image (source, 4 * 1024 * 1024, 8);
+	/* A pseudo-terminal as standard output: vmimagectl must draw its bar there. */
+	master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
+	g_assert_cmpint (master, >=, 0);
+	g_assert_cmpint (grantpt (master), ==, 0);
+	g_assert_cmpint (unlockpt (master), ==, 0);
+	slave = open (ptsname (master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	g_assert_cmpint (slave, >=, 0);
+
+	launcher = ctl_launcher (f, G_SUBPROCESS_FLAGS_STDERR_PIPE);
+	g_subprocess_launcher_take_stdout_fd (launcher, slave);
+	process = g_subprocess_launcher_spawn (launcher, &error, vmimagectl_path (), "--session",
+					       "convert", source, dest, "-O", "qcow2", NULL);
+	g_assert_no_error (error);
+	g_clear_object (&launcher); /* closes our copy of the slave, so reads end with EIO */
+	while ((n = read (master, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+		if (n > 0)
+			g_string_append_len (screen, buf, n);
+	}
+	close (master);
+	g_subprocess_wait (process, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpint (exit_status_of (process), ==, 0);
+
+	/* Redrawn in place (carriage return, erase to the end of the line), ending full. */
+	g_assert_true (g_str_has_prefix (screen->str, "\r["));
+	g_assert_nonnull (strstr (screen->str, "\033[K"));
+	g_assert_nonnull (strstr (screen->str, "=] 100%"));
+	g_assert_null (strstr (screen->str, "\n0%"));
+	g_assert_nonnull (strstr (screen->str, "\nwrote "));
+	g_assert_true (vmi_test_qemu_img_compare (source, "raw", dest, "qcow2"));
+}
+
+static void
 test_formats (Fixture *f, gconstpointer data)
 {
 	g_autoptr (CtlResult) table = run_ctl (f, "formats", NULL);
@@ -598,6 +650,7 @@ main (int argc, char **argv)
 	ADD ("convert/exists", test_convert_exists);
 	ADD ("convert/options", test_convert_options);
 	ADD ("convert/sigint", test_convert_sigint);
+	ADD ("convert/terminal", test_convert_terminal);
 	ADD ("formats", test_formats);
 	ADD ("usage", test_usage);
 	ADD ("no-daemon", test_no_daemon);
