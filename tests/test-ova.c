@@ -275,6 +275,44 @@ static const char *const vmware_ovf =
 	"  </VirtualSystem>\n"
 	"</Envelope>\n";
 
+/* As VirtualBox 7 exports: capacity and memory without units, the settings in vbox:Machine. */
+static const char *const vbox_ovf =
+	"<?xml version=\"1.0\"?>\n"
+	"<Envelope ovf:version=\"1.0\" xml:lang=\"en-US\" xmlns=\"http://schemas.dmtf.org/ovf/envelope/1\" "
+	"xmlns:ovf=\"http://schemas.dmtf.org/ovf/envelope/1\" "
+	"xmlns:rasd=\"http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData\" "
+	"xmlns:vssd=\"http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData\" "
+	"xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:vbox=\"http://www.virtualbox.org/ovf/machine\">\n"
+	"  <References><File ovf:id=\"file1\" ovf:href=\"@DISK@\" @COMPRESSION@/></References>\n"
+	"  <DiskSection><Info>List of the virtual disks used in the package</Info>\n"
+	"    <Disk ovf:capacity=\"@CAPACITY@\" ovf:diskId=\"vmdisk1\" ovf:fileRef=\"file1\" "
+	"ovf:format=\"http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized\" "
+	"vbox:uuid=\"6b992aaa-2718-434a-bf21-44b1b33c2539\"/>\n"
+	"  </DiskSection>\n"
+	"  <NetworkSection><Info>Logical networks used in the package</Info><Network ovf:name=\"NAT\">"
+	"<Description>Logical network used by this appliance.</Description></Network></NetworkSection>\n"
+	"  <VirtualSystem ovf:id=\"vbox-made\"><Info>A virtual machine</Info>\n"
+	"    <OperatingSystemSection ovf:id=\"96\"><Info>The kind of installed guest operating system</Info>"
+	"<Description>Debian_64</Description><vbox:OSType ovf:required=\"false\">Debian_64</vbox:OSType></OperatingSystemSection>\n"
+	"    <VirtualHardwareSection><Info>Virtual hardware requirements for a virtual machine</Info>\n"
+	"      <System><vssd:ElementName>Virtual Hardware Family</vssd:ElementName><vssd:InstanceID>0</vssd:InstanceID>"
+	"<vssd:VirtualSystemIdentifier>vbox-made</vssd:VirtualSystemIdentifier>"
+	"<vssd:VirtualSystemType>virtualbox-2.2</vssd:VirtualSystemType></System>\n"
+	"      <Item><rasd:Caption>2 virtual CPU</rasd:Caption><rasd:Description>Number of virtual CPUs</rasd:Description>"
+	"<rasd:ElementName>2 virtual CPU</rasd:ElementName><rasd:InstanceID>1</rasd:InstanceID>"
+	"<rasd:ResourceType>3</rasd:ResourceType><rasd:VirtualQuantity>2</rasd:VirtualQuantity></Item>\n"
+	"      <Item><rasd:AllocationUnits>MegaBytes</rasd:AllocationUnits><rasd:Caption>1024 MB of memory</rasd:Caption>"
+	"<rasd:ElementName>1024 MB of memory</rasd:ElementName><rasd:InstanceID>2</rasd:InstanceID>"
+	"<rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>1024</rasd:VirtualQuantity></Item>\n"
+	"      <Item><rasd:AutomaticAllocation>true</rasd:AutomaticAllocation><rasd:Caption>Ethernet adapter on 'NAT'</rasd:Caption>"
+	"<rasd:Connection>NAT</rasd:Connection><rasd:InstanceID>3</rasd:InstanceID><rasd:ResourceType>10</rasd:ResourceType></Item>\n"
+	"    </VirtualHardwareSection>\n"
+	"    <vbox:Machine ovf:required=\"false\" version=\"1.19-linux\" uuid=\"{3c0c3250-2e7c-4bc3-b6ef-33f019e11aec}\" "
+	"name=\"made-by-test\" OSType=\"Debian_64\"><ovf:Info>Complete VirtualBox machine configuration in VirtualBox format</ovf:Info>"
+	"<Hardware><CPU count=\"2\"/><Memory RAMSize=\"1024\"/><Firmware type=\"EFI\"/></Hardware></vbox:Machine>\n"
+	"  </VirtualSystem>\n"
+	"</Envelope>\n";
+
 static char *
 replace (const char *text, const char *from, const char *to)
 {
@@ -285,12 +323,13 @@ replace (const char *text, const char *from, const char *to)
 
 /* The VMware-dialect descriptor for a disk file of size bytes and a capacity in MiB. */
 static void
-write_descriptor (const char *path, const char *disk, guint64 size, guint capacity_mib,
+write_descriptor (const char *path, gboolean vbox, const char *disk, guint64 size,
 		  const char *compression)
 {
 	g_autofree char *size_s = g_strdup_printf ("%" G_GUINT64_FORMAT, size);
-	g_autofree char *cap_s = g_strdup_printf ("%u", capacity_mib);
-	g_autofree char *a = replace (vmware_ovf, "@DISK@", disk);
+	/* 4 MiB: VMware writes MiB with its unit, VirtualBox plain bytes */
+	const char *cap_s = vbox ? "4194304" : "4";
+	g_autofree char *a = replace (vbox ? vbox_ovf : vmware_ovf, "@DISK@", disk);
 	g_autofree char *b = replace (a, "@SIZE@", size_s);
 	g_autofree char *c = replace (b, "@CAPACITY@", cap_s);
 	g_autofree char *d = replace (c, "@COMPRESSION@", compression != NULL ? compression : "");
@@ -313,7 +352,7 @@ file_size (const char *path)
  * ("SHA256(x)= hex") or sha256sum --tag style; returns the path of vm.ova (GNU tar, ustar).
  */
 static char *
-make_ova (const char *dir, gboolean gzip, gboolean tag_style)
+make_ova (const char *dir, gboolean gzip, gboolean tag_style, gboolean vbox)
 {
 	g_autofree char *pkg = g_build_filename (dir, "pkg", NULL);
 	g_autofree char *raw = g_build_filename (dir, "disk.raw", NULL);
@@ -330,7 +369,7 @@ make_ova (const char *dir, gboolean gzip, gboolean tag_style)
 			 ==, 0);
 	if (gzip)
 		g_assert_cmpint (vmi_test_sh (NULL, "gzip -n '%s'", vmdk), ==, 0);
-	write_descriptor (ovf, disk, file_size (disk_path), 4, gzip ? "ovf:compression=\"gzip\"" : NULL);
+	write_descriptor (ovf, vbox, disk, file_size (disk_path), gzip ? "ovf:compression=\"gzip\"" : NULL);
 	if (tag_style)
 		g_assert_cmpint (vmi_test_sh (NULL, "cd '%s' && sha256sum --tag vm.ovf %s > vm.mf", pkg, disk), ==, 0);
 	else
@@ -344,24 +383,32 @@ make_ova (const char *dir, gboolean gzip, gboolean tag_style)
 }
 
 static void
-assert_made_vm (GVariant *facts)
+assert_made_vm (GVariant *facts, gboolean vbox)
 {
 	g_autoptr(GVariant) systems = fact_array (facts, "virtual-systems");
 	g_autoptr(GVariant) vm = g_variant_get_child_value (systems, 0);
 	g_autofree char *name = fact_string (vm, "name");
 	g_autofree char *firmware = fact_string (vm, "firmware");
 	g_autofree char *networks = fact_strv (vm, "networks");
+	g_autofree char *os_type = fact_string (vm, "os-type");
+	g_autofree char *system_type = fact_string (vm, "virtual-system-type");
 	guint64 cpus = 0, memory = 0;
 
 	g_assert_cmpstr (name, ==, "made-by-test");
 	g_assert_cmpstr (firmware, ==, "efi");
-	g_assert_cmpstr (networks, ==, "VM Network");
+	g_assert_cmpstr (networks, ==, vbox ? "NAT" : "VM Network");
+	g_assert_cmpstr (os_type, ==, vbox ? "Debian_64" : "otherLinux64Guest");
+	g_assert_cmpstr (system_type, ==, vbox ? "virtualbox-2.2" : "vmx-14");
 	g_assert_true (g_variant_lookup (vm, "cpus", "t", &cpus));
 	g_assert_cmpuint (cpus, ==, 2);
 	g_assert_true (g_variant_lookup (vm, "memory", "t", &memory));
 	g_assert_cmpuint (memory, ==, 1ull << 30);
 }
 
+/*
+ * Twice: a VMware-dialect descriptor with an ovftool-style manifest, then a VirtualBox-dialect
+ * one with sha256sum --tag lines.
+ */
 static void
 test_ova_made_sha256 (void)
 {
@@ -378,7 +425,7 @@ test_ova_made_sha256 (void)
 		if (!vmi_test_require_qemu_img ())
 			return;
 		dir = vmi_test_tmpdir_new ();
-		ova = make_ova (dir, FALSE, tag);
+		ova = make_ova (dir, FALSE, tag, tag);
 		source = vmi_test_open (&vmi_ova_plugin, ova, NULL);
 		facts = facts_of (source);
 		vmdk = g_build_filename (dir, "pkg", "disk.vmdk", NULL);
@@ -398,7 +445,7 @@ test_ova_made_sha256 (void)
 		g_assert_cmpstr (algs, ==, "SHA256");
 		unlisted = fact_strv (facts, "manifest-unlisted");
 		g_assert_cmpstr (unlisted, ==, "");
-		assert_made_vm (facts);
+		assert_made_vm (facts, tag);
 		/* the virtual size is the OVF's capacity, which is qemu-img's size of the disk */
 		qemu = vmi_test_qemu_img_info (vmdk, NULL);
 		g_assert_cmpuint (vmi_source_get_virtual_size (source), ==,
@@ -433,7 +480,7 @@ test_ova_made_mismatch (void)
 	if (!vmi_test_require_qemu_img ())
 		return;
 	dir = vmi_test_tmpdir_new ();
-	ova = make_ova (dir, FALSE, TRUE);
+	ova = make_ova (dir, FALSE, TRUE, FALSE);
 	pkg = g_build_filename (dir, "pkg", NULL);
 	/* flip one byte inside the VMDK's data, then pack again with the old manifest */
 	g_assert_cmpint (vmi_test_sh (NULL, "cd '%s' && printf 'X' | dd of=disk.vmdk bs=1 seek=70000 conv=notrunc status=none "
@@ -467,7 +514,7 @@ test_ova_made_gzip (void)
 	if (!vmi_test_require_qemu_img ())
 		return;
 	dir = vmi_test_tmpdir_new ();
-	ova = make_ova (dir, TRUE, FALSE);
+	ova = make_ova (dir, TRUE, FALSE, FALSE);
 	source = vmi_test_open (&vmi_ova_plugin, ova, NULL);
 	facts = facts_of (source);
 	g_assert_true (fact_bool (facts, "manifest-verified"));
