@@ -21,11 +21,6 @@ struct _VmiManagerImpl {
 
 G_DEFINE_TYPE (VmiManagerImpl, vmi_manager_impl, VMI_TYPE_MANAGER_SKELETON)
 
-static const VmiOptionSpec vmi_manager_inspect_options[] = {
-	{ "format", "s", "use this format instead of detecting it" },
-	{ NULL },
-};
-
 typedef enum {
 	VMI_CALL_INSPECT,
 	VMI_CALL_CONVERT,
@@ -128,7 +123,7 @@ vmi_call_check_fd_access (int fd, gboolean need_write, const char *what, GError 
 
 /* Opens the image named by path (as the caller) or checks the fd the caller sent. */
 static VmiSource *
-vmi_call_open_source (VmiCall *call, const char *format, GError **error)
+vmi_call_open_source (VmiCall *call, const char *format, gboolean classify, GError **error)
 {
 	VmiRegistry *registry = vmi_daemon_get_registry (call->manager->daemon);
 	g_autoptr(GError) error_dir = NULL;
@@ -155,7 +150,7 @@ vmi_call_open_source (VmiCall *call, const char *format, GError **error)
 		    !vmi_caller_check_image_fd (fd, "The source file descriptor", error))
 			return NULL;
 	}
-	source = vmi_source_open (registry, fd, dir_fd, format, NULL, error);
+	source = vmi_source_open_full (registry, fd, dir_fd, format, classify, NULL, error);
 	if (source == NULL && call->source != NULL)
 		g_prefix_error (error, "%s: ", call->source);
 	if (call->source != NULL)
@@ -173,10 +168,11 @@ vmi_call_inspect (VmiCall *call, GError **error)
 
 	if (!vmi_call_authorize (call, VMI_ACTION_INSPECT, error))
 		return FALSE;
-	options = vmi_options_normalize (call->options, vmi_manager_inspect_options, NULL, error);
+	options = vmi_options_normalize (call->options, vmi_source_options, NULL, error);
 	if (options == NULL)
 		return FALSE;
-	source = vmi_call_open_source (call, vmi_options_get_string (options, "format", NULL), error);
+	source = vmi_call_open_source (call, vmi_options_get_string (options, "format", NULL),
+				       vmi_options_get_boolean (options, "classify", FALSE), error);
 	if (source == NULL)
 		return FALSE;
 	call->info = vmi_source_to_variant (source);
@@ -263,7 +259,7 @@ vmi_call_convert (VmiCall *call, GError **error)
 	call->cancel_on_disconnect = vmi_options_get_boolean (convert->options,
 							      "cancel-on-disconnect", FALSE);
 	convert->source = vmi_call_open_source (
-		call, vmi_options_get_string (convert->options, "source-format", NULL), error);
+		call, vmi_options_get_string (convert->options, "source-format", NULL), FALSE, error);
 	if (convert->source == NULL)
 		return FALSE;
 	src_plugin = vmi_source_get_plugin (convert->source);

@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmi-options.h"
 #include "vmi-source.h"
 
 const VmiOptionSpec vmi_source_options[] = {
@@ -168,9 +167,9 @@ vmi_source_open_with (const VmiFormatPlugin *plugin, int fd, int dir_fd,
 	return g_steal_pointer (&self);
 }
 
-static VmiSource *
-vmi_source_open_internal (VmiRegistry *registry, int fd, int dir_fd, const char *format,
-			  gboolean classify, GCancellable *cancellable, GError **error)
+VmiSource *
+vmi_source_open_full (VmiRegistry *registry, int fd, int dir_fd, const char *format,
+		      gboolean classify, GCancellable *cancellable, GError **error)
 {
 	g_autoptr(VmiSource) self = vmi_source_new (fd, dir_fd, error);
 	g_autoptr(GPtrArray) others = g_ptr_array_new ();
@@ -201,17 +200,7 @@ VmiSource *
 vmi_source_open (VmiRegistry *registry, int fd, int dir_fd, const char *format,
 		 GCancellable *cancellable, GError **error)
 {
-	return vmi_source_open_internal (registry, fd, dir_fd, format, FALSE, cancellable, error);
-}
-
-VmiSource *
-vmi_source_open_with_options (VmiRegistry *registry, int fd, int dir_fd, GVariant *options,
-			      GCancellable *cancellable, GError **error)
-{
-	return vmi_source_open_internal (registry, fd, dir_fd,
-					 vmi_options_get_string (options, "format", NULL),
-					 vmi_options_get_boolean (options, "classify", FALSE),
-					 cancellable, error);
+	return vmi_source_open_full (registry, fd, dir_fd, format, FALSE, cancellable, error);
 }
 
 const VmiFormatPlugin *

@@ -17,10 +17,9 @@ VmiSource *vmi_source_open (VmiRegistry *registry, int fd, int dir_fd, const cha
 /* Options of Inspect (and of a conversion's source): "format" (s) and "classify" (b). */
 extern const VmiOptionSpec vmi_source_options[];
 
-/* vmi_source_open with a normalized options dictionary (see vmi_options_normalize). */
-VmiSource *vmi_source_open_with_options (VmiRegistry *registry, int fd, int dir_fd,
-					 GVariant *options, GCancellable *cancellable,
-					 GError **error);
+/* vmi_source_open that, when classify is TRUE, also considers VMI_FORMAT_CLASSIFY_ONLY formats. */
+VmiSource *vmi_source_open_full (VmiRegistry *registry, int fd, int dir_fd, const char *format,
+				 gboolean classify, GCancellable *cancellable, GError **error);
 /* For tests and fuzzers: open with a known plugin, no detection. */
 VmiSource *vmi_source_open_with (const VmiFormatPlugin *plugin, int fd, int dir_fd,
 				 GCancellable *cancellable, GError **error);

@@ -559,8 +559,6 @@ test_source_classify_only (void)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(VmiSource) plain = NULL;
 	g_autoptr(VmiSource) classified = NULL;
-	g_autoptr(GVariant) options = g_variant_ref_sink (
-		g_variant_parse (G_VARIANT_TYPE_VARDICT, "{'classify': <true>}", NULL, NULL, NULL));
 	int fd = memfd_with ("FAKE");
 
 	g_assert_true (vmi_registry_add (registry, &classifier_plugin, NULL));
@@ -568,7 +566,7 @@ test_source_classify_only (void)
 	plain = vmi_source_open (registry, fd, -1, NULL, NULL, &error);
 	g_assert_no_error (error);
 	g_assert_cmpstr (vmi_source_get_plugin (plain)->name, ==, "fallback");
-	classified = vmi_source_open_with_options (registry, fd, -1, options, NULL, &error);
+	classified = vmi_source_open_full (registry, fd, -1, NULL, TRUE, NULL, &error);
 	g_assert_no_error (error);
 	g_assert_cmpstr (vmi_source_get_plugin (classified)->name, ==, "classifier");
 	close (fd);
