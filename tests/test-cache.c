@@ -626,6 +626,7 @@ test_eviction (void)
 	g_assert_null (g);
 	g_assert_error (error, VMI_ERROR, VMI_ERROR_NO_SPACE);
 	g_test_message ("%s", error->message);
+	g_clear_pointer (&expected, g_free);
 	expected = g_strdup_printf ("%" G_GUINT64_FORMAT, 2 * unit + unit / 2);
 	g_assert_nonnull (strstr (error->message, expected));
 	g_clear_error (&error);
