@@ -12,106 +12,10 @@
 #include "vmi-test-util.h"
 
 extern const VmiFormatPlugin vmi_qcow2_plugin;
+extern const VmiFormatPlugin vmi_raw_plugin;
 
 #define KiB 1024u
 #define MiB (1024u * 1024u)
-
-/*
- * A minimal raw format for the other end of conversions: the raw plugin cannot be linked beside
- * this one (each plugin library defines vmi_plugin_query), so the test carries its own.
- */
-struct _VmiImage {
-	int fd;
-	guint64 size;
-};
-
-static VmiImage *
-test_raw_open (const VmiOpenArgs *args, GError **error)
-{
-	VmiImage *image = g_new0 (VmiImage, 1);
-
-	image->fd = args->fd;
-	image->size = args->file_size;
-	return image;
-}
-
-static gboolean
-test_raw_get_info (VmiImage *image, VmiImageInfo *info, GError **error)
-{
-	info->virtual_size = image->size;
-	return TRUE;
-}
-
-static gboolean
-test_raw_read (VmiImage *image, guint64 offset, void *buf, gsize len, GError **error)
-{
-	g_assert_cmpint (pread (image->fd, buf, len, (off_t) offset), ==, (gssize) len);
-	return TRUE;
-}
-
-static gboolean
-test_raw_block_status (VmiImage *image, guint64 offset, guint64 max_length, VmiExtent *extent,
-		       GError **error)
-{
-	off_t data = lseek (image->fd, (off_t) offset, SEEK_DATA);
-	off_t hole;
-
-	if (data < 0 || (guint64) data > offset) {
-		extent->kind = VMI_EXTENT_HOLE;
-		extent->length = data < 0 ? max_length : MIN (max_length, (guint64) data - offset);
-		return TRUE;
-	}
-	hole = lseek (image->fd, (off_t) offset, SEEK_HOLE);
-	g_assert_cmpint (hole, >, (off_t) offset);
-	extent->kind = VMI_EXTENT_DATA;
-	extent->length = MIN (max_length, (guint64) hole - offset);
-	return TRUE;
-}
-
-static void
-test_raw_close (VmiImage *image)
-{
-	g_free (image);
-}
-
-static VmiImage *
-test_raw_create (int fd, guint64 virtual_size, GVariant *options, GError **error)
-{
-	VmiImage *image = g_new0 (VmiImage, 1);
-
-	image->fd = fd;
-	image->size = virtual_size;
-	g_assert_cmpint (ftruncate (fd, (off_t) virtual_size), ==, 0);
-	return image;
-}
-
-static gboolean
-test_raw_write (VmiImage *image, guint64 offset, const void *buf, gsize len, GError **error)
-{
-	g_assert_cmpuint (offset + len, <=, image->size);
-	g_assert_cmpint (pwrite (image->fd, buf, len, (off_t) offset), ==, (gssize) len);
-	return TRUE;
-}
-
-static gboolean
-test_raw_finish (VmiImage *image, GError **error)
-{
-	return TRUE;
-}
-
-static const VmiFormatPlugin test_raw = {
-	.abi_version = VMI_PLUGIN_ABI_VERSION,
-	.name = "test-raw",
-	.flags = VMI_FORMAT_CAN_INSPECT | VMI_FORMAT_CAN_READ | VMI_FORMAT_CAN_WRITE,
-	.open = test_raw_open,
-	.get_info = test_raw_get_info,
-	.read = test_raw_read,
-	.block_status = test_raw_block_status,
-	.close = test_raw_close,
-	.create = test_raw_create,
-	.write = test_raw_write,
-	.finish = test_raw_finish,
-};
 
 /* --- helpers ------------------------------------------------------------------------------- */
 
@@ -125,38 +29,18 @@ have_qemu_io (void)
 	return path != NULL;
 }
 
-static void
-sh_ok (const char *format, ...) G_GNUC_PRINTF (1, 2);
-
-static void
-sh_ok (const char *format, ...)
-{
-	va_list args;
-	g_autofree char *cmd = NULL;
-
-	va_start (args, format);
-	cmd = g_strdup_vprintf (format, args);
-	va_end (args);
-	if (vmi_test_sh (NULL, "%s", cmd) != 0)
-		g_error ("command failed: %s", cmd);
-}
-
 /* qemu-img create -f qcow2 -o opts path size */
 static char *
 qemu_create (const char *dir, const char *name, const char *opts, const char *size)
 {
-	char *path = g_build_filename (dir, name, NULL);
-
-	sh_ok ("qemu-img create -q -f qcow2 %s%s '%s' %s", opts != NULL ? "-o " : "",
-	       opts != NULL ? opts : "", path, size);
-	return path;
+	return vmi_test_qemu_img_create (dir, name, "qcow2", opts, size);
 }
 
 /* qemu-io -f qcow2 with one or more -c commands given as one string: "-c 'write ...' -c ..." */
 static void
 qemu_io (const char *path, const char *commands)
 {
-	sh_ok ("qemu-io -f qcow2 %s '%s' >/dev/null", commands, path);
+	vmi_test_sh_ok ("qemu-io -f qcow2 %s '%s' >/dev/null", commands, path);
 }
 
 static VmiSource *
@@ -168,14 +52,9 @@ open_ok (const char *path)
 static void
 open_fails (const char *path, VmiError code)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(VmiSource) source = vmi_test_open (&vmi_qcow2_plugin, path, &error);
+	g_autofree char *message = vmi_test_open_error (&vmi_qcow2_plugin, path, code);
 
-	g_assert_null (source);
-	g_assert_error (error, VMI_ERROR, (gint) code);
-	if (g_test_verbose ())
-		g_printerr ("# %s: %s\n", path, error->message);
-	g_assert_cmpuint (strlen (error->message), >, 20);
+	g_assert_cmpuint (strlen (message), >, 20);
 }
 
 static GVariant *
@@ -414,7 +293,7 @@ compare_data (const char *path, const char *dir)
 {
 	g_autofree char *raw = g_build_filename (dir, "out.raw", NULL);
 
-	g_assert_true (vmi_test_convert (&vmi_qcow2_plugin, path, &test_raw, raw, NULL, NULL));
+	g_assert_true (vmi_test_convert (&vmi_qcow2_plugin, path, &vmi_raw_plugin, raw, NULL, NULL));
 	g_assert_true (vmi_test_qemu_img_compare (path, "qcow2", raw, "raw"));
 	g_unlink (raw);
 }
@@ -512,7 +391,8 @@ test_read_compressed (void)
 		g_autoptr(VmiSource) source = NULL;
 		g_autofree char *check = NULL;
 
-		sh_ok ("qemu-img convert -c -f raw -O qcow2 -o cluster_size=%u '%s' '%s'", cs, raw, path);
+		vmi_test_sh_ok ("qemu-img convert -c -f raw -O qcow2 -o cluster_size=%u '%s' '%s'", cs,
+				raw, path);
 		/* qemu-img check counts the compressed clusters: there must be some. */
 		g_assert_cmpint (vmi_test_sh (&check, "qemu-img check --output=json '%s'", path), ==, 0);
 		g_assert_nonnull (strstr (check, "\"compressed-clusters\""));
@@ -589,7 +469,7 @@ random_reads (const char *path, const char *dir, guint32 seed)
 	guint64 size = vmi_source_get_virtual_size (source);
 	const char *theirs;
 
-	sh_ok ("qemu-img convert -f qcow2 -O raw '%s' '%s'", path, raw);
+	vmi_test_sh_ok ("qemu-img convert -f qcow2 -O raw '%s' '%s'", path, raw);
 	map = g_mapped_file_new (raw, FALSE, NULL);
 	g_assert_nonnull (map);
 	g_assert_cmpuint (g_mapped_file_get_length (map), ==, size);
@@ -624,8 +504,8 @@ test_read_random_ranges (void)
 	pattern = g_build_filename (dir, "pattern.raw", NULL);
 	vmi_test_make_pattern_image (pattern, 4 * MiB + 1536, 21);
 	compressed = g_build_filename (dir, "c.qcow2", NULL);
-	sh_ok ("qemu-img convert -c -f raw -O qcow2 -o cluster_size=16384 '%s' '%s'", pattern,
-	       compressed);
+	vmi_test_sh_ok ("qemu-img convert -c -f raw -O qcow2 -o cluster_size=16384 '%s' '%s'", pattern,
+	                compressed);
 	qemu_io (compressed, "-c 'write -P 0x71 100k 3k' -c 'write -z 1m 32k'");
 	random_reads (compressed, dir, 1);
 	ext = qemu_create (dir, "ext.qcow2", "extended_l2=on,cluster_size=32768", "4M");
@@ -654,14 +534,14 @@ test_read_snapshots_and_bitmaps (void)
 	dir = vmi_test_tmpdir_new ();
 	path = qemu_create (dir, "snap.qcow2", "compat=1.1", "4M");
 	qemu_io (path, "-c 'write -P 0x31 0 128k'");
-	sh_ok ("qemu-img snapshot -c first '%s'", path);
+	vmi_test_sh_ok ("qemu-img snapshot -c first '%s'", path);
 	/* After the snapshot the active layer's clusters are copied on write. */
 	qemu_io (path, "-c 'write -P 0x32 64k 128k'");
-	sh_ok ("qemu-img snapshot -c 'second snapshot' '%s'", path);
+	vmi_test_sh_ok ("qemu-img snapshot -c 'second snapshot' '%s'", path);
 	qemu_io (path, "-c 'write -z 0 64k'");
-	sh_ok ("qemu-img bitmap --add '%s' b0 && qemu-img bitmap --add -g 1M '%s' b1 && "
-	       "qemu-img bitmap --disable '%s' b1",
-	       path, path, path);
+	vmi_test_sh_ok ("qemu-img bitmap --add '%s' b0 && qemu-img bitmap --add -g 1M '%s' b1 && "
+	                "qemu-img bitmap --disable '%s' b1",
+	                path, path, path);
 	check_image (path, dir);
 
 	source = open_ok (path);
@@ -692,7 +572,7 @@ test_read_backing_file (void)
 	base = qemu_create (dir, "base.qcow2", NULL, "4M");
 	qemu_io (base, "-c 'write -P 0x41 0 4m'");
 	top = g_build_filename (dir, "top.qcow2", NULL);
-	sh_ok ("cd '%s' && qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2", dir);
+	vmi_test_sh_ok ("cd '%s' && qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2", dir);
 	qemu_io (top, "-c 'write -P 0x42 64k 64k' -c 'write -z 1m 64k'");
 
 	source = open_ok (top);
@@ -731,7 +611,7 @@ test_read_backing_file (void)
 	{
 		g_autofree char *raw = g_build_filename (dir, "out.raw", NULL);
 
-		g_assert_false (vmi_test_convert (&vmi_qcow2_plugin, top, &test_raw, raw, NULL,
+		g_assert_false (vmi_test_convert (&vmi_qcow2_plugin, top, &vmi_raw_plugin, raw, NULL,
 						  &error));
 		g_assert_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED);
 	}
@@ -757,7 +637,8 @@ test_read_hostile_backing_file (void)
 	dir = vmi_test_tmpdir_new ();
 	top = g_build_filename (dir, "hostile.qcow2", NULL);
 	/* -u: qemu-img does not open the backing file either */
-	sh_ok ("qemu-img create -q -f qcow2 -o compat=0.10 -u -b /etc/shadow -F raw '%s' 1M", top);
+	vmi_test_sh_ok ("qemu-img create -q -f qcow2 -o compat=0.10 -u -b /etc/shadow -F raw '%s' 1M",
+			top);
 	source = open_ok (top);
 	compare_info (source, top);
 	info = vmi_source_get_info (source);
@@ -787,7 +668,7 @@ test_read_data_file (void)
 		return;
 	dir = vmi_test_tmpdir_new ();
 	path = g_build_filename (dir, "df.qcow2", NULL);
-	sh_ok ("cd '%s' && qemu-img create -q -f qcow2 -o data_file=df.raw df.qcow2 1M", dir);
+	vmi_test_sh_ok ("cd '%s' && qemu-img create -q -f qcow2 -o data_file=df.raw df.qcow2 1M", dir);
 	source = open_ok (path);
 	compare_info (source, path);
 	info = vmi_source_get_info (source);
@@ -976,9 +857,9 @@ test_read_encrypted (void)
 		return;
 	dir = vmi_test_tmpdir_new ();
 	path = g_build_filename (dir, "luks.qcow2", NULL);
-	sh_ok ("qemu-img create -q -f qcow2 --object secret,id=sec0,data=secret -o "
-	       "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 '%s' 1M",
-	       path);
+	vmi_test_sh_ok ("qemu-img create -q -f qcow2 --object secret,id=sec0,data=secret -o "
+	                "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 '%s' 1M",
+	                path);
 	source = open_ok (path);
 	compare_info (source, path);
 	g_assert_null (read_bytes (source, 0, 512, &error));
@@ -1031,7 +912,7 @@ test_read_zstd (void)
 	source = open_ok (path);
 	compare_info (source, path);
 	out = g_build_filename (dir, "out.raw", NULL);
-	g_assert_false (vmi_test_convert (&vmi_qcow2_plugin, path, &test_raw, out, NULL, &error));
+	g_assert_false (vmi_test_convert (&vmi_qcow2_plugin, path, &vmi_raw_plugin, out, NULL, &error));
 	g_assert_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED);
 	g_assert_nonnull (strstr (error->message, "zstd"));
 	vmi_test_save_seed ("qcow2", path);
@@ -1259,8 +1140,8 @@ test_bad_clusters (void)
 
 	raw = g_build_filename (dir, "pattern.raw", NULL);
 	compressed = g_build_filename (dir, "c.qcow2", NULL);
-	sh_ok ("head -c 1048576 /dev/zero | tr '\\0' 'x' > '%s'", raw);
-	sh_ok ("qemu-img convert -c -f raw -O qcow2 '%s' '%s'", raw, compressed);
+	vmi_test_sh_ok ("head -c 1048576 /dev/zero | tr '\\0' 'x' > '%s'", raw);
+	vmi_test_sh_ok ("qemu-img convert -c -f raw -O qcow2 '%s' '%s'", raw, compressed);
 	p4 = patched_copy (compressed, dir, "garbage-deflate.qcow2", garbage_deflate, NULL);
 	read_fails (p4, 0, VMI_ERROR_CORRUPT_IMAGE);
 	p6 = patched_copy (compressed, dir, "compressed-beyond-eof.qcow2", compressed_beyond_eof, NULL);
@@ -1299,7 +1180,7 @@ write_and_check (const char *raw, const char *dir, guint64 cluster_size, gboolea
 	g_autoptr(JsonObject) qemu = NULL;
 	g_autofree char *check = NULL;
 
-	g_assert_true (vmi_test_convert (&test_raw, raw, &vmi_qcow2_plugin, path, options, NULL));
+	g_assert_true (vmi_test_convert (&vmi_raw_plugin, raw, &vmi_qcow2_plugin, path, options, NULL));
 	g_assert_true (vmi_test_qemu_img_check (path, "qcow2"));
 	g_assert_true (vmi_test_qemu_img_compare (raw, "raw", path, "qcow2"));
 	qemu = vmi_test_qemu_img_info (path, "qcow2");
@@ -1333,7 +1214,7 @@ write_and_check (const char *raw, const char *dir, guint64 cluster_size, gboolea
 		compare_info (source, path);
 		compare_map (source, path);
 	}
-	g_assert_true (vmi_test_convert (&vmi_qcow2_plugin, path, &test_raw, back, NULL, NULL));
+	g_assert_true (vmi_test_convert (&vmi_qcow2_plugin, path, &vmi_raw_plugin, back, NULL, NULL));
 	g_assert_true (vmi_test_qemu_img_compare (raw, "raw", back, "raw"));
 	vmi_test_save_seed ("qcow2", path);
 	g_unlink (back);
@@ -1401,7 +1282,7 @@ test_write_large_sparse (void)
 	raw = g_build_filename (dir, "big.raw", NULL);
 	path = g_build_filename (dir, "big.qcow2", NULL);
 	vmi_test_make_pattern_image (raw, 5 * G_GUINT64_CONSTANT (1024) * MiB + 4096, 4);
-	g_assert_true (vmi_test_convert (&test_raw, raw, &vmi_qcow2_plugin, path, options, NULL));
+	g_assert_true (vmi_test_convert (&vmi_raw_plugin, raw, &vmi_qcow2_plugin, path, options, NULL));
 	g_assert_true (vmi_test_qemu_img_check (path, "qcow2"));
 	g_assert_true (vmi_test_qemu_img_compare (raw, "raw", path, "qcow2"));
 	qemu = vmi_test_qemu_img_info (path, "qcow2");

@@ -8,6 +8,7 @@
 #include "vmi-test-util.h"
 
 extern const VmiFormatPlugin vmi_vdi_plugin;
+extern const VmiFormatPlugin vmi_raw_plugin;
 
 #define MiB (1024u * 1024u)
 #define GiB (1024ull * MiB)
@@ -47,138 +48,6 @@ fixture_tear_down (Fixture *f, gconstpointer data)
 	vmi_test_tmpdir_free (f->dir);
 }
 
-/*
- * A minimal raw format for the other end of conversions. The raw plugin cannot be linked in
- * (each plugin library defines vmi_plugin_query) nor loaded as a module (ASan reports its
- * vmi_plugin_abi_version as an ODR violation against ours), so the tests carry their own.
- */
-struct _VmiImage {
-	int fd;
-	guint64 size;
-};
-
-static VmiImage *
-test_raw_open (const VmiOpenArgs *args, GError **error)
-{
-	VmiImage *image = g_new0 (VmiImage, 1);
-
-	image->fd = args->fd;
-	image->size = args->file_size;
-	return image;
-}
-
-static gboolean
-test_raw_get_info (VmiImage *image, VmiImageInfo *info, GError **error)
-{
-	info->virtual_size = image->size;
-	return TRUE;
-}
-
-static gboolean
-test_raw_read (VmiImage *image, guint64 offset, void *buf, gsize len, GError **error)
-{
-	g_assert_cmpint (pread (image->fd, buf, len, (off_t) offset), ==, (gssize) len);
-	return TRUE;
-}
-
-static gboolean
-test_raw_block_status (VmiImage *image, guint64 offset, guint64 max_length, VmiExtent *extent,
-		       GError **error)
-{
-	off_t data = lseek (image->fd, (off_t) offset, SEEK_DATA);
-	off_t hole;
-
-	if (data < 0 || (guint64) data > offset) {
-		extent->kind = VMI_EXTENT_HOLE;
-		extent->length = data < 0 ? max_length : MIN (max_length, (guint64) data - offset);
-		return TRUE;
-	}
-	hole = lseek (image->fd, (off_t) offset, SEEK_HOLE);
-	g_assert_cmpint (hole, >, (off_t) offset);
-	extent->kind = VMI_EXTENT_DATA;
-	extent->length = MIN (max_length, (guint64) hole - offset);
-	return TRUE;
-}
-
-static void
-test_raw_close (VmiImage *image)
-{
-	g_free (image);
-}
-
-static VmiImage *
-test_raw_create (int fd, guint64 virtual_size, GVariant *options, GError **error)
-{
-	VmiImage *image = g_new0 (VmiImage, 1);
-
-	image->fd = fd;
-	image->size = virtual_size;
-	g_assert_cmpint (ftruncate (fd, (off_t) virtual_size), ==, 0);
-	return image;
-}
-
-static gboolean
-test_raw_write (VmiImage *image, guint64 offset, const void *buf, gsize len, GError **error)
-{
-	g_assert_cmpuint (offset + len, <=, image->size);
-	g_assert_cmpint (pwrite (image->fd, buf, len, (off_t) offset), ==, (gssize) len);
-	return TRUE;
-}
-
-static gboolean
-test_raw_finish (VmiImage *image, GError **error)
-{
-	return TRUE;
-}
-
-static const VmiFormatPlugin test_raw = {
-	.abi_version = VMI_PLUGIN_ABI_VERSION,
-	.name = "test-raw",
-	.flags = VMI_FORMAT_CAN_INSPECT | VMI_FORMAT_CAN_READ | VMI_FORMAT_CAN_WRITE,
-	.open = test_raw_open,
-	.get_info = test_raw_get_info,
-	.read = test_raw_read,
-	.block_status = test_raw_block_status,
-	.close = test_raw_close,
-	.create = test_raw_create,
-	.write = test_raw_write,
-	.finish = test_raw_finish,
-};
-
-static void
-put_le32 (const char *path, guint64 offset, guint32 value)
-{
-	int fd = open (path, O_WRONLY | O_CLOEXEC);
-	guint32 le = GUINT32_TO_LE (value);
-
-	g_assert_cmpint (fd, >=, 0);
-	g_assert_cmpint (pwrite (fd, &le, sizeof le, (off_t) offset), ==, sizeof le);
-	g_assert_cmpint (close (fd), ==, 0);
-}
-
-static void
-put_le64 (const char *path, guint64 offset, guint64 value)
-{
-	int fd = open (path, O_WRONLY | O_CLOEXEC);
-	guint64 le = GUINT64_TO_LE (value);
-
-	g_assert_cmpint (fd, >=, 0);
-	g_assert_cmpint (pwrite (fd, &le, sizeof le, (off_t) offset), ==, sizeof le);
-	g_assert_cmpint (close (fd), ==, 0);
-}
-
-static guint32
-get_le32 (const char *path, guint64 offset)
-{
-	int fd = open (path, O_RDONLY | O_CLOEXEC);
-	guint32 le = 0;
-
-	g_assert_cmpint (fd, >=, 0);
-	g_assert_cmpint (pread (fd, &le, sizeof le, (off_t) offset), ==, sizeof le);
-	g_assert_cmpint (close (fd), ==, 0);
-	return GUINT32_FROM_LE (le);
-}
-
 static guint64
 file_size (const char *path)
 {
@@ -195,14 +64,6 @@ file_allocated (const char *path)
 
 	g_assert_cmpint (stat (path, &st), ==, 0);
 	return (guint64) st.st_blocks * 512;
-}
-
-static void
-qemu_img (const char *command)
-{
-	g_autofree char *out = NULL;
-
-	g_assert_cmpint (vmi_test_sh (&out, "%s", command), ==, 0);
 }
 
 static guint64
@@ -235,14 +96,9 @@ fact_str (VmiSource *source, const char *key)
 static void
 expect_open_error (const char *path, VmiError code, const char *fragment)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(VmiSource) source = vmi_test_open (&vmi_vdi_plugin, path, &error);
+	g_autofree char *message = vmi_test_open_error (&vmi_vdi_plugin, path, code);
 
-	g_assert_null (source);
-	g_assert_error (error, VMI_ERROR, (gint) code);
-	if (g_test_verbose ())
-		g_printerr ("# %s\n", error->message);
-	g_assert_nonnull (strstr (error->message, fragment));
+	g_assert_nonnull (strstr (message, fragment));
 	vmi_test_save_seed ("vdi", path);
 }
 
@@ -368,7 +224,7 @@ test_qemu_made (Fixture *f, gconstpointer data)
 	vmi_test_make_pattern_image (src, size, 7);
 	cmd = g_strdup_printf ("qemu-img convert -f raw -O vdi -o static=%s '%s' '%s'",
 			       is_static ? "on" : "off", src, vdi);
-	qemu_img (cmd);
+	vmi_test_sh_ok ("%s", cmd);
 	info = vmi_test_qemu_img_info (vdi, "vdi");
 
 	source = vmi_test_open (&vmi_vdi_plugin, vdi, NULL);
@@ -392,7 +248,7 @@ test_qemu_made (Fixture *f, gconstpointer data)
 	g_assert_cmpuint (fact_u64 (source, "disk-size"), ==, json_u64 (info, "virtual-size"));
 	g_assert_cmpuint (fact_u64 (source, "blocks-in-image"), ==, 6);
 	g_assert_cmpuint (fact_u64 (source, "blocks-allocated"), ==,
-			  is_static ? 6 : get_le32 (vdi, OFF_ALLOCATED));
+			  is_static ? 6 : vmi_test_read_le32 (vdi, OFF_ALLOCATED));
 	g_assert_cmpuint (fact_u64 (source, "sector-size"), ==, 512);
 	uuid = fact_str (source, "uuid-image");
 	g_assert_true (g_uuid_string_is_valid (uuid));
@@ -404,11 +260,11 @@ test_qemu_made (Fixture *f, gconstpointer data)
 	g_assert_cmpuint (count_data (source), <=, file_allocated (vdi));
 	g_assert_cmpuint (count_data (source), >, 0);
 
-	g_assert_true (vmi_test_convert (&vmi_vdi_plugin, vdi, &test_raw, ours, NULL, &error));
+	g_assert_true (vmi_test_convert (&vmi_vdi_plugin, vdi, &vmi_raw_plugin, ours, NULL, &error));
 	g_assert_no_error (error);
 	g_free (cmd);
 	cmd = g_strdup_printf ("qemu-img convert -f vdi -O raw '%s' '%s'", vdi, theirs);
-	qemu_img (cmd);
+	vmi_test_sh_ok ("%s", cmd);
 	g_assert_cmpuint (file_size (ours), ==, file_size (theirs));
 	g_assert_true (vmi_test_qemu_img_compare (ours, "raw", theirs, "raw"));
 	g_assert_true (vmi_test_qemu_img_compare (ours, "raw", src, "raw"));
@@ -432,25 +288,25 @@ test_qemu_reordered (Fixture *f, gconstpointer data)
 		return;
 	vmi_test_make_pattern_image (src, 5 * MiB + 12345, 3);
 	cmd = g_strdup_printf ("qemu-img convert -f raw -O vdi '%s' '%s'", src, vdi);
-	qemu_img (cmd);
-	e0 = get_le32 (vdi, 0x200);
-	e4 = get_le32 (vdi, 0x200 + 4 * 4);
+	vmi_test_sh_ok ("%s", cmd);
+	e0 = vmi_test_read_le32 (vdi, 0x200);
+	e4 = vmi_test_read_le32 (vdi, 0x200 + 4 * 4);
 	g_assert_cmpuint (e0, <, 0xfffffffeu);
 	g_assert_cmpuint (e4, <, 0xfffffffeu);
-	put_le32 (vdi, 0x200, e4);
-	put_le32 (vdi, 0x200 + 4 * 4, e0);
-	put_le32 (vdi, 0x200 + 2 * 4, 0xfffffffeu);
+	vmi_test_write_le32 (vdi, 0x200, e4);
+	vmi_test_write_le32 (vdi, 0x200 + 4 * 4, e0);
+	vmi_test_write_le32 (vdi, 0x200 + 2 * 4, 0xfffffffeu);
 
 	source = vmi_test_open (&vmi_vdi_plugin, vdi, NULL);
 	g_assert_true (vmi_vdi_plugin.block_status (vmi_source_get_image (source), 2 * MiB, MiB,
 						    &extent, &error));
 	g_assert_cmpint (extent.kind, ==, VMI_EXTENT_ZERO);
 	g_assert_cmpuint (extent.length, ==, MiB);
-	g_assert_true (vmi_test_convert (&vmi_vdi_plugin, vdi, &test_raw, ours, NULL, &error));
+	g_assert_true (vmi_test_convert (&vmi_vdi_plugin, vdi, &vmi_raw_plugin, ours, NULL, &error));
 	g_assert_no_error (error);
 	g_free (cmd);
 	cmd = g_strdup_printf ("qemu-img convert -f vdi -O raw '%s' '%s'", vdi, theirs);
-	qemu_img (cmd);
+	vmi_test_sh_ok ("%s", cmd);
 	g_assert_true (vmi_test_qemu_img_compare (ours, "raw", theirs, "raw"));
 	/* And it did change the content, so the comparison above means something. */
 	g_assert_false (vmi_test_qemu_img_compare (ours, "raw", src, "raw"));
@@ -470,12 +326,12 @@ test_virtualbox_header (Fixture *f, gconstpointer data)
 	if (!vmi_test_require_qemu_img ())
 		return;
 	cmd = g_strdup_printf ("qemu-img create -q -f vdi '%s' 3M", vdi);
-	qemu_img (cmd);
-	put_le32 (vdi, OFF_HEADER_SIZE, 0x190);
-	put_le32 (vdi, OFF_LCHS, 6);
-	put_le32 (vdi, OFF_LCHS + 4, 16);
-	put_le32 (vdi, OFF_LCHS + 8, 63);
-	put_le32 (vdi, OFF_LCHS + 12, 512);
+	vmi_test_sh_ok ("%s", cmd);
+	vmi_test_write_le32 (vdi, OFF_HEADER_SIZE, 0x190);
+	vmi_test_write_le32 (vdi, OFF_LCHS, 6);
+	vmi_test_write_le32 (vdi, OFF_LCHS + 4, 16);
+	vmi_test_write_le32 (vdi, OFF_LCHS + 8, 63);
+	vmi_test_write_le32 (vdi, OFF_LCHS + 12, 512);
 	fd = open (vdi, O_WRONLY | O_CLOEXEC);
 	g_assert_cmpint (pwrite (fd, text, sizeof text - 1, OFF_COMMENT), ==, sizeof text - 1);
 	close (fd);
@@ -504,8 +360,8 @@ test_odd_disk_size (Fixture *f, gconstpointer data)
 	if (!vmi_test_require_qemu_img ())
 		return;
 	cmd = g_strdup_printf ("qemu-img create -q -f vdi '%s' 3M", vdi);
-	qemu_img (cmd);
-	put_le64 (vdi, OFF_DISK_SIZE, 3 * MiB - 1000);
+	vmi_test_sh_ok ("%s", cmd);
+	vmi_test_write_le64 (vdi, OFF_DISK_SIZE, 3 * MiB - 1000);
 	info = vmi_test_qemu_img_info (vdi, "vdi");
 	source = vmi_test_open (&vmi_vdi_plugin, vdi, NULL);
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, json_u64 (info, "virtual-size"));
@@ -543,7 +399,7 @@ test_write (Fixture *f, gconstpointer data)
 	if (!vmi_test_require_qemu_img ())
 		return;
 	vmi_test_make_pattern_image (src, c->size, 11);
-	g_assert_true (vmi_test_convert (&test_raw, src, &vmi_vdi_plugin, vdi, options, &error));
+	g_assert_true (vmi_test_convert (&vmi_raw_plugin, src, &vmi_vdi_plugin, vdi, options, &error));
 	g_assert_no_error (error);
 
 	/* qemu-img agrees the image is sound, sized as its own conversion, and holds the data. */
@@ -551,7 +407,7 @@ test_write (Fixture *f, gconstpointer data)
 	info = vmi_test_qemu_img_info (vdi, "vdi");
 	cmd = g_strdup_printf ("qemu-img convert -f raw -O vdi -o static=%s '%s' '%s'",
 			       is_static ? "on" : "off", src, ref);
-	qemu_img (cmd);
+	vmi_test_sh_ok ("%s", cmd);
 	qemus = vmi_test_open (&vmi_vdi_plugin, ref, NULL);
 	g_assert_cmpuint (json_u64 (info, "virtual-size"), ==, rounded);
 	g_assert_cmpuint (json_u64 (info, "virtual-size"), ==, vmi_source_get_virtual_size (qemus));
@@ -589,7 +445,7 @@ test_write (Fixture *f, gconstpointer data)
 	g_assert_cmpuint (count_data (ours), <=, file_allocated (vdi));
 	g_assert_cmpuint (count_data (ours), >, 0);
 
-	g_assert_true (vmi_test_convert (&vmi_vdi_plugin, vdi, &test_raw, back, NULL, &error));
+	g_assert_true (vmi_test_convert (&vmi_vdi_plugin, vdi, &vmi_raw_plugin, back, NULL, &error));
 	g_assert_no_error (error);
 	g_assert_true (vmi_test_qemu_img_compare (back, "raw", src, "raw"));
 	vmi_test_save_seed ("vdi", vdi);
@@ -645,7 +501,7 @@ test_write_empty (Fixture *f, gconstpointer data)
 	vmi_vdi_plugin.close (image);
 	close (fd);
 	cmd = g_strdup_printf ("qemu-img create -q -f vdi '%s' %" G_GUINT64_FORMAT, ref, size);
-	qemu_img (cmd);
+	vmi_test_sh_ok ("%s", cmd);
 	g_assert_cmpuint (file_size (vdi), ==, file_size (ref));
 	g_assert_true (vmi_test_qemu_img_check (vdi, "vdi"));
 	info = vmi_test_qemu_img_info (vdi, "vdi");
@@ -690,19 +546,19 @@ make_tiny (const char *path, guint8 *expect)
 	g_assert_cmpint (write (fd, head, sizeof head), ==, sizeof head);
 	g_assert_cmpint (write (fd, blocks, 3 * TINY_BLOCK), ==, 3 * TINY_BLOCK);
 	close (fd);
-	put_le32 (path, OFF_SIGNATURE, 0xbeda107fu);
-	put_le32 (path, OFF_VERSION, 0x00010001u);
-	put_le32 (path, OFF_HEADER_SIZE, 0x180);
-	put_le32 (path, OFF_IMAGE_TYPE, 1); /* normal */
-	put_le32 (path, OFF_BMAP, 0x200);
-	put_le32 (path, OFF_DATA, TINY_DATA);
-	put_le32 (path, OFF_SECTOR_SIZE, 512);
-	put_le64 (path, OFF_DISK_SIZE, TINY_DISK);
-	put_le32 (path, OFF_BLOCK_SIZE, TINY_BLOCK);
-	put_le32 (path, OFF_BLOCKS, TINY_BLOCKS);
-	put_le32 (path, OFF_ALLOCATED, 3);
-	put_le32 (path, OFF_UUID_IMAGE, 0x12345678);
-	put_le32 (path, OFF_UUID_SNAP, 0x9abcdef0);
+	vmi_test_write_le32 (path, OFF_SIGNATURE, 0xbeda107fu);
+	vmi_test_write_le32 (path, OFF_VERSION, 0x00010001u);
+	vmi_test_write_le32 (path, OFF_HEADER_SIZE, 0x180);
+	vmi_test_write_le32 (path, OFF_IMAGE_TYPE, 1); /* normal */
+	vmi_test_write_le32 (path, OFF_BMAP, 0x200);
+	vmi_test_write_le32 (path, OFF_DATA, TINY_DATA);
+	vmi_test_write_le32 (path, OFF_SECTOR_SIZE, 512);
+	vmi_test_write_le64 (path, OFF_DISK_SIZE, TINY_DISK);
+	vmi_test_write_le32 (path, OFF_BLOCK_SIZE, TINY_BLOCK);
+	vmi_test_write_le32 (path, OFF_BLOCKS, TINY_BLOCKS);
+	vmi_test_write_le32 (path, OFF_ALLOCATED, 3);
+	vmi_test_write_le32 (path, OFF_UUID_IMAGE, 0x12345678);
+	vmi_test_write_le32 (path, OFF_UUID_SNAP, 0x9abcdef0);
 
 	if (expect != NULL) {
 		memset (expect, 0, TINY_DISK);
@@ -789,7 +645,7 @@ test_bad_entry (Fixture *f, gconstpointer data)
 	VmiExtent extent = { 0 };
 
 	make_tiny (path, NULL);
-	put_le32 (path, 0x200 + 3 * 4, 3); /* block 3 -> image block 3, but 3 are allocated */
+	vmi_test_write_le32 (path, 0x200 + 3 * 4, 3); /* block 3 -> image block 3, but 3 are allocated */
 	vmi_test_save_seed ("vdi", path);
 	source = vmi_test_open (&vmi_vdi_plugin, path, NULL);
 	g_assert_true (vmi_vdi_plugin.read (vmi_source_get_image (source), 0, buf, sizeof buf,
@@ -842,8 +698,8 @@ test_diff (Fixture *f, gconstpointer data)
 	VmiExtent extent = { 0 };
 
 	make_tiny (path, NULL);
-	put_le32 (path, OFF_IMAGE_TYPE, 4);
-	put_le32 (path, OFF_UUID_LINK, 0xaabbccdd);
+	vmi_test_write_le32 (path, OFF_IMAGE_TYPE, 4);
+	vmi_test_write_le32 (path, OFF_UUID_LINK, 0xaabbccdd);
 	vmi_test_save_seed ("vdi", path);
 	source = vmi_test_open (&vmi_vdi_plugin, path, NULL);
 	info = vmi_source_get_info (source);
@@ -917,12 +773,12 @@ test_bad_header (Fixture *f, gconstpointer data)
 	if (!vmi_test_require_qemu_img ())
 		return;
 	cmd = g_strdup_printf ("qemu-img create -q -f vdi '%s' 3M", path);
-	qemu_img (cmd);
+	vmi_test_sh_ok ("%s", cmd);
 	g_assert_cmpuint (file_size (path), ==, 1024);
 	if (c->width == 8)
-		put_le64 (path, c->offset, c->value);
+		vmi_test_write_le64 (path, c->offset, c->value);
 	else
-		put_le32 (path, c->offset, (guint32) c->value);
+		vmi_test_write_le32 (path, c->offset, (guint32) c->value);
 	expect_open_error (path, c->code, c->fragment);
 }
 
@@ -953,15 +809,15 @@ test_big_bmap (Fixture *f, gconstpointer data)
 
 	make_tiny (path, NULL);
 	/* 64 TiB in 1 MiB blocks: a 256 MiB block map, over the 128 MiB cap. */
-	put_le32 (path, OFF_BLOCK_SIZE, MiB);
-	put_le64 (path, OFF_DISK_SIZE, 64ull * 1024 * GiB);
-	put_le32 (path, OFF_BLOCKS, 64u * 1024 * 1024);
-	put_le32 (path, OFF_DATA, 0x200 + 256 * MiB);
+	vmi_test_write_le32 (path, OFF_BLOCK_SIZE, MiB);
+	vmi_test_write_le64 (path, OFF_DISK_SIZE, 64ull * 1024 * GiB);
+	vmi_test_write_le32 (path, OFF_BLOCKS, 64u * 1024 * 1024);
+	vmi_test_write_le32 (path, OFF_DATA, 0x200 + 256 * MiB);
 	expect_open_error (path, VMI_ERROR_NOT_SUPPORTED, "block map");
 	/* 1 TiB: a 4 MiB block map, which the 13 KiB file does not hold. */
-	put_le64 (path, OFF_DISK_SIZE, 1024ull * GiB);
-	put_le32 (path, OFF_BLOCKS, 1024u * 1024);
-	put_le32 (path, OFF_DATA, 0x200 + 4 * MiB);
+	vmi_test_write_le64 (path, OFF_DISK_SIZE, 1024ull * GiB);
+	vmi_test_write_le32 (path, OFF_BLOCKS, 1024u * 1024);
+	vmi_test_write_le32 (path, OFF_DATA, 0x200 + 4 * MiB);
 	expect_open_error (path, VMI_ERROR_CORRUPT_IMAGE, "beyond the end");
 }
 

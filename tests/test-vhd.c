@@ -12,6 +12,7 @@
 #include "vmi-test-util.h"
 
 extern const VmiFormatPlugin vmi_vhd_plugin;
+extern const VmiFormatPlugin vmi_raw_plugin;
 
 #define KiB (1024u)
 #define MiB (1024u * 1024u)
@@ -54,26 +55,6 @@ fix_checksum (guint8 *buf, gsize len, gsize at)
 	put_be32 (buf + at, ~sum);
 }
 
-static void
-pwrite_at (const char *path, guint64 offset, const void *buf, gsize len)
-{
-	int fd = open (path, O_WRONLY | O_CLOEXEC);
-
-	g_assert_cmpint (fd, >=, 0);
-	g_assert_cmpint (pwrite (fd, buf, len, (off_t) offset), ==, (ssize_t) len);
-	g_assert_cmpint (close (fd), ==, 0);
-}
-
-static void
-pread_at (const char *path, guint64 offset, void *buf, gsize len)
-{
-	int fd = open (path, O_RDONLY | O_CLOEXEC);
-
-	g_assert_cmpint (fd, >=, 0);
-	g_assert_cmpint (pread (fd, buf, len, (off_t) offset), ==, (ssize_t) len);
-	g_assert_cmpint (close (fd), ==, 0);
-}
-
 static guint64
 file_size (const char *path)
 {
@@ -89,51 +70,10 @@ tmp_path (const char *dir, const char *name)
 	return g_build_filename (dir, name, NULL);
 }
 
-static void
-qemu_img (const char *format, ...) G_GNUC_PRINTF (1, 2);
-
-static void
-qemu_img (const char *format, ...)
-{
-	va_list args;
-	g_autofree char *cmd = NULL;
-
-	va_start (args, format);
-	cmd = g_strdup_vprintf (format, args);
-	va_end (args);
-	g_assert_cmpint (vmi_test_sh (NULL, "qemu-img %s", cmd), ==, 0);
-}
-
-static guint64
-qemu_virtual_size (const char *path, const char *fmt)
-{
-	g_autoptr(JsonObject) info = vmi_test_qemu_img_info (path, fmt);
-
-	return (guint64) json_object_get_int_member (info, "virtual-size");
-}
-
-/* Opens path with the VHD plugin and returns the error code, asserting that open failed. */
-static gint
-open_error (const char *path, char **message)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(VmiSource) source = vmi_test_open (&vmi_vhd_plugin, path, &error);
-
-	g_assert_null (source);
-	g_assert_nonnull (error);
-	g_assert_true (error->domain == VMI_ERROR);
-	if (g_test_verbose ())
-		g_printerr ("# %s: %s\n", path, error->message);
-	if (message != NULL)
-		*message = g_strdup (error->message);
-	return error->code;
-}
-
 #define ASSERT_OPEN_ERROR(path, code, needle)                                                      \
 	G_STMT_START                                                                               \
 	{                                                                                          \
-		g_autofree char *msg_ = NULL;                                                      \
-		g_assert_cmpint (open_error ((path), &msg_), ==, (code));                          \
+		g_autofree char *msg_ = vmi_test_open_error (&vmi_vhd_plugin, (path), (code));      \
 		g_assert_nonnull (strstr (msg_, (needle)));                                        \
 		vmi_test_save_seed ("vhd", (path));                                                \
 	}                                                                                          \
@@ -159,46 +99,12 @@ fact_u32 (VmiSource *source, const char *key)
 	return value;
 }
 
-/*
- * Reads the whole virtual disk through the plugin into a sparse raw file, using block_status
- * to skip holes, and checks every extent it is given on the way.
- */
+/* The whole virtual disk through the engine into a sparse raw file (the engine checks every
+ * extent block_status gives). */
 static void
 dump_to_raw (VmiSource *source, const char *path)
 {
-	const VmiFormatPlugin *plugin = vmi_source_get_plugin (source);
-	VmiImage *image = vmi_source_get_image (source);
-	guint64 vsize = vmi_source_get_virtual_size (source);
-	g_autofree guint8 *buf = g_malloc (MiB);
-	guint64 offset = 0;
-	int fd = open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-	g_assert_cmpint (fd, >=, 0);
-	g_assert_cmpint (ftruncate (fd, (off_t) vsize), ==, 0);
-	while (offset < vsize) {
-		g_autoptr(GError) error = NULL;
-		VmiExtent extent = { 0 };
-
-		g_assert_true (plugin->block_status (image, offset, vsize - offset, &extent, &error));
-		g_assert_no_error (error);
-		g_assert_cmpuint (extent.length, >, 0);
-		g_assert_cmpuint (extent.length, <=, vsize - offset);
-		if (extent.kind != VMI_EXTENT_DATA) {
-			offset += extent.length;
-			continue;
-		}
-		for (guint64 done = 0; done < extent.length;) {
-			gsize len = (gsize) MIN (extent.length - done, MiB);
-
-			g_assert_true (plugin->read (image, offset + done, buf, len, &error));
-			g_assert_no_error (error);
-			g_assert_cmpint (pwrite (fd, buf, len, (off_t) (offset + done)), ==,
-					 (ssize_t) len);
-			done += len;
-		}
-		offset += extent.length;
-	}
-	g_assert_cmpint (close (fd), ==, 0);
+	g_assert_true (vmi_test_convert_source (source, &vmi_raw_plugin, path, NULL, NULL));
 }
 
 /* --- probe --------------------------------------------------------------------------------- */
@@ -249,8 +155,8 @@ test_registry (void)
 		g_autofree char *path = tmp_path (dir, i == 0 ? "d.vhd" : "f.vhd");
 		int fd;
 
-		qemu_img ("create -q -f vpc -o subformat=%s %s 3M", i == 0 ? "dynamic" : "fixed",
-			  path);
+		vmi_test_qemu_img ("create -q -f vpc -o subformat=%s %s 3M", i == 0 ? "dynamic" : "fixed",
+				   path);
 		fd = open (path, O_RDONLY | O_CLOEXEC);
 		g_assert_cmpint (fd, >=, 0);
 		g_assert_true (vmi_registry_probe_fd (registry, fd, &error) == &vmi_vhd_plugin);
@@ -280,9 +186,9 @@ check_qemu_image (const QemuCase *c)
 	guint64 qsize;
 
 	vmi_test_make_pattern_image (raw, c->size, (guint32) c->size);
-	qemu_img ("convert -f raw -O vpc -o subformat=%s,force_size=%s %s %s", c->subformat,
-		  c->force_size ? "on" : "off", raw, vhd);
-	qsize = qemu_virtual_size (vhd, "vpc");
+	vmi_test_qemu_img ("convert -f raw -O vpc -o subformat=%s,force_size=%s %s %s", c->subformat,
+			   c->force_size ? "on" : "off", raw, vhd);
+	qsize = vmi_test_qemu_img_virtual_size (vhd, "vpc");
 
 	source = vmi_test_open (&vmi_vhd_plugin, vhd, NULL);
 	info = vmi_source_get_info (source);
@@ -359,46 +265,11 @@ create_options (const char *subformat, gboolean force_size)
 	return g_variant_ref_sink (g_variant_builder_end (&b));
 }
 
-/*
- * Writes the raw file src into a new VHD at dst through the plugin alone, the way the engine
- * drives a writer: increasing 64 KiB ranges, all-zero ranges skipped, the last one possibly
- * ending at an unaligned size. (Plugins cannot be linked together, so raw is read here.)
- */
+/* Writes the raw file src into a new VHD at dst through the engine. */
 static void
 write_from_raw (const char *src, const char *dst, GVariant *options)
 {
-	guint64 size = file_size (src);
-	g_autofree guint8 *buf = g_malloc (64 * KiB);
-	g_autofree guint8 *zero = g_malloc0 (64 * KiB);
-	g_autoptr(GError) error = NULL;
-	int in = open (src, O_RDONLY | O_CLOEXEC);
-	int out = open (dst, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	VmiImage *image;
-
-	g_assert_cmpint (in, >=, 0);
-	g_assert_cmpint (out, >=, 0);
-	image = vmi_vhd_plugin.create (out, size, options, &error);
-	g_assert_no_error (error);
-	for (guint64 offset = 0; offset < size;) {
-		off_t data = lseek (in, (off_t) offset, SEEK_DATA);
-		gsize len;
-
-		if (data < 0)
-			break;
-		offset = (guint64) data / (64 * KiB) * (64 * KiB);
-		len = (gsize) MIN (64 * KiB, size - offset);
-		g_assert_cmpint (pread (in, buf, len, (off_t) offset), ==, (ssize_t) len);
-		if (memcmp (buf, zero, len) != 0) {
-			g_assert_true (vmi_vhd_plugin.write (image, offset, buf, len, &error));
-			g_assert_no_error (error);
-		}
-		offset += len;
-	}
-	g_assert_true (vmi_vhd_plugin.finish (image, &error));
-	g_assert_no_error (error);
-	vmi_vhd_plugin.close (image);
-	g_assert_cmpint (close (in), ==, 0);
-	g_assert_cmpint (close (out), ==, 0);
+	g_assert_true (vmi_test_convert (&vmi_raw_plugin, src, &vmi_vhd_plugin, dst, options, NULL));
 }
 
 typedef struct {
@@ -425,10 +296,10 @@ check_write (const WriteCase *c)
 	write_from_raw (raw, ours, options);
 
 	/* The size qemu-img reports for our file is the size of its own conversion. */
-	qemu_img ("convert -f raw -O vpc -o subformat=%s,force_size=%s %s %s", subformat,
-		  c->force_size ? "on" : "off", raw, theirs);
-	qsize = qemu_virtual_size (theirs, "vpc");
-	g_assert_cmpuint (qemu_virtual_size (ours, "vpc"), ==, qsize);
+	vmi_test_qemu_img ("convert -f raw -O vpc -o subformat=%s,force_size=%s %s %s", subformat,
+			   c->force_size ? "on" : "off", raw, theirs);
+	qsize = vmi_test_qemu_img_virtual_size (theirs, "vpc");
+	g_assert_cmpuint (vmi_test_qemu_img_virtual_size (ours, "vpc"), ==, qsize);
 	g_assert_cmpuint (qsize, >=, c->size);
 	/* qemu-img has no check for vpc: content equality is the test. */
 	g_assert_true (vmi_test_qemu_img_compare (ours, "vpc", raw, "raw"));
@@ -459,8 +330,8 @@ check_write (const WriteCase *c)
 		{
 			guint8 a[512], b[512];
 
-			pread_at (ours, 0, a, sizeof a);
-			pread_at (ours, file_size (ours) - 512, b, sizeof b);
+			vmi_test_read_bytes (ours, 0, a, sizeof a);
+			vmi_test_read_bytes (ours, file_size (ours) - 512, b, sizeof b);
 			g_assert_cmpmem (a, sizeof a, b, sizeof b);
 		}
 	} else {
@@ -520,7 +391,7 @@ test_engine_convert (void)
 	src = tmp_path (dir, "src.vhd");
 	dst = tmp_path (dir, "dst.vhd");
 	vmi_test_make_pattern_image (raw, 6 * MiB + 5 * 512, 99);
-	qemu_img ("convert -f raw -O vpc -o subformat=dynamic,force_size=on %s %s", raw, src);
+	vmi_test_qemu_img ("convert -f raw -O vpc -o subformat=dynamic,force_size=on %s %s", raw, src);
 
 	source = vmi_test_open (&vmi_vhd_plugin, src, NULL);
 	inspect = vmi_source_to_variant (source);
@@ -535,13 +406,13 @@ test_engine_convert (void)
 	g_assert_no_error (error);
 	g_assert_true (vmi_test_qemu_img_compare (dst, "vpc", raw, "raw"));
 	/* The size qemu gives when it converts the same disk. */
-	qemu_img ("convert -f vpc -O vpc -o subformat=fixed %s %s/qemu.vhd", src, dir);
+	vmi_test_qemu_img ("convert -f vpc -O vpc -o subformat=fixed %s %s/qemu.vhd", src, dir);
 	{
 		g_autofree char *theirs = tmp_path (dir, "qemu.vhd");
 
-		g_assert_cmpuint (qemu_virtual_size (dst, "vpc"), ==,
-				  qemu_virtual_size (theirs, "vpc"));
-		g_assert_cmpuint (qemu_virtual_size (dst, "vpc"), >, 6 * MiB + 5 * 512);
+		g_assert_cmpuint (vmi_test_qemu_img_virtual_size (dst, "vpc"), ==,
+				  vmi_test_qemu_img_virtual_size (theirs, "vpc"));
+		g_assert_cmpuint (vmi_test_qemu_img_virtual_size (dst, "vpc"), >, 6 * MiB + 5 * 512);
 	}
 	g_clear_pointer (&source, vmi_source_free);
 	source = vmi_test_open (&vmi_vhd_plugin, dst, NULL);
@@ -668,10 +539,10 @@ test_write_sizes (void)
 			guint64 qsize;
 
 			create_empty (ours, sizes[i], NULL, force);
-			qemu_img ("create -q -f vpc -o force_size=%s %s %" G_GUINT64_FORMAT,
-				  force ? "on" : "off", theirs, sizes[i]);
-			qsize = qemu_virtual_size (theirs, "vpc");
-			g_assert_cmpuint (qemu_virtual_size (ours, "vpc"), ==, qsize);
+			vmi_test_qemu_img ("create -q -f vpc -o force_size=%s %s %" G_GUINT64_FORMAT,
+					   force ? "on" : "off", theirs, sizes[i]);
+			qsize = vmi_test_qemu_img_virtual_size (theirs, "vpc");
+			g_assert_cmpuint (vmi_test_qemu_img_virtual_size (ours, "vpc"), ==, qsize);
 			source = vmi_test_open (&vmi_vhd_plugin, ours, NULL);
 			g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, qsize);
 			g_clear_pointer (&source, vmi_source_free);
@@ -753,7 +624,7 @@ synth_create (const char *path, const Synth *s, guint8 *header)
 	g_assert_cmpint (fd, >=, 0);
 	g_assert_cmpint (close (fd), ==, 0);
 	synth_footer (s, footer);
-	pwrite_at (path, 0, footer, 512);
+	vmi_test_write_bytes (path, 0, footer, 512);
 	memset (header, 0, 1024);
 	memcpy (header, "cxsparse", 8);
 	put_be64 (header + 8, G_MAXUINT64);
@@ -762,10 +633,10 @@ synth_create (const char *path, const Synth *s, guint8 *header)
 	put_be32 (header + 28, s->entries);
 	put_be32 (header + 32, s->block_size);
 	fix_checksum (header, 1024, 36);
-	pwrite_at (path, 512, header, 1024);
+	vmi_test_write_bytes (path, 512, header, 1024);
 	memset (bat, 0xff, bat_bytes);
 	if (bat_bytes > 0)
-		pwrite_at (path, 1536, bat, bat_bytes);
+		vmi_test_write_bytes (path, 1536, bat, bat_bytes);
 	return 1536 + bat_bytes;
 }
 
@@ -777,9 +648,9 @@ synth_add_block (const char *path, const Synth *s, guint32 index, guint64 *end,
 	guint8 entry[4];
 
 	put_be32 (entry, (guint32) (*end / 512));
-	pwrite_at (path, 1536 + (guint64) index * 4, entry, 4);
-	pwrite_at (path, *end, bitmap, bitmap_len);
-	pwrite_at (path, *end + bitmap_len, data, s->block_size);
+	vmi_test_write_bytes (path, 1536 + (guint64) index * 4, entry, 4);
+	vmi_test_write_bytes (path, *end, bitmap, bitmap_len);
+	vmi_test_write_bytes (path, *end + bitmap_len, data, s->block_size);
 	*end += bitmap_len + s->block_size;
 }
 
@@ -789,7 +660,7 @@ synth_finish (const char *path, const Synth *s, guint64 end)
 	guint8 footer[512];
 
 	synth_footer (s, footer);
-	pwrite_at (path, end, footer, 512);
+	vmi_test_write_bytes (path, end, footer, 512);
 }
 
 /* Sectors whose bitmap bit is clear read as zeros even when the file has data there. */
@@ -943,20 +814,20 @@ test_fixed_chs (void)
 		g_autoptr(VmiSource) source = NULL;
 
 		synth_footer (s, footer);
-		pwrite_at (path, 1400 * 512, footer, 512);
+		vmi_test_write_bytes (path, 1400 * 512, footer, 512);
 		source = vmi_test_open (&vmi_vhd_plugin, path, NULL);
 		g_assert_cmpuint (vmi_source_get_virtual_size (source), ==,
 				  i == 0 ? 1360 * 512 : 1400 * 512);
 		g_assert_cmpstr (vmi_source_get_info (source)->subformat, ==, "fixed");
 		g_assert_cmpuint (vmi_source_get_info (source)->cluster_size, ==, 0);
 		if (vmi_test_require_qemu_img ())
-			g_assert_cmpuint (qemu_virtual_size (path, "vpc"), ==,
+			g_assert_cmpuint (vmi_test_qemu_img_virtual_size (path, "vpc"), ==,
 					  vmi_source_get_virtual_size (source));
 	}
 	vmi_test_save_seed ("vhd", path);
 	/* A footer claiming more data than the file holds. */
 	synth_footer (&big, footer);
-	pwrite_at (path, 1400 * 512, footer, 512);
+	vmi_test_write_bytes (path, 1400 * 512, footer, 512);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "holds only 716800 bytes");
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
@@ -999,12 +870,12 @@ test_differencing (void)
 	put_be32 (header + 600 + 8, (guint32) strlen (rel_path) * 2);
 	put_be64 (header + 600 + 16, end + 512);
 	fix_checksum (header, 1024, 36);
-	pwrite_at (path, 512, header, 1024);
+	vmi_test_write_bytes (path, 512, header, 1024);
 	utf16_put (loc, abs_path, FALSE);
-	pwrite_at (path, end, loc, 512);
+	vmi_test_write_bytes (path, end, loc, 512);
 	memset (loc, 0, sizeof loc);
 	utf16_put (loc, rel_path, FALSE);
-	pwrite_at (path, end + 512, loc, 512);
+	vmi_test_write_bytes (path, end + 512, loc, 512);
 	synth_finish (path, &s, end + 1024);
 	vmi_test_save_seed ("vhd", path);
 
@@ -1044,13 +915,13 @@ test_differencing (void)
 	/* A locator pointing past the end of the file. */
 	put_be64 (header + 600 + 16, 1 * GiB);
 	fix_checksum (header, 1024, 36);
-	pwrite_at (path, 512, header, 1024);
+	vmi_test_write_bytes (path, 512, header, 1024);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "parent locator 1");
 	/* An absurdly long one. */
 	put_be64 (header + 600 + 16, end + 512);
 	put_be32 (header + 600 + 8, 0x7fffffff);
 	fix_checksum (header, 1024, 36);
-	pwrite_at (path, 512, header, 1024);
+	vmi_test_write_bytes (path, 512, header, 1024);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "parent locator 1");
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
@@ -1106,7 +977,7 @@ test_corpus (void)
 
 		g_assert_cmpuint (expected, >, 0);
 		g_assert_cmpuint (info->virtual_size, ==, expected);
-		g_assert_cmpuint (qemu_virtual_size (path, "vpc"), ==, expected);
+		g_assert_cmpuint (vmi_test_qemu_img_virtual_size (path, "vpc"), ==, expected);
 		g_assert_cmpstr (info->subformat, ==, "dynamic");
 		g_assert_cmpuint (info->cluster_size, ==, 2 * MiB);
 		g_assert_cmpstr (fact_string (source, "creator-app"), ==, cases[i].creator);
@@ -1191,11 +1062,11 @@ edit_footers (const char *path, void (*edit) (guint8 *footer, gpointer), gpointe
 	guint64 size = file_size (path);
 	guint8 footer[512];
 
-	pread_at (path, size - 512, footer, sizeof footer);
+	vmi_test_read_bytes (path, size - 512, footer, sizeof footer);
 	edit (footer, data);
 	fix_checksum (footer, 512, 64);
-	pwrite_at (path, size - 512, footer, sizeof footer);
-	pwrite_at (path, 0, footer, sizeof footer);
+	vmi_test_write_bytes (path, size - 512, footer, sizeof footer);
+	vmi_test_write_bytes (path, 0, footer, sizeof footer);
 }
 
 static void
@@ -1203,10 +1074,10 @@ edit_header (const char *path, gsize at, const void *bytes, gsize len)
 {
 	guint8 header[1024];
 
-	pread_at (path, 512, header, sizeof header);
+	vmi_test_read_bytes (path, 512, header, sizeof header);
 	memcpy (header + at, bytes, len);
 	fix_checksum (header, 1024, 36);
-	pwrite_at (path, 512, header, sizeof header);
+	vmi_test_write_bytes (path, 512, header, sizeof header);
 }
 
 static void
@@ -1259,12 +1130,12 @@ test_bad_footer (void)
 	g_assert_cmpuint (fact_u32 (source, "allocated-blocks"), ==, 1);
 	g_clear_pointer (&source, vmi_source_free);
 
-	pread_at (path, size - 512, orig, sizeof orig);
+	vmi_test_read_bytes (path, size - 512, orig, sizeof orig);
 	memcpy (bad, orig, sizeof bad);
 	bad[200] ^= 0x10;
 
 	/* A damaged footer at the end: the copy at offset 0 stands in. */
-	pwrite_at (path, size - 512, bad, sizeof bad);
+	vmi_test_write_bytes (path, size - 512, bad, sizeof bad);
 	source = vmi_test_open (&vmi_vhd_plugin, path, NULL);
 	g_assert_cmpstr (fact_string (source, "footer"), ==, "copy at offset 0");
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), >=, 4 * MiB);
@@ -1272,24 +1143,24 @@ test_bad_footer (void)
 	vmi_test_save_seed ("vhd", path);
 
 	/* Both damaged. */
-	pwrite_at (path, 0, bad, sizeof bad);
+	vmi_test_write_bytes (path, 0, bad, sizeof bad);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "checksum");
 
 	/* Only the copy at 0 is there, and it is damaged. */
 	memset (bad, 0, sizeof bad);
-	pwrite_at (path, size - 512, bad, sizeof bad);
+	vmi_test_write_bytes (path, size - 512, bad, sizeof bad);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "checksum");
 
 	/* No cookie anywhere. */
-	pwrite_at (path, 0, bad, sizeof bad);
+	vmi_test_write_bytes (path, 0, bad, sizeof bad);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_UNKNOWN_FORMAT, "conectix");
 
 	/* Wrong cookie in a footer that is otherwise intact. */
 	memcpy (bad, orig, sizeof bad);
 	memcpy (bad, "conectiX", 8);
 	fix_checksum (bad, 512, 64);
-	pwrite_at (path, 0, bad, sizeof bad);
-	pwrite_at (path, size - 512, bad, sizeof bad);
+	vmi_test_write_bytes (path, 0, bad, sizeof bad);
+	vmi_test_write_bytes (path, size - 512, bad, sizeof bad);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_UNKNOWN_FORMAT, "conectix");
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
@@ -1326,9 +1197,9 @@ test_bad_dynamic_header (void)
 
 	/* Bad checksum. */
 	path = make_dynamic (dir, "header-checksum.vhd", FALSE);
-	pread_at (path, 512, header, sizeof header);
+	vmi_test_read_bytes (path, 512, header, sizeof header);
 	header[700] ^= 1;
-	pwrite_at (path, 512, header, sizeof header);
+	vmi_test_write_bytes (path, 512, header, sizeof header);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "dynamic disk header at offset 0x200 has checksum");
 	g_free (path);
 
@@ -1382,7 +1253,7 @@ test_bad_dynamic_header (void)
 	/* A BAT entry past the end of the file. */
 	path = make_dynamic (dir, "bat-entry.vhd", FALSE);
 	put_be32 (b, 0x00ffffff);
-	pwrite_at (path, 1536, b, 4);
+	vmi_test_write_bytes (path, 1536, b, 4);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "block 0 at offset");
 	g_free (path);
 

@@ -10,6 +10,7 @@
 #include "vmi-test-util.h"
 
 extern const VmiFormatPlugin vmi_vmdk_plugin;
+extern const VmiFormatPlugin vmi_raw_plugin;
 
 #define KiB 1024u
 #define MiB (1024u * KiB)
@@ -40,105 +41,6 @@ fixture_tear_down (Fixture *f, gconstpointer data)
 	vmi_test_tmpdir_free (f->dir);
 }
 
-/*
- * A minimal raw format local to this test, so conversions to and from raw go through the engine
- * without depending on the raw plugin being built.
- */
-struct _VmiImage {
-	int fd;
-	guint64 size;
-};
-
-static VmiImage *
-traw_open (const VmiOpenArgs *args, GError **error)
-{
-	VmiImage *image = g_new0 (VmiImage, 1);
-
-	image->fd = args->fd;
-	image->size = args->file_size;
-	return image;
-}
-
-static gboolean
-traw_get_info (VmiImage *image, VmiImageInfo *info, GError **error)
-{
-	info->virtual_size = image->size;
-	return TRUE;
-}
-
-static gboolean
-traw_read (VmiImage *image, guint64 offset, void *buf, gsize len, GError **error)
-{
-	g_assert_cmpint (pread (image->fd, buf, len, (off_t) offset), ==, (ssize_t) len);
-	return TRUE;
-}
-
-static gboolean
-traw_block_status (VmiImage *image, guint64 offset, guint64 max_length, VmiExtent *extent,
-		   GError **error)
-{
-	/* Holes of the sparse test files are holes here, so big sparse images convert fast. */
-	off_t data = lseek (image->fd, (off_t) offset, SEEK_DATA);
-	off_t hole;
-
-	if (data < 0 || (guint64) data >= offset + max_length) {
-		extent->kind = VMI_EXTENT_HOLE;
-		extent->length = max_length;
-	} else if ((guint64) data > offset) {
-		extent->kind = VMI_EXTENT_HOLE;
-		extent->length = (guint64) data - offset;
-	} else {
-		hole = lseek (image->fd, (off_t) offset, SEEK_HOLE);
-		extent->kind = VMI_EXTENT_DATA;
-		extent->length = MIN (max_length, (guint64) hole - offset);
-	}
-	return TRUE;
-}
-
-static void
-traw_close (VmiImage *image)
-{
-	g_free (image);
-}
-
-static VmiImage *
-traw_create (int fd, guint64 virtual_size, GVariant *options, GError **error)
-{
-	VmiImage *image = g_new0 (VmiImage, 1);
-
-	image->fd = fd;
-	image->size = virtual_size;
-	return image;
-}
-
-static gboolean
-traw_write (VmiImage *image, guint64 offset, const void *buf, gsize len, GError **error)
-{
-	g_assert_cmpint (pwrite (image->fd, buf, len, (off_t) offset), ==, (ssize_t) len);
-	return TRUE;
-}
-
-static gboolean
-traw_finish (VmiImage *image, GError **error)
-{
-	g_assert_cmpint (ftruncate (image->fd, (off_t) image->size), ==, 0);
-	return TRUE;
-}
-
-static const VmiFormatPlugin traw_plugin = {
-	.abi_version = VMI_PLUGIN_ABI_VERSION,
-	.name = "testraw",
-	.flags = VMI_FORMAT_CAN_INSPECT | VMI_FORMAT_CAN_READ | VMI_FORMAT_CAN_WRITE,
-	.open = traw_open,
-	.get_info = traw_get_info,
-	.read = traw_read,
-	.block_status = traw_block_status,
-	.close = traw_close,
-	.create = traw_create,
-	.write = traw_write,
-	.finish = traw_finish,
-};
-
 /* Opens path with its folder known, as the daemon does for a path it resolved itself. */
 static VmiSource *
 open_in_dir (const char *path, gboolean with_dir, GError **error)
@@ -156,19 +58,6 @@ open_in_dir (const char *path, gboolean with_dir, GError **error)
 	return source;
 }
 
-static gboolean
-convert_source (VmiSource *source, const VmiFormatPlugin *dst, const char *dst_path,
-		GVariant *options, GError **error)
-{
-	int fd = open (dst_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	gboolean ok;
-
-	g_assert_cmpint (fd, >=, 0);
-	ok = vmi_convert (source, dst, fd, options, NULL, NULL, NULL, error);
-	g_assert_cmpint (close (fd), ==, 0);
-	return ok;
-}
-
 /* Our vmdk (with its folder) to raw through the engine. */
 static void
 vmdk_to_raw (const char *vmdk, const char *raw)
@@ -177,7 +66,7 @@ vmdk_to_raw (const char *vmdk, const char *raw)
 	g_autoptr(VmiSource) source = open_in_dir (vmdk, TRUE, &error);
 
 	g_assert_no_error (error);
-	g_assert_true (convert_source (source, &traw_plugin, raw, NULL, &error));
+	g_assert_true (vmi_test_convert_source (source, &vmi_raw_plugin, raw, NULL, &error));
 	g_assert_no_error (error);
 }
 
@@ -185,11 +74,11 @@ static void
 raw_to_vmdk (const char *raw, const char *vmdk, const char *subformat)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(VmiSource) source = vmi_test_open (&traw_plugin, raw, NULL);
+	g_autoptr(VmiSource) source = vmi_test_open (&vmi_raw_plugin, raw, NULL);
 	g_autoptr(GVariant) options = g_variant_ref_sink (
 		g_variant_new_parsed ("{'subformat': <%s>}", subformat));
 
-	g_assert_true (convert_source (source, &vmi_vmdk_plugin, vmdk, options, &error));
+	g_assert_true (vmi_test_convert_source (source, &vmi_vmdk_plugin, vmdk, options, &error));
 	g_assert_no_error (error);
 }
 
@@ -202,67 +91,6 @@ files_equal (const char *a, const char *b)
 	g_assert_cmpint (stat (a, &sa), ==, 0);
 	g_assert_cmpint (stat (b, &sb), ==, 0);
 	return sa.st_size == sb.st_size && vmi_test_qemu_img_compare (a, "raw", b, "raw");
-}
-
-static void
-qemu_img (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
-
-static void
-qemu_img (const char *fmt, ...)
-{
-	va_list args;
-	g_autofree char *cmd = NULL;
-
-	va_start (args, fmt);
-	cmd = g_strdup_vprintf (fmt, args);
-	va_end (args);
-	g_assert_cmpint (vmi_test_sh (NULL, "qemu-img %s", cmd), ==, 0);
-}
-
-static void
-put_bytes (const char *path, guint64 offset, const void *bytes, gsize len)
-{
-	int fd = open (path, O_WRONLY | O_CLOEXEC);
-
-	g_assert_cmpint (fd, >=, 0);
-	g_assert_cmpint (pwrite (fd, bytes, len, (off_t) offset), ==, (ssize_t) len);
-	g_assert_cmpint (close (fd), ==, 0);
-}
-
-static void
-put_le32 (const char *path, guint64 offset, guint32 value)
-{
-	guint32 le = GUINT32_TO_LE (value);
-	put_bytes (path, offset, &le, 4);
-}
-
-static void
-put_le64 (const char *path, guint64 offset, guint64 value)
-{
-	guint64 le = GUINT64_TO_LE (value);
-	put_bytes (path, offset, &le, 8);
-}
-
-static guint64
-get_le64 (const char *path, guint64 offset)
-{
-	guint64 le = 0;
-	int fd = open (path, O_RDONLY | O_CLOEXEC);
-
-	g_assert_cmpint (pread (fd, &le, 8, (off_t) offset), ==, 8);
-	close (fd);
-	return GUINT64_FROM_LE (le);
-}
-
-static guint32
-get_le32 (const char *path, guint64 offset)
-{
-	guint32 le = 0;
-	int fd = open (path, O_RDONLY | O_CLOEXEC);
-
-	g_assert_cmpint (pread (fd, &le, 4, (off_t) offset), ==, 4);
-	close (fd);
-	return GUINT32_FROM_LE (le);
 }
 
 static char *
@@ -466,7 +294,7 @@ test_qemu_made (Fixture *f, gconstpointer data)
 	if (!vmi_test_require_qemu_img ())
 		return;
 	vmi_test_make_pattern_image (src, c->size, 7);
-	qemu_img ("convert -f raw -O vmdk -o subformat=%s %s %s", c->subformat, src, vmdk);
+	vmi_test_qemu_img ("convert -f raw -O vmdk -o subformat=%s %s %s", c->subformat, src, vmdk);
 	source = open_in_dir (vmdk, TRUE, &error);
 	g_assert_no_error (error);
 	g_assert_true (vmi_source_is_safe (source));
@@ -517,8 +345,8 @@ typedef struct {
 static void
 assert_redundant_tables (const char *path)
 {
-	guint64 capacity = get_le64 (path, H_CAPACITY);
-	guint64 rgd = get_le64 (path, 48), gd = get_le64 (path, H_GD_OFFSET);
+	guint64 capacity = vmi_test_read_le64 (path, H_CAPACITY);
+	guint64 rgd = vmi_test_read_le64 (path, 48), gd = vmi_test_read_le64 (path, H_GD_OFFSET);
 	guint64 tables = (capacity + 128 * 512 - 1) / (128 * 512);
 	int fd = open (path, O_RDONLY | O_CLOEXEC);
 	guint8 a[2048], b[2048];
@@ -526,8 +354,8 @@ assert_redundant_tables (const char *path)
 	g_assert_cmpuint (rgd, !=, 0);
 	g_assert_cmpuint (rgd, !=, gd);
 	for (guint64 i = 0; i < tables; i++) {
-		guint32 t = get_le32 (path, gd * 512 + 4 * i);
-		guint32 rt = get_le32 (path, rgd * 512 + 4 * i);
+		guint32 t = vmi_test_read_le32 (path, gd * 512 + 4 * i);
+		guint32 rt = vmi_test_read_le32 (path, rgd * 512 + 4 * i);
 
 		g_assert_cmpuint (t, !=, rt);
 		g_assert_cmpint (pread (fd, a, sizeof a, (off_t) t * 512), ==, sizeof a);
@@ -634,13 +462,13 @@ test_write_bad_options (Fixture *f, gconstpointer data)
 		g_variant_new_parsed ("{'subformat': <'monolithicFlat'>}"));
 
 	vmi_test_make_pattern_image (src, 1 * MiB, 1);
-	source = vmi_test_open (&traw_plugin, src, NULL);
-	g_assert_false (convert_source (source, &vmi_vmdk_plugin, vmdk, options, &error));
+	source = vmi_test_open (&vmi_raw_plugin, src, NULL);
+	g_assert_false (vmi_test_convert_source (source, &vmi_vmdk_plugin, vmdk, options, &error));
 	g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
 	g_clear_error (&error);
 	g_clear_pointer (&options, g_variant_unref);
 	options = g_variant_ref_sink (g_variant_new_parsed ("{'adapter_type': <'scsi-ish'>}"));
-	g_assert_false (convert_source (source, &vmi_vmdk_plugin, vmdk, options, &error));
+	g_assert_false (vmi_test_convert_source (source, &vmi_vmdk_plugin, vmdk, options, &error));
 	g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
 }
 
@@ -659,8 +487,8 @@ test_adapter_type (Fixture *f, gconstpointer data)
 	g_autoptr(GVariant) cylinders = NULL;
 
 	vmi_test_make_pattern_image (src, 100 * MiB, 3);
-	raw = vmi_test_open (&traw_plugin, src, NULL);
-	g_assert_true (convert_source (raw, &vmi_vmdk_plugin, vmdk, options, &error));
+	raw = vmi_test_open (&vmi_raw_plugin, src, NULL);
+	g_assert_true (vmi_test_convert_source (raw, &vmi_vmdk_plugin, vmdk, options, &error));
 	g_assert_no_error (error);
 	source = open_in_dir (vmdk, TRUE, &error);
 	g_assert_no_error (error);
@@ -712,7 +540,7 @@ test_corpus_version3 (Fixture *f, gconstpointer data)
 		g_assert_cmpuint (byte, ==, '0' + i % 10);
 	}
 	vmdk_to_raw (vmdk, ours);
-	qemu_img ("convert -f vmdk -O raw %s %s", vmdk, theirs);
+	vmi_test_qemu_img ("convert -f vmdk -O raw %s %s", vmdk, theirs);
 	g_assert_true (vmi_test_qemu_img_compare (ours, "raw", theirs, "raw"));
 	vmi_test_save_seed ("vmdk", vmdk);
 }
@@ -875,8 +703,8 @@ test_parent (Fixture *f, gconstpointer data)
 
 	if (!vmi_test_require_qemu_img ())
 		return;
-	qemu_img ("create -q -f vmdk %s 16M", base);
-	qemu_img ("create -q -f vmdk -b base.vmdk -F vmdk %s", child);
+	vmi_test_qemu_img ("create -q -f vmdk %s 16M", base);
+	vmi_test_qemu_img ("create -q -f vmdk -b base.vmdk -F vmdk %s", child);
 	source = expect_read_error (child, TRUE, VMI_ERROR_NOT_SUPPORTED);
 	g_assert_true (has_reference (source, "base.vmdk"));
 	g_assert_false (vmi_source_is_safe (source));
@@ -911,7 +739,7 @@ test_bad_inputs (Fixture *f, gconstpointer data)
 	guint64 gd;
 
 	g_assert_cmpint (stat (good, &st), ==, 0);
-	gd = get_le64 (good, H_GD_OFFSET);
+	gd = vmi_test_read_le64 (good, H_GD_OFFSET);
 
 #define BAD(name, code, ...)                                                                       \
 	do {                                                                                       \
@@ -923,33 +751,33 @@ test_bad_inputs (Fixture *f, gconstpointer data)
 	BAD ("empty.vmdk", VMI_ERROR_CORRUPT_IMAGE, truncate_to (p, 0));
 	BAD ("one-byte.vmdk", VMI_ERROR_CORRUPT_IMAGE, truncate_to (p, 1));
 	BAD ("short-header.vmdk", VMI_ERROR_CORRUPT_IMAGE, truncate_to (p, 100));
-	BAD ("magic.vmdk", VMI_ERROR_CORRUPT_IMAGE, put_bytes (p, 0, "KDMX", 4));
-	BAD ("cowd.vmdk", VMI_ERROR_NOT_SUPPORTED, put_bytes (p, 0, "COWD", 4));
-	BAD ("version4.vmdk", VMI_ERROR_NOT_SUPPORTED, put_le32 (p, H_VERSION, 4));
-	BAD ("grain0.vmdk", VMI_ERROR_CORRUPT_IMAGE, put_le64 (p, H_GRAIN, 0));
-	BAD ("grain3.vmdk", VMI_ERROR_CORRUPT_IMAGE, put_le64 (p, H_GRAIN, 3));
-	BAD ("grain-huge.vmdk", VMI_ERROR_NOT_SUPPORTED, put_le64 (p, H_GRAIN, 1ull << 40));
-	BAD ("capacity.vmdk", VMI_ERROR_CORRUPT_IMAGE, put_le64 (p, H_CAPACITY, 1ull << 60));
+	BAD ("magic.vmdk", VMI_ERROR_CORRUPT_IMAGE, vmi_test_write_bytes (p, 0, "KDMX", 4));
+	BAD ("cowd.vmdk", VMI_ERROR_NOT_SUPPORTED, vmi_test_write_bytes (p, 0, "COWD", 4));
+	BAD ("version4.vmdk", VMI_ERROR_NOT_SUPPORTED, vmi_test_write_le32 (p, H_VERSION, 4));
+	BAD ("grain0.vmdk", VMI_ERROR_CORRUPT_IMAGE, vmi_test_write_le64 (p, H_GRAIN, 0));
+	BAD ("grain3.vmdk", VMI_ERROR_CORRUPT_IMAGE, vmi_test_write_le64 (p, H_GRAIN, 3));
+	BAD ("grain-huge.vmdk", VMI_ERROR_NOT_SUPPORTED, vmi_test_write_le64 (p, H_GRAIN, 1ull << 40));
+	BAD ("capacity.vmdk", VMI_ERROR_CORRUPT_IMAGE, vmi_test_write_le64 (p, H_CAPACITY, 1ull << 60));
 	BAD ("gd-eof.vmdk", VMI_ERROR_CORRUPT_IMAGE,
-	    put_le64 (p, H_GD_OFFSET, (guint64) st.st_size / 512 + 10));
-	BAD ("gtes0.vmdk", VMI_ERROR_CORRUPT_IMAGE, put_le32 (p, H_NUM_GTES, 0));
-	BAD ("gtes-huge.vmdk", VMI_ERROR_CORRUPT_IMAGE, put_le32 (p, H_NUM_GTES, 1u << 30));
+	    vmi_test_write_le64 (p, H_GD_OFFSET, (guint64) st.st_size / 512 + 10));
+	BAD ("gtes0.vmdk", VMI_ERROR_CORRUPT_IMAGE, vmi_test_write_le32 (p, H_NUM_GTES, 0));
+	BAD ("gtes-huge.vmdk", VMI_ERROR_CORRUPT_IMAGE, vmi_test_write_le32 (p, H_NUM_GTES, 1u << 30));
 	BAD ("gt-eof.vmdk", VMI_ERROR_CORRUPT_IMAGE,
-	    put_le32 (p, gd * 512, (guint32) ((guint64) st.st_size / 512 + 1)));
-	BAD ("nl-check.vmdk", VMI_ERROR_CORRUPT_IMAGE, put_bytes (p, 73, "\n \n\n", 4));
-	BAD ("desc-huge.vmdk", VMI_ERROR_CORRUPT_IMAGE, put_le64 (p, H_DESC_SIZE, 4096));
-	BAD ("compress-alg.vmdk", VMI_ERROR_NOT_SUPPORTED, put_bytes (p, 77, "\x07\x00", 2));
+	    vmi_test_write_le32 (p, gd * 512, (guint32) ((guint64) st.st_size / 512 + 1)));
+	BAD ("nl-check.vmdk", VMI_ERROR_CORRUPT_IMAGE, vmi_test_write_bytes (p, 73, "\n \n\n", 4));
+	BAD ("desc-huge.vmdk", VMI_ERROR_CORRUPT_IMAGE, vmi_test_write_le64 (p, H_DESC_SIZE, 4096));
+	BAD ("compress-alg.vmdk", VMI_ERROR_NOT_SUPPORTED, vmi_test_write_bytes (p, 77, "\x07\x00", 2));
 	/* Many sectors per grain and few grains per table: a directory past the metadata cap. */
-	BAD ("gd-cap.vmdk", VMI_ERROR_NOT_SUPPORTED, put_le64 (p, H_GRAIN, 1);
-	    put_le32 (p, H_NUM_GTES, 1); put_le64 (p, H_CAPACITY, 1ull << 35));
+	BAD ("gd-cap.vmdk", VMI_ERROR_NOT_SUPPORTED, vmi_test_write_le64 (p, H_GRAIN, 1);
+	    vmi_test_write_le32 (p, H_NUM_GTES, 1); vmi_test_write_le64 (p, H_CAPACITY, 1ull << 35));
 #undef BAD
 
 	/* A grain whose table entry points past the end of the file: found when read. */
 	{
 		g_autofree char *p = copy_file (good, f->dir, "grain-eof.vmdk");
-		guint32 gt = get_le32 (p, gd * 512);
+		guint32 gt = vmi_test_read_le32 (p, gd * 512);
 
-		put_le32 (p, (guint64) gt * 512, (guint32) ((guint64) st.st_size / 512 + 100));
+		vmi_test_write_le32 (p, (guint64) gt * 512, (guint32) ((guint64) st.st_size / 512 + 100));
 		g_clear_pointer (&p, g_free);
 		p = g_build_filename (f->dir, "grain-eof.vmdk", NULL);
 		g_autoptr(VmiSource) s = expect_read_error (p, TRUE, VMI_ERROR_CORRUPT_IMAGE);
@@ -966,15 +794,15 @@ test_bad_inputs (Fixture *f, gconstpointer data)
 		g_autofree char *p = copy_file (stream, f->dir, "bad-deflate.vmdk");
 		static const char garbage[] = "this is not deflate data, not at all";
 
-		g_assert_cmpuint (get_le64 (p, 128 * 512), ==, 0); /* the marker of grain 0 */
-		put_bytes (p, 128 * 512 + 12, garbage, sizeof garbage);
+		g_assert_cmpuint (vmi_test_read_le64 (p, 128 * 512), ==, 0); /* the marker of grain 0 */
+		vmi_test_write_bytes (p, 128 * 512 + 12, garbage, sizeof garbage);
 		g_autoptr(VmiSource) s = expect_read_error (p, TRUE, VMI_ERROR_CORRUPT_IMAGE);
 	}
 	/* A grain marker claiming more bytes than a grain can compress to. */
 	{
 		g_autofree char *p = copy_file (stream, f->dir, "bad-marker.vmdk");
 
-		put_le32 (p, 128 * 512 + 8, 0x7fffffff);
+		vmi_test_write_le32 (p, 128 * 512 + 8, 0x7fffffff);
 		g_autoptr(VmiSource) s = expect_read_error (p, TRUE, VMI_ERROR_CORRUPT_IMAGE);
 	}
 }
@@ -1109,7 +937,7 @@ test_zeroed_grain (Fixture *f, gconstpointer data)
 
 	if (!vmi_test_require_qemu_img ())
 		return;
-	qemu_img ("create -q -f vmdk -o zeroed_grain=on %s 8M", qvmdk);
+	vmi_test_qemu_img ("create -q -f vmdk -o zeroed_grain=on %s 8M", qvmdk);
 	g_assert_cmpint (vmi_test_sh (&io_out, "qemu-io -f vmdk -c 'write -P 0x11 0 2M' "
 					    "-c 'write -z 512k 1M' -c 'write -z 4M 1M' %s",
 				      qvmdk),

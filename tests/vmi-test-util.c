@@ -69,6 +69,73 @@ vmi_test_sh (char **out, const char *format, ...)
 	return WEXITSTATUS (status);
 }
 
+void
+vmi_test_sh_ok (const char *format, ...)
+{
+	va_list args;
+	g_autofree char *cmd = NULL;
+
+	va_start (args, format);
+	cmd = g_strdup_vprintf (format, args);
+	va_end (args);
+	if (vmi_test_sh (NULL, "%s", cmd) != 0)
+		g_error ("command failed: %s", cmd);
+}
+
+void
+vmi_test_write_bytes (const char *path, guint64 offset, const void *bytes, gsize len)
+{
+	int fd = open (path, O_WRONLY | O_CLOEXEC);
+
+	g_assert_cmpint (fd, >=, 0);
+	g_assert_cmpint (pwrite (fd, bytes, len, (off_t) offset), ==, (gssize) len);
+	g_assert_cmpint (close (fd), ==, 0);
+}
+
+void
+vmi_test_read_bytes (const char *path, guint64 offset, void *bytes, gsize len)
+{
+	int fd = open (path, O_RDONLY | O_CLOEXEC);
+
+	g_assert_cmpint (fd, >=, 0);
+	g_assert_cmpint (pread (fd, bytes, len, (off_t) offset), ==, (gssize) len);
+	g_assert_cmpint (close (fd), ==, 0);
+}
+
+void
+vmi_test_write_le32 (const char *path, guint64 offset, guint32 value)
+{
+	guint32 le = GUINT32_TO_LE (value);
+
+	vmi_test_write_bytes (path, offset, &le, sizeof le);
+}
+
+void
+vmi_test_write_le64 (const char *path, guint64 offset, guint64 value)
+{
+	guint64 le = GUINT64_TO_LE (value);
+
+	vmi_test_write_bytes (path, offset, &le, sizeof le);
+}
+
+guint32
+vmi_test_read_le32 (const char *path, guint64 offset)
+{
+	guint32 le = 0;
+
+	vmi_test_read_bytes (path, offset, &le, sizeof le);
+	return GUINT32_FROM_LE (le);
+}
+
+guint64
+vmi_test_read_le64 (const char *path, guint64 offset)
+{
+	guint64 le = 0;
+
+	vmi_test_read_bytes (path, offset, &le, sizeof le);
+	return GUINT64_FROM_LE (le);
+}
+
 gboolean
 vmi_test_require_qemu_img (void)
 {
@@ -79,6 +146,30 @@ vmi_test_require_qemu_img (void)
 		return FALSE;
 	}
 	return TRUE;
+}
+
+void
+vmi_test_qemu_img (const char *format, ...)
+{
+	va_list args;
+	g_autofree char *cmd = NULL;
+
+	va_start (args, format);
+	cmd = g_strdup_vprintf (format, args);
+	va_end (args);
+	g_assert_cmpint (vmi_test_sh (NULL, "qemu-img %s", cmd), ==, 0);
+}
+
+char *
+vmi_test_qemu_img_create (const char *dir, const char *name, const char *fmt, const char *opts,
+			  const char *size)
+{
+	char *path = g_build_filename (dir, name, NULL);
+	g_autofree char *qpath = g_shell_quote (path);
+
+	vmi_test_sh_ok ("qemu-img create -q -f %s%s%s %s %s", fmt, opts != NULL ? " -o " : "",
+			opts != NULL ? opts : "", qpath, size);
+	return path;
 }
 
 JsonObject *
@@ -99,6 +190,14 @@ vmi_test_qemu_img_info (const char *path, const char *fmt)
 	g_assert_no_error (error);
 	g_assert_true (JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)));
 	return json_object_ref (json_node_get_object (json_parser_get_root (parser)));
+}
+
+guint64
+vmi_test_qemu_img_virtual_size (const char *path, const char *fmt)
+{
+	g_autoptr(JsonObject) info = vmi_test_qemu_img_info (path, fmt);
+
+	return (guint64) json_object_get_int_member (info, "virtual-size");
 }
 
 gboolean
@@ -238,23 +337,46 @@ vmi_test_open (const VmiFormatPlugin *plugin, const char *path, GError **error)
 }
 
 gboolean
+vmi_test_convert_source (VmiSource *source, const VmiFormatPlugin *dst, const char *dst_path,
+			 GVariant *options, GError **error)
+{
+	g_autoptr(GError) local_error = NULL;
+	gboolean ok;
+	int fd = open (dst_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	g_assert_cmpint (fd, >=, 0);
+	ok = vmi_convert (source, dst, fd, options, NULL, NULL, NULL,
+			  error != NULL ? error : &local_error);
+	g_assert_cmpint (close (fd), ==, 0);
+	g_assert_no_error (local_error);
+	return ok;
+}
+
+gboolean
 vmi_test_convert (const VmiFormatPlugin *src, const char *src_path, const VmiFormatPlugin *dst,
 		  const char *dst_path, GVariant *options, GError **error)
 {
 	g_autoptr(GError) local_error = NULL;
 	GError **err = error != NULL ? error : &local_error;
 	g_autoptr(VmiSource) source = vmi_test_open (src, src_path, err);
-	gboolean ok = FALSE;
-	int fd;
 
 	if (source == NULL)
 		return FALSE;
-	fd = open (dst_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	g_assert_cmpint (fd, >=, 0);
-	ok = vmi_convert (source, dst, fd, options, NULL, NULL, NULL, err);
-	g_assert_cmpint (close (fd), ==, 0);
-	g_assert_no_error (local_error);
-	return ok;
+	return vmi_test_convert_source (source, dst, dst_path, options, error);
+}
+
+char *
+vmi_test_open_error (const VmiFormatPlugin *plugin, const char *path, VmiError code)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VmiSource) source = vmi_test_open (plugin, path, &error);
+
+	g_assert_null (source);
+	g_assert_error (error, VMI_ERROR, (gint) code);
+	g_assert_cmpstr (error->message, !=, "");
+	if (g_test_verbose ())
+		g_printerr ("# %s: %s\n", path, error->message);
+	return g_strdup (error->message);
 }
 
 void

@@ -16,10 +16,30 @@ char *vmi_test_run (const char *const *argv);
 /* Runs a shell command line; returns its exit status, stdout in *out if out != NULL. */
 int vmi_test_sh (char **out, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
+/* Runs a shell command line (printf-style); fails the test with the command if it exits non-zero. */
+void vmi_test_sh_ok (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
+/* Writes len bytes at offset into the existing file path, or reads them from it; asserts that
+ * every byte was transferred. */
+void vmi_test_write_bytes (const char *path, guint64 offset, const void *bytes, gsize len);
+void vmi_test_read_bytes (const char *path, guint64 offset, void *bytes, gsize len);
+/* Little-endian fields of a file, for tests that edit headers in place. */
+void vmi_test_write_le32 (const char *path, guint64 offset, guint32 value);
+void vmi_test_write_le64 (const char *path, guint64 offset, guint64 value);
+guint32 vmi_test_read_le32 (const char *path, guint64 offset);
+guint64 vmi_test_read_le64 (const char *path, guint64 offset);
+
 /* TRUE if qemu-img is on PATH; if not, calls g_test_skip with a message and returns FALSE. */
 gboolean vmi_test_require_qemu_img (void);
+/* Runs "qemu-img <arguments>" (printf-style, through the shell); asserts exit 0. */
+void vmi_test_qemu_img (const char *format, ...) G_GNUC_PRINTF (1, 2);
+/* qemu-img create -q -f fmt [-o opts] dir/name size; returns the new path. */
+char *vmi_test_qemu_img_create (const char *dir, const char *name, const char *fmt,
+				const char *opts, const char *size);
 /* qemu-img info --output=json of path (format detected by qemu-img unless fmt != NULL). */
 JsonObject *vmi_test_qemu_img_info (const char *path, const char *fmt);
+/* The virtual size qemu-img info reports for path (format detected unless fmt != NULL). */
+guint64 vmi_test_qemu_img_virtual_size (const char *path, const char *fmt);
 /* qemu-img compare of a and b (formats detected unless given); TRUE if equal content. */
 gboolean vmi_test_qemu_img_compare (const char *a, const char *fmt_a, const char *b, const char *fmt_b);
 /* qemu-img check of path in fmt; TRUE when it reports no errors and no leaks. */
@@ -44,6 +64,13 @@ VmiSource *vmi_test_open (const VmiFormatPlugin *plugin, const char *path, GErro
 gboolean vmi_test_convert (const VmiFormatPlugin *src, const char *src_path,
 			   const VmiFormatPlugin *dst, const char *dst_path, GVariant *options,
 			   GError **error);
+/* The same from a source already open (opened with a folder or options of its own). */
+gboolean vmi_test_convert_source (VmiSource *source, const VmiFormatPlugin *dst,
+				  const char *dst_path, GVariant *options, GError **error);
+
+/* Asserts that plugin refuses to open path with VMI_ERROR code and a non-empty message, and
+ * returns that message (printed under --verbose) for further checks. */
+char *vmi_test_open_error (const VmiFormatPlugin *plugin, const char *path, VmiError code);
 
 /* Copies path (if at most 1 MiB) into $VMI_FUZZ_SEED_DIR/<plugin_name>/ when that is set, so
  * the fuzz targets start from the images the tests made. */
