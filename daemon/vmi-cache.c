@@ -772,6 +772,7 @@ vmi_cache_convert_to_temp (VmiCache *self, VmiSource *source, const VmiFormatPlu
 		return -1;
 	if (!vmi_convert (source, store_format, fd, NULL, vmi_cache_progress, progress,
 			  cancellable, error)) {
+		g_prefix_error (error, "cannot store the image in %s: ", self->dir);
 		close (fd);
 		unlinkat (self->dir_fd, name, 0);
 		return -1;

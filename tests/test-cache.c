@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -511,6 +512,69 @@ test_verify_corrupt (void)
 	g_assert_false (vmi_cache_verify (cache, "00000000000000000000000000000000", registry, NULL,
 					  NULL, NULL, &error));
 	g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
+typedef struct {
+	guint64 last_done;
+	guint64 total;
+	guint calls;
+	GCancellable *cancel_at_half;
+} ProgressLog;
+
+static void
+record_progress (guint64 done, guint64 total, gpointer user_data)
+{
+	ProgressLog *log = user_data;
+
+	g_assert_cmpuint (done, >=, log->last_done);
+	g_assert_cmpuint (done, <=, total);
+	g_assert_true (log->calls == 0 || total == log->total);
+	log->last_done = done;
+	log->total = total;
+	log->calls++;
+	if (log->cancel_at_half != NULL && done >= total / 2)
+		g_cancellable_cancel (log->cancel_at_half);
+}
+
+static void
+test_progress_cancel (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
+	g_autofree char *raw = g_build_filename (dir, "a.raw", NULL);
+	g_autoptr(VmiCache) cache = open_cache (cache_dir, 0);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) list = NULL;
+
+	make_random_image (raw, 64 * MiB, 12 * MiB, 51);
+	/* Cancelled half way, i.e. as the conversion starts: nothing is left. */
+	for (guint i = 0; i < 2; i++) {
+		g_autoptr(VmiSource) source = vmi_test_open (&vmi_raw_plugin, raw, NULL);
+		g_autoptr(VmiCacheEntry) entry = NULL;
+		ProgressLog log = { 0 };
+
+		log.cancel_at_half = i == 0 ? cancellable : NULL;
+		entry = vmi_cache_import (cache, source, &vmi_qcow2_plugin, "p", raw, NULL,
+					  record_progress, &log, cancellable, &error);
+		if (i == 0) {
+			g_assert_null (entry);
+			g_assert_error (error, VMI_ERROR, VMI_ERROR_CANCELLED);
+			g_clear_error (&error);
+			list = vmi_cache_list (cache);
+			g_assert_cmpuint (list->len, ==, 0);
+			g_clear_pointer (&list, g_ptr_array_unref);
+			assert_clean_dir (cache);
+			g_cancellable_reset (cancellable);
+		} else {
+			g_assert_no_error (error);
+			g_assert_nonnull (entry);
+			g_assert_cmpuint (log.total, ==, 64 * MiB);
+			g_assert_cmpuint (log.last_done, ==, log.total);
+			g_assert_cmpuint (log.calls, >, 4);
+		}
+	}
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
@@ -1041,7 +1105,55 @@ test_no_space (void)
 	cache = open_cache (cache_dir, 0);
 	list = vmi_cache_list (cache);
 	g_assert_cmpuint (list->len, ==, 1);
+	g_clear_pointer (&list, g_ptr_array_unref);
 	assert_verifies (cache, registry, vmi_cache_entry_get_id (kept));
+
+	/* Room for the stored file but not for its metadata: the import that got as far as
+	 * renaming its file into place must take it out again. */
+	{
+		g_autofree char *filler = g_build_filename (mnt, "filler", NULL);
+		g_autofree char *medium = g_build_filename (dir, "medium.raw", NULL);
+		g_autoptr(VmiCacheEntry) probe = NULL;
+		struct statvfs fs;
+		guint64 need, avail;
+		int fd;
+
+		make_random_image (medium, MiB, 256 * KiB, 43);
+		probe = import_file (cache, &vmi_raw_plugin, medium, &vmi_raw_plugin, "m", NULL,
+				     &error);
+		g_assert_no_error (error);
+		need = vmi_cache_entry_get_size (probe);
+		g_assert_true (vmi_cache_remove (cache, vmi_cache_entry_get_id (probe), &error));
+		g_assert_cmpint (statvfs (mnt, &fs), ==, 0);
+		avail = (guint64) fs.f_bavail * fs.f_frsize;
+		g_assert_cmpuint (avail, >, need);
+		fd = open (filler, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		g_assert_cmpint (fd, >=, 0);
+		g_assert_cmpint (posix_fallocate (fd, 0, (off_t) (avail - need)), ==, 0);
+		g_assert_cmpint (close (fd), ==, 0);
+		g_assert_cmpint (statvfs (mnt, &fs), ==, 0);
+		g_assert_cmpuint ((guint64) fs.f_bavail * fs.f_frsize, ==, need);
+
+		g_clear_pointer (&probe, vmi_cache_entry_unref);
+		probe = import_file (cache, &vmi_raw_plugin, medium, &vmi_raw_plugin, "m", NULL,
+				     &error);
+		g_assert_null (probe);
+		g_assert_error (error, VMI_ERROR, VMI_ERROR_NO_SPACE);
+		g_test_message ("%s", error->message);
+		g_assert_nonnull (strstr (error->message, "metadata"));
+		g_clear_error (&error);
+		assert_clean_dir (cache);
+		list = vmi_cache_list (cache);
+		g_assert_cmpuint (list->len, ==, 1);
+		g_clear_pointer (&list, g_ptr_array_unref);
+
+		/* With the space back, the same import works. */
+		g_assert_cmpint (g_unlink (filler), ==, 0);
+		probe = import_file (cache, &vmi_raw_plugin, medium, &vmi_raw_plugin, "m", NULL,
+				     &error);
+		g_assert_no_error (error);
+		assert_verifies (cache, registry, vmi_cache_entry_get_id (probe));
+	}
 	g_clear_pointer (&cache, vmi_cache_free);
 	g_assert_cmpint (umount (mnt), ==, 0);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
@@ -1059,6 +1171,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/cache/import-list-reopen", test_import_list_reopen);
 	g_test_add_func ("/cache/properties", test_properties);
 	g_test_add_func ("/cache/verify-corrupt", test_verify_corrupt);
+	g_test_add_func ("/cache/progress-cancel", test_progress_cancel);
 	g_test_add_func ("/cache/eviction", test_eviction);
 	g_test_add_func ("/cache/unsafe-dir", test_unsafe_dir);
 	g_test_add_func ("/cache/cleanup-at-open", test_cleanup_at_open);
