@@ -316,9 +316,10 @@ vmi_cache_make_room_locked (VmiCache *self, guint64 needed, guint64 *freed, GPtr
 	}
 	if (needed > self->limit || kept > self->limit - needed) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NO_SPACE,
-			     "%" G_GUINT64_FORMAT " bytes do not fit in the cache limit of %" G_GUINT64_FORMAT
-			     " bytes, %" G_GUINT64_FORMAT " of which are taken by pinned or in-use "
-			     "images; raise CacheLimit or unpin or remove images",
+			     "the image needs %" G_GUINT64_FORMAT " bytes, which do not fit in the "
+			     "cache limit of %" G_GUINT64_FORMAT " bytes with %" G_GUINT64_FORMAT
+			     " bytes taken by pinned or in-use images; raise CacheLimit, or unpin or "
+			     "remove images",
 			     needed, self->limit, kept);
 		return FALSE;
 	}
@@ -377,7 +378,8 @@ vmi_cache_load_entry (VmiCache *self, const char *id)
 	}
 	if (fstatat (self->dir_fd, image_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
 	    !S_ISREG (st.st_mode) || (guint64) st.st_size != entry->file_size) {
-		g_message ("dropping cache entry %s: its stored file %s is missing or not the "
+		g_message ("dropping cache entry %s: its stored file %s is missing, not a regular "
+			   "file, or not the "
 			   "%" G_GUINT64_FORMAT " bytes its metadata says",
 			   id, image_name, entry->file_size);
 		return NULL;
@@ -859,6 +861,8 @@ vmi_cache_import (VmiCache *self, VmiSource *source, const VmiFormatPlugin *stor
 							  error);
 		g_mutex_unlock (&self->lock);
 		vmi_cache_emit (self, changes);
+		if (progress_func != NULL && entry != NULL)
+			progress_func (entry->virtual_size, entry->virtual_size, user_data);
 		return g_steal_pointer (&entry);
 	}
 	/* Room for the data now, so that the conversion does not fill the disk with what eviction

@@ -791,6 +791,8 @@ test_cleanup_at_open (void)
 	g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
 	g_autoptr(VmiCache) cache = open_cache (cache_dir, 0);
 	g_autoptr(VmiCacheEntry) keep = NULL, lost = NULL, truncated = NULL, garbled = NULL;
+	g_autoptr(VmiCacheEntry) linked = NULL;
+	g_autofree char *secret = g_build_filename (dir, "secret", NULL);
 	g_autoptr(GPtrArray) list = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autofree char *garbled_meta = NULL;
@@ -804,6 +806,8 @@ test_cleanup_at_open (void)
 	g_assert_no_error (error);
 	garbled = import_random (cache, dir, 24, 64 * KiB, &error);
 	g_assert_no_error (error);
+	linked = import_random (cache, dir, 25, 64 * KiB, &error);
+	g_assert_no_error (error);
 	g_clear_pointer (&cache, vmi_cache_free);
 
 	/* What crashes and accidents leave. */
@@ -815,12 +819,18 @@ test_cleanup_at_open (void)
 	g_assert_cmpint (truncate (vmi_cache_entry_get_path (truncated), 4096), ==, 0);
 	garbled_meta = g_strdup_printf ("%s.entry", vmi_cache_entry_get_id (garbled));
 	write_file (cache_dir, garbled_meta, "[Entry]\nVersion=1\nId=nonsense\n");
+	/* A stored file swapped for a symbolic link to a file of the same size elsewhere: the
+	 * daemon must not serve it, nor delete what it points to. */
+	g_assert_cmpint (g_rename (vmi_cache_entry_get_path (linked), secret), ==, 0);
+	g_assert_cmpint (symlink (secret, vmi_cache_entry_get_path (linked)), ==, 0);
 
 	cache = open_cache (cache_dir, 0);
 	list = vmi_cache_list (cache);
 	g_assert_cmpuint (list->len, ==, 1);
 	g_assert_cmpstr (vmi_cache_entry_get_id (list->pdata[0]), ==, vmi_cache_entry_get_id (keep));
 	g_assert_true (g_file_test (other, G_FILE_TEST_EXISTS));
+	g_assert_true (g_file_test (secret, G_FILE_TEST_IS_REGULAR));
+	g_assert_false (g_file_test (vmi_cache_entry_get_path (linked), G_FILE_TEST_IS_SYMLINK));
 	g_assert_cmpint (g_unlink (other), ==, 0);
 	assert_clean_dir (cache);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
