@@ -593,15 +593,6 @@ test_info (void)
 
 /* --- writing ------------------------------------------------------------------------------- */
 
-static guint64
-allocated_bytes (const char *path)
-{
-	GStatBuf st;
-
-	g_assert_cmpint (g_stat (path, &st), ==, 0);
-	return (guint64) st.st_blocks * 512;
-}
-
 static void
 test_convert_round_trip (void)
 {
@@ -625,8 +616,8 @@ test_convert_round_trip (void)
 		if (sizes[i] > 64 * MiB) {
 			g_test_message ("%" G_GUINT64_FORMAT " bytes, %" G_GUINT64_FORMAT
 					" allocated in the copy",
-					sizes[i], allocated_bytes (dst));
-			g_assert_cmpuint (allocated_bytes (dst), <, sizes[i] / 16);
+					sizes[i], vmi_test_file_allocated (dst));
+			g_assert_cmpuint (vmi_test_file_allocated (dst), <, sizes[i] / 16);
 		}
 		if (vmi_test_require_qemu_img ())
 			g_assert_true (vmi_test_qemu_img_compare (src, "raw", dst, "raw"));
@@ -679,7 +670,7 @@ test_create (void)
 	vmi_raw_plugin.close (image);
 	g_assert_cmpint (lseek (fd, 0, SEEK_END), ==, 8 * MiB + 100);
 	g_assert_cmpint (lseek (fd, 0, SEEK_DATA), ==, 4 * MiB);
-	g_assert_cmpuint (allocated_bytes (path), <=, 64 * 1024);
+	g_assert_cmpuint (vmi_test_file_allocated (path), <=, 64 * 1024);
 	close (fd);
 
 	/* a destination that is not empty would keep its old bytes in the "holes" */

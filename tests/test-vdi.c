@@ -32,39 +32,7 @@ extern const VmiFormatPlugin vmi_raw_plugin;
 #define OFF_UUID_LINK	 0x1a8
 #define OFF_LCHS	 0x1c8
 
-typedef struct {
-	char *dir;
-} Fixture;
-
-static void
-fixture_set_up (Fixture *f, gconstpointer data)
-{
-	f->dir = vmi_test_tmpdir_new ();
-}
-
-static void
-fixture_tear_down (Fixture *f, gconstpointer data)
-{
-	vmi_test_tmpdir_free (f->dir);
-}
-
-static guint64
-file_size (const char *path)
-{
-	struct stat st;
-
-	g_assert_cmpint (stat (path, &st), ==, 0);
-	return (guint64) st.st_size;
-}
-
-static guint64
-file_allocated (const char *path)
-{
-	struct stat st;
-
-	g_assert_cmpint (stat (path, &st), ==, 0);
-	return (guint64) st.st_blocks * 512;
-}
+typedef VmiTestDirFixture Fixture;
 
 static guint64
 json_u64 (JsonObject *obj, const char *member)
@@ -257,7 +225,7 @@ test_qemu_made (Fixture *f, gconstpointer data)
 	g_assert_cmpstr (link, ==, "00000000-0000-0000-0000-000000000000");
 
 	check_map_against_qemu (source, vdi);
-	g_assert_cmpuint (count_data (source), <=, file_allocated (vdi));
+	g_assert_cmpuint (count_data (source), <=, vmi_test_file_allocated (vdi));
 	g_assert_cmpuint (count_data (source), >, 0);
 
 	g_assert_true (vmi_test_convert (&vmi_vdi_plugin, vdi, &vmi_raw_plugin, ours, NULL, &error));
@@ -265,7 +233,7 @@ test_qemu_made (Fixture *f, gconstpointer data)
 	g_free (cmd);
 	cmd = g_strdup_printf ("qemu-img convert -f vdi -O raw '%s' '%s'", vdi, theirs);
 	vmi_test_sh_ok ("%s", cmd);
-	g_assert_cmpuint (file_size (ours), ==, file_size (theirs));
+	g_assert_cmpuint (vmi_test_file_size (ours), ==, vmi_test_file_size (theirs));
 	g_assert_true (vmi_test_qemu_img_compare (ours, "raw", theirs, "raw"));
 	g_assert_true (vmi_test_qemu_img_compare (ours, "raw", src, "raw"));
 }
@@ -439,10 +407,10 @@ test_write (Fixture *f, gconstpointer data)
 	g_assert_cmpstr (uuid, !=, snap);
 
 	/* Sparse: the pattern holds at most 96 64-KiB pieces of data. */
-	g_assert_cmpuint (file_allocated (vdi), <, 64 * MiB);
-	g_assert_cmpuint (file_size (vdi), ==,
+	g_assert_cmpuint (vmi_test_file_allocated (vdi), <, 64 * MiB);
+	g_assert_cmpuint (vmi_test_file_size (vdi), ==,
 			  fact_u64 (ours, "data-offset") + fact_u64 (ours, "blocks-allocated") * MiB);
-	g_assert_cmpuint (count_data (ours), <=, file_allocated (vdi));
+	g_assert_cmpuint (count_data (ours), <=, vmi_test_file_allocated (vdi));
 	g_assert_cmpuint (count_data (ours), >, 0);
 
 	g_assert_true (vmi_test_convert (&vmi_vdi_plugin, vdi, &vmi_raw_plugin, back, NULL, &error));
@@ -471,7 +439,7 @@ test_write_bad_option (Fixture *f, gconstpointer data)
 	image = vmi_vdi_plugin.create (fd, 1024 * 1024 * GiB, NULL, &error);
 	g_assert_null (image);
 	g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
-	g_assert_cmpuint (file_size (vdi), ==, 0);
+	g_assert_cmpuint (vmi_test_file_size (vdi), ==, 0);
 	close (fd);
 }
 
@@ -502,7 +470,7 @@ test_write_empty (Fixture *f, gconstpointer data)
 	close (fd);
 	cmd = g_strdup_printf ("qemu-img create -q -f vdi '%s' %" G_GUINT64_FORMAT, ref, size);
 	vmi_test_sh_ok ("%s", cmd);
-	g_assert_cmpuint (file_size (vdi), ==, file_size (ref));
+	g_assert_cmpuint (vmi_test_file_size (vdi), ==, vmi_test_file_size (ref));
 	g_assert_true (vmi_test_qemu_img_check (vdi, "vdi"));
 	info = vmi_test_qemu_img_info (vdi, "vdi");
 	g_assert_cmpuint (json_u64 (info, "virtual-size"), ==, size);
@@ -588,11 +556,11 @@ test_tiny (Fixture *f, gconstpointer data)
 	fd = open (path, O_RDONLY | O_CLOEXEC);
 	g_assert_cmpint (read (fd, head, sizeof head), >, 0x48);
 	close (fd);
-	g_assert_cmpuint (vmi_vdi_plugin.probe (head, sizeof head, file_size (path)), ==,
+	g_assert_cmpuint (vmi_vdi_plugin.probe (head, sizeof head, vmi_test_file_size (path)), ==,
 			  VMI_PROBE_CERTAIN);
-	g_assert_cmpuint (vmi_vdi_plugin.probe (head, 0x47, file_size (path)), ==, VMI_PROBE_NO);
+	g_assert_cmpuint (vmi_vdi_plugin.probe (head, 0x47, vmi_test_file_size (path)), ==, VMI_PROBE_NO);
 	head[0x40] ^= 1;
-	g_assert_cmpuint (vmi_vdi_plugin.probe (head, sizeof head, file_size (path)), ==,
+	g_assert_cmpuint (vmi_vdi_plugin.probe (head, sizeof head, vmi_test_file_size (path)), ==,
 			  VMI_PROBE_NO);
 
 	source = vmi_test_open (&vmi_vdi_plugin, path, NULL);
@@ -774,7 +742,7 @@ test_bad_header (Fixture *f, gconstpointer data)
 		return;
 	cmd = g_strdup_printf ("qemu-img create -q -f vdi '%s' 3M", path);
 	vmi_test_sh_ok ("%s", cmd);
-	g_assert_cmpuint (file_size (path), ==, 1024);
+	g_assert_cmpuint (vmi_test_file_size (path), ==, 1024);
 	if (c->width == 8)
 		vmi_test_write_le64 (path, c->offset, c->value);
 	else
@@ -834,43 +802,29 @@ main (int argc, char **argv)
 	};
 
 	g_test_init (&argc, &argv, NULL);
-	g_test_add ("/vdi/qemu-made/dynamic", Fixture, GINT_TO_POINTER (FALSE), fixture_set_up,
-		    test_qemu_made, fixture_tear_down);
-	g_test_add ("/vdi/qemu-made/static", Fixture, GINT_TO_POINTER (TRUE), fixture_set_up,
-		    test_qemu_made, fixture_tear_down);
-	g_test_add ("/vdi/qemu-made/reordered", Fixture, NULL, fixture_set_up, test_qemu_reordered,
-		    fixture_tear_down);
-	g_test_add ("/vdi/virtualbox-header", Fixture, NULL, fixture_set_up,
-		    test_virtualbox_header, fixture_tear_down);
-	g_test_add ("/vdi/odd-disk-size", Fixture, NULL, fixture_set_up, test_odd_disk_size,
-		    fixture_tear_down);
+	vmi_test_add_with_dir ("/vdi/qemu-made/dynamic", GINT_TO_POINTER (FALSE), test_qemu_made);
+	vmi_test_add_with_dir ("/vdi/qemu-made/static", GINT_TO_POINTER (TRUE), test_qemu_made);
+	vmi_test_add_with_dir ("/vdi/qemu-made/reordered", NULL, test_qemu_reordered);
+	vmi_test_add_with_dir ("/vdi/virtualbox-header", NULL, test_virtualbox_header);
+	vmi_test_add_with_dir ("/vdi/odd-disk-size", NULL, test_odd_disk_size);
 	for (guint i = 0; i < G_N_ELEMENTS (write_cases); i++) {
 		g_autofree char *name = g_strdup_printf ("/vdi/write/%s/%" G_GUINT64_FORMAT,
 							 write_cases[i].subformat,
 							 write_cases[i].size);
-		g_test_add (name, Fixture, &write_cases[i], fixture_set_up, test_write,
-			    fixture_tear_down);
+		vmi_test_add_with_dir (name, &write_cases[i], test_write);
 	}
-	g_test_add ("/vdi/write/bad-option", Fixture, NULL, fixture_set_up, test_write_bad_option,
-		    fixture_tear_down);
-	g_test_add ("/vdi/write/empty/0", Fixture, GSIZE_TO_POINTER (0), fixture_set_up,
-		    test_write_empty, fixture_tear_down);
-	g_test_add ("/vdi/write/empty/3M", Fixture, GSIZE_TO_POINTER (3 * MiB), fixture_set_up,
-		    test_write_empty, fixture_tear_down);
-	g_test_add ("/vdi/tiny", Fixture, NULL, fixture_set_up, test_tiny, fixture_tear_down);
-	g_test_add ("/vdi/bad/entry-beyond-allocated", Fixture, NULL, fixture_set_up,
-		    test_bad_entry, fixture_tear_down);
-	g_test_add ("/vdi/bad/entry-beyond-eof", Fixture, NULL, fixture_set_up,
-		    test_entry_beyond_eof, fixture_tear_down);
-	g_test_add ("/vdi/diff", Fixture, NULL, fixture_set_up, test_diff, fixture_tear_down);
-	g_test_add ("/vdi/bad/short-files", Fixture, NULL, fixture_set_up, test_short_files,
-		    fixture_tear_down);
-	g_test_add ("/vdi/bad/big-block-map", Fixture, NULL, fixture_set_up, test_big_bmap,
-		    fixture_tear_down);
+	vmi_test_add_with_dir ("/vdi/write/bad-option", NULL, test_write_bad_option);
+	vmi_test_add_with_dir ("/vdi/write/empty/0", GSIZE_TO_POINTER (0), test_write_empty);
+	vmi_test_add_with_dir ("/vdi/write/empty/3M", GSIZE_TO_POINTER (3 * MiB), test_write_empty);
+	vmi_test_add_with_dir ("/vdi/tiny", NULL, test_tiny);
+	vmi_test_add_with_dir ("/vdi/bad/entry-beyond-allocated", NULL, test_bad_entry);
+	vmi_test_add_with_dir ("/vdi/bad/entry-beyond-eof", NULL, test_entry_beyond_eof);
+	vmi_test_add_with_dir ("/vdi/diff", NULL, test_diff);
+	vmi_test_add_with_dir ("/vdi/bad/short-files", NULL, test_short_files);
+	vmi_test_add_with_dir ("/vdi/bad/big-block-map", NULL, test_big_bmap);
 	for (guint i = 0; i < G_N_ELEMENTS (bad_cases); i++) {
 		g_autofree char *name = g_strdup_printf ("/vdi/bad/%s", bad_cases[i].name);
-		g_test_add (name, Fixture, &bad_cases[i], fixture_set_up, test_bad_header,
-			    fixture_tear_down);
+		vmi_test_add_with_dir (name, &bad_cases[i], test_bad_header);
 	}
 	return g_test_run ();
 }

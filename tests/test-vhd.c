@@ -55,15 +55,6 @@ fix_checksum (guint8 *buf, gsize len, gsize at)
 	put_be32 (buf + at, ~sum);
 }
 
-static guint64
-file_size (const char *path)
-{
-	GStatBuf st;
-
-	g_assert_cmpint (g_stat (path, &st), ==, 0);
-	return (guint64) st.st_size;
-}
-
 static char *
 tmp_path (const char *dir, const char *name)
 {
@@ -290,7 +281,6 @@ check_write (const WriteCase *c)
 	g_autoptr(VmiSource) source = NULL;
 	const char *subformat = c->subformat != NULL ? c->subformat : "dynamic";
 	guint64 qsize;
-	GStatBuf st;
 
 	vmi_test_make_pattern_image (raw, c->size, (guint32) c->size + 1);
 	write_from_raw (raw, ours, options);
@@ -321,7 +311,7 @@ check_write (const WriteCase *c)
 		/* Blocks that were never written take no space. */
 		g_assert_cmpuint (entries, ==, (qsize + 2 * MiB - 1) / (2 * MiB));
 		g_assert_cmpuint (allocated, >, 0);
-		g_assert_cmpuint (file_size (ours), ==,
+		g_assert_cmpuint (vmi_test_file_size (ours), ==,
 				  1536 + (entries * 4 + 511) / 512 * 512 +
 					  (guint64) allocated * (2 * MiB + 512) + 512);
 		if (c->size > 1 * GiB)
@@ -331,15 +321,14 @@ check_write (const WriteCase *c)
 			guint8 a[512], b[512];
 
 			vmi_test_read_bytes (ours, 0, a, sizeof a);
-			vmi_test_read_bytes (ours, file_size (ours) - 512, b, sizeof b);
+			vmi_test_read_bytes (ours, vmi_test_file_size (ours) - 512, b, sizeof b);
 			g_assert_cmpmem (a, sizeof a, b, sizeof b);
 		}
 	} else {
-		g_assert_cmpuint (file_size (ours), ==, qsize + 512);
+		g_assert_cmpuint (vmi_test_file_size (ours), ==, qsize + 512);
 	}
-	g_assert_cmpint (g_stat (ours, &st), ==, 0);
-	g_assert_cmpuint ((guint64) st.st_blocks * 512, <, 64 * MiB);
-	if (file_size (ours) <= MiB)
+	g_assert_cmpuint (vmi_test_file_allocated (ours), <, 64 * MiB);
+	if (vmi_test_file_size (ours) <= MiB)
 		vmi_test_save_seed ("vhd", ours);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
@@ -1059,7 +1048,7 @@ make_dynamic (const char *dir, const char *name, gboolean with_block)
 static void
 edit_footers (const char *path, void (*edit) (guint8 *footer, gpointer), gpointer data)
 {
-	guint64 size = file_size (path);
+	guint64 size = vmi_test_file_size (path);
 	guint8 footer[512];
 
 	vmi_test_read_bytes (path, size - 512, footer, sizeof footer);
@@ -1121,7 +1110,7 @@ test_bad_footer (void)
 {
 	g_autofree char *dir = vmi_test_tmpdir_new ();
 	g_autofree char *path = make_dynamic (dir, "footer.vhd", TRUE);
-	guint64 size = file_size (path);
+	guint64 size = vmi_test_file_size (path);
 	guint8 orig[512], bad[512];
 	g_autoptr(VmiSource) source = NULL;
 
@@ -1170,7 +1159,7 @@ test_bad_truncated (void)
 {
 	g_autofree char *dir = vmi_test_tmpdir_new ();
 	g_autofree char *path = make_dynamic (dir, "truncated.vhd", TRUE);
-	guint64 size = file_size (path);
+	guint64 size = vmi_test_file_size (path);
 
 	/* Cut inside the data block: the copy at 0 is found, then the block is past the end. */
 	g_assert_cmpint (truncate (path, (off_t) (size - 1 * MiB)), ==, 0);
@@ -1211,7 +1200,7 @@ test_bad_dynamic_header (void)
 
 	/* BAT beyond the end of the file. */
 	path = make_dynamic (dir, "bat-eof.vhd", FALSE);
-	put_be64 (b, file_size (path) - 4);
+	put_be64 (b, vmi_test_file_size (path) - 4);
 	edit_header (path, 16, b, 8);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "block allocation table at offset");
 	g_free (path);
@@ -1259,7 +1248,7 @@ test_bad_dynamic_header (void)
 
 	/* Data offset (the header's place) beyond the end of the file, and wrapping around. */
 	path = make_dynamic (dir, "data-offset.vhd", FALSE);
-	offset = file_size (path) + 512;
+	offset = vmi_test_file_size (path) + 512;
 	edit_footers (path, set_data_offset, &offset);
 	ASSERT_OPEN_ERROR (path, VMI_ERROR_CORRUPT_IMAGE, "dynamic disk header beyond the end");
 	offset = G_MAXUINT64 - 100;

@@ -25,21 +25,7 @@ extern const VmiFormatPlugin vmi_raw_plugin;
 #define H_NUM_GTES 44
 #define H_GD_OFFSET 56
 
-typedef struct {
-	char *dir;
-} Fixture;
-
-static void
-fixture_set_up (Fixture *f, gconstpointer data)
-{
-	f->dir = vmi_test_tmpdir_new ();
-}
-
-static void
-fixture_tear_down (Fixture *f, gconstpointer data)
-{
-	vmi_test_tmpdir_free (f->dir);
-}
+typedef VmiTestDirFixture Fixture;
 
 /* Opens path with its folder known, as the daemon does for a path it resolved itself. */
 static VmiSource *
@@ -1051,39 +1037,25 @@ main (int argc, char **argv)
 	g_test_add_func ("/vmdk/probe", test_probe);
 	for (guint i = 0; i < G_N_ELEMENTS (qemu_cases); i++) {
 		g_autofree char *name = g_strdup_printf ("/vmdk/qemu-made/%s", qemu_cases[i].subformat);
-		g_test_add (name, Fixture, &qemu_cases[i], fixture_set_up, test_qemu_made,
-			    fixture_tear_down);
+		vmi_test_add_with_dir (name, &qemu_cases[i], test_qemu_made);
 	}
 	for (guint i = 0; i < G_N_ELEMENTS (write_cases); i++) {
 		g_autofree char *name = g_strdup_printf ("/vmdk/write/%s/%" G_GUINT64_FORMAT,
 							 write_cases[i].subformat, write_cases[i].size);
-		g_test_add (name, Fixture, &write_cases[i], fixture_set_up, test_write,
-			    fixture_tear_down);
+		vmi_test_add_with_dir (name, &write_cases[i], test_write);
 	}
-	g_test_add ("/vmdk/qemu-made/zeroed-grain", Fixture, NULL, fixture_set_up, test_zeroed_grain,
-		    fixture_tear_down);
-	g_test_add ("/vmdk/write/block-status", Fixture, NULL, fixture_set_up, test_block_status,
-		    fixture_tear_down);
-	g_test_add ("/vmdk/write/bad-options", Fixture, NULL, fixture_set_up, test_write_bad_options,
-		    fixture_tear_down);
-	g_test_add ("/vmdk/write/adapter-type", Fixture, NULL, fixture_set_up, test_adapter_type,
-		    fixture_tear_down);
-	g_test_add ("/vmdk/corpus/version3", Fixture, NULL, fixture_set_up, test_corpus_version3,
-		    fixture_tear_down);
-	g_test_add ("/vmdk/corpus/afl9", Fixture, NULL, fixture_set_up, test_corpus_afl9,
-		    fixture_tear_down);
-	g_test_add ("/vmdk/corpus/esx4-descriptor", Fixture, NULL, fixture_set_up,
-		    test_corpus_esx4_descriptor, fixture_tear_down);
-	g_test_add ("/vmdk/hostile/extents", Fixture, NULL, fixture_set_up, test_hostile_extents,
-		    fixture_tear_down);
-	g_test_add ("/vmdk/parent", Fixture, NULL, fixture_set_up, test_parent, fixture_tear_down);
-	g_test_add ("/vmdk/bad/sparse", Fixture, NULL, fixture_set_up, test_bad_inputs,
-		    fixture_tear_down);
-	g_test_add ("/vmdk/bad/descriptors", Fixture, NULL, fixture_set_up, test_bad_descriptors,
-		    fixture_tear_down);
-	g_test_add ("/vmdk/descriptor/many-extents", Fixture, NULL, fixture_set_up, test_many_extents,
-		    fixture_tear_down);
-	g_test_add ("/vmdk/descriptor/mixed", Fixture, NULL, fixture_set_up, test_descriptor_mixed,
-		    fixture_tear_down);
+	vmi_test_add_with_dir ("/vmdk/qemu-made/zeroed-grain", NULL, test_zeroed_grain);
+	vmi_test_add_with_dir ("/vmdk/write/block-status", NULL, test_block_status);
+	vmi_test_add_with_dir ("/vmdk/write/bad-options", NULL, test_write_bad_options);
+	vmi_test_add_with_dir ("/vmdk/write/adapter-type", NULL, test_adapter_type);
+	vmi_test_add_with_dir ("/vmdk/corpus/version3", NULL, test_corpus_version3);
+	vmi_test_add_with_dir ("/vmdk/corpus/afl9", NULL, test_corpus_afl9);
+	vmi_test_add_with_dir ("/vmdk/corpus/esx4-descriptor", NULL, test_corpus_esx4_descriptor);
+	vmi_test_add_with_dir ("/vmdk/hostile/extents", NULL, test_hostile_extents);
+	vmi_test_add_with_dir ("/vmdk/parent", NULL, test_parent);
+	vmi_test_add_with_dir ("/vmdk/bad/sparse", NULL, test_bad_inputs);
+	vmi_test_add_with_dir ("/vmdk/bad/descriptors", NULL, test_bad_descriptors);
+	vmi_test_add_with_dir ("/vmdk/descriptor/many-extents", NULL, test_many_extents);
+	vmi_test_add_with_dir ("/vmdk/descriptor/mixed", NULL, test_descriptor_mixed);
 	return g_test_run ();
 }

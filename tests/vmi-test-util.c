@@ -28,6 +28,36 @@ vmi_test_tmpdir_free (char *dir)
 	g_free (dir);
 }
 
+void
+vmi_test_dir_fixture_set_up (VmiTestDirFixture *fixture, gconstpointer data)
+{
+	fixture->dir = vmi_test_tmpdir_new ();
+}
+
+void
+vmi_test_dir_fixture_tear_down (VmiTestDirFixture *fixture, gconstpointer data)
+{
+	vmi_test_tmpdir_free (g_steal_pointer (&fixture->dir));
+}
+
+guint64
+vmi_test_file_size (const char *path)
+{
+	GStatBuf st;
+
+	g_assert_cmpint (g_stat (path, &st), ==, 0);
+	return (guint64) st.st_size;
+}
+
+guint64
+vmi_test_file_allocated (const char *path)
+{
+	GStatBuf st;
+
+	g_assert_cmpint (g_stat (path, &st), ==, 0);
+	return (guint64) st.st_blocks * 512;
+}
+
 char *
 vmi_test_run (const char *const *argv)
 {

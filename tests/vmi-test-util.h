@@ -11,6 +11,21 @@ G_BEGIN_DECLS
 char *vmi_test_tmpdir_new (void);
 void vmi_test_tmpdir_free (char *dir);
 
+/* A fixture for g_test_add: a new temporary folder per test, removed after it. */
+typedef struct {
+	char *dir;
+} VmiTestDirFixture;
+void vmi_test_dir_fixture_set_up (VmiTestDirFixture *fixture, gconstpointer data);
+void vmi_test_dir_fixture_tear_down (VmiTestDirFixture *fixture, gconstpointer data);
+/* g_test_add of func (VmiTestDirFixture *, gconstpointer) with that fixture. */
+#define vmi_test_add_with_dir(path, data, func)                                                    \
+	g_test_add ((path), VmiTestDirFixture, (data), vmi_test_dir_fixture_set_up, (func),        \
+		    vmi_test_dir_fixture_tear_down)
+
+/* Size and allocated bytes (st_blocks * 512) of the file at path. */
+guint64 vmi_test_file_size (const char *path);
+guint64 vmi_test_file_allocated (const char *path);
+
 /* Runs argv (argv[0] looked up in PATH); asserts exit 0 and returns stdout. */
 char *vmi_test_run (const char *const *argv);
 /* Runs a shell command line; returns its exit status, stdout in *out if out != NULL. */
