@@ -466,6 +466,57 @@ test_ova_made_sha256 (void)
 	}
 }
 
+/*
+ * Names longer than ustar's 100 bytes: GNU tar stores them in an 'L' member (gnu format) or a
+ * pax header's path record (pax format). Detection, names and data offsets still hold.
+ */
+static void
+test_ova_long_names (void)
+{
+	static const char *const formats[] = { "gnu", "pax" };
+	g_autofree char *dir = NULL;
+	g_autofree char *pkg = NULL;
+	g_autoptr(GString) stem = g_string_new (NULL);
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	dir = vmi_test_tmpdir_new ();
+	g_free (make_ova (dir, FALSE, FALSE, FALSE));
+	pkg = g_build_filename (dir, "pkg", NULL);
+	for (guint i = 0; i < 12; i++)
+		g_string_append (stem, "long-name-");
+	g_assert_cmpint (vmi_test_sh (NULL, "cd '%s' && mv vm.ovf %s.ovf && mv vm.mf %s.mf", pkg, stem->str, stem->str),
+			 ==, 0);
+	for (gsize f = 0; f < G_N_ELEMENTS (formats); f++) {
+		g_autofree char *ova = g_strdup_printf ("%s/%s.ova", dir, formats[f]);
+		g_autofree char *head = NULL;
+		g_autofree char *members = NULL, *expected = NULL, *descriptor = NULL;
+		g_autoptr(VmiSource) source = NULL;
+		g_autoptr(GVariant) facts = NULL;
+		gsize len = 0;
+
+		g_test_message ("tar --format=%s", formats[f]);
+		g_assert_cmpint (vmi_test_sh (NULL, "cd '%s' && tar --format=%s -cf '%s' %s.ovf %s.mf disk.vmdk",
+					      pkg, formats[f], ova, stem->str, stem->str),
+				 ==, 0);
+		g_assert_true (g_file_get_contents (ova, &head, &len, NULL));
+		g_assert_cmpuint (vmi_ova_plugin.probe ((const guint8 *) head, MIN (len, VMI_PROBE_HEAD_SIZE), len),
+				  ==, VMI_PROBE_CERTAIN);
+		source = vmi_test_open (&vmi_ova_plugin, ova, NULL);
+		facts = facts_of (source);
+		descriptor = fact_string (facts, "descriptor");
+		expected = g_strconcat (stem->str, ".ovf", NULL);
+		g_assert_cmpstr (descriptor, ==, expected);
+		assert_member_offsets (ova, facts);
+		/* the manifest names vm.ovf, which is now absent, and not the long name */
+		g_assert_false (fact_bool (facts, "manifest-verified"));
+		members = fact_strv (facts, "manifest-missing");
+		g_assert_cmpstr (members, ==, "vm.ovf");
+		vmi_test_save_seed ("ova", ova);
+	}
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 /* A disk changed after the manifest was written: the mismatch is named and the OVA unsafe. */
 static void
 test_ova_made_mismatch (void)
@@ -903,6 +954,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/ova/corpus-govmomi", test_ova_corpus_govmomi);
 	g_test_add_func ("/ova/made-sha256", test_ova_made_sha256);
 	g_test_add_func ("/ova/made-mismatch", test_ova_made_mismatch);
+	g_test_add_func ("/ova/long-names", test_ova_long_names);
 	g_test_add_func ("/ova/made-gzip", test_ova_made_gzip);
 	g_test_add_func ("/ova/hostile-members", test_ova_hostile_members);
 	g_test_add_func ("/ova/truncated", test_ova_truncated);

@@ -98,11 +98,36 @@ ova_octal (const guint8 *p, gsize len)
 	return value;
 }
 
+/* The path record ("27 path=long-name.ovf\n") of a pax extended header names a *.ovf. */
+static gboolean
+ova_pax_path_is_ovf (const guint8 *data, gsize len)
+{
+	gsize pos = 0;
+
+	while (pos < len) {
+		gsize record = 0, i = pos;
+		const char *kv;
+		gsize kv_len;
+
+		while (i < len && g_ascii_isdigit (data[i]) && record < len)
+			record = record * 10 + (gsize) (data[i++] - '0');
+		if (i >= len || data[i] != ' ' || record <= i - pos + 1 || record > len - pos)
+			return FALSE;
+		kv = (const char *) data + i + 1;
+		kv_len = record - (i + 1 - pos);
+		/* the record ends with '\n', not counted in the value */
+		if (kv_len > 5 && memcmp (kv, "path=", 5) == 0)
+			return ova_ends_with_ovf (kv + 5, kv_len - 6);
+		pos += record;
+	}
+	return FALSE;
+}
+
 /*
  * A tar ("ustar" at 257) whose first member is named *.ovf is an OVA; one with a *.ovf member
  * later in the head may be an OVA packed in the wrong order. Other tars are not disks and not
- * OVAs (raw refuses them too), so they stay unknown. Long names (GNU 'L') count; pax headers
- * ('x', 'g') are stepped over.
+ * OVAs (raw refuses them too), so they stay unknown. Long names count, from a GNU 'L' member or
+ * a pax 'x' header's path record.
  */
 static guint
 ova_probe (const guint8 *head, gsize head_len, guint64 file_size)
@@ -119,12 +144,17 @@ ova_probe (const guint8 *head, gsize head_len, guint64 file_size)
 
 		if (memcmp (h + 257, "ustar", 5) != 0)
 			break;
-		if (type == 'L' && pos + 2 * OVA_BLOCK <= head_len) {
-			gsize long_len = strnlen ((const char *) h + OVA_BLOCK, MIN (size, OVA_BLOCK));
+		if (type == 'L' || type == 'x') {
+			gsize avail = head_len - pos - OVA_BLOCK;
+			const guint8 *data = h + OVA_BLOCK;
+			gsize data_len = (gsize) MIN (size, avail);
+			gboolean ovf = type == 'L' ? ova_ends_with_ovf ((const char *) data,
+									 strnlen ((const char *) data, data_len))
+						   : ova_pax_path_is_ovf (data, data_len);
 
-			if (ova_ends_with_ovf ((const char *) h + OVA_BLOCK, long_len))
+			if (ovf)
 				return first ? VMI_PROBE_CERTAIN : VMI_PROBE_WEAK;
-		} else if (type != 'x' && type != 'g' && type != 'K') {
+		} else if (type != 'g' && type != 'K') {
 			if (ova_ends_with_ovf ((const char *) h, name_len))
 				return first ? VMI_PROBE_CERTAIN : VMI_PROBE_WEAK;
 			first = FALSE;
@@ -581,6 +611,7 @@ const VmiFormatPlugin vmi_ova_plugin = {
 	.description = "Open Virtualization Format archive (tar of an OVF, its manifest and disks)",
 	.extensions = (const char *const[]){ "ova", NULL },
 	.flags = VMI_FORMAT_CAN_INSPECT,
+	.init = vmi_ovf_init,
 	.probe = ova_probe,
 	.open = ova_open,
 	.get_info = ova_get_info,

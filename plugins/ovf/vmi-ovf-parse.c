@@ -777,6 +777,13 @@ ovf_read_xml (const char *data, gsize len, GError **error)
 	return doc;
 }
 
+gboolean
+vmi_ovf_init (GError **error)
+{
+	xmlInitParser ();
+	return TRUE;
+}
+
 VmiOvf *
 vmi_ovf_parse (const char *data, gsize len, GError **error)
 {

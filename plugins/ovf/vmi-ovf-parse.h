@@ -64,6 +64,12 @@ typedef struct {
 } VmiOvf;
 
 /*
+ * libxml2 2.9 sets up its global state on first use, which two threads must not do at once:
+ * each plugin's init calls this while the daemon loads modules, before any job runs.
+ */
+gboolean vmi_ovf_init (GError **error);
+
+/*
  * Parses a descriptor of len bytes. Errors: VMI_ERROR_UNSAFE_IMAGE for a DTD or entity
  * declaration, VMI_ERROR_CORRUPT_IMAGE for XML that is not well-formed or an OVF that breaks its
  * own references, VMI_ERROR_UNKNOWN_FORMAT for XML that is not an OVF envelope,

@@ -85,6 +85,7 @@ const VmiFormatPlugin vmi_ovf_plugin = {
 	.description = "Open Virtualization Format descriptor (OVF 0.9, 1.x, 2.x)",
 	.extensions = (const char *const[]){ "ovf", NULL },
 	.flags = VMI_FORMAT_CAN_INSPECT,
+	.init = vmi_ovf_init,
 	.probe = ovf_probe,
 	.open = ovf_open,
 	.get_info = ovf_get_info,
