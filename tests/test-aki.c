@@ -333,6 +333,44 @@ test_arm64 (Fixture *f, gconstpointer data)
 	expect_error (f, "Image-cut", b->data, 0x3a, VMI_ERROR_UNKNOWN_FORMAT, "not a kernel");
 }
 
+/* A RISC-V Image as Linux's build writes it: header version 0.2, EFI stub. */
+static void
+test_riscv (Fixture *f, gconstpointer data)
+{
+	g_autofree guint8 *image = g_malloc0 (64 * 1024);
+	g_autofree char *path = NULL;
+	g_autoptr(GVariant) facts = NULL;
+	g_autoptr(GError) error = NULL;
+	const char *s = NULL;
+	guint64 text_offset = 0, size = 0;
+	gboolean efi = FALSE;
+
+	image[0] = 'M';
+	image[1] = 'Z';
+	put64 (image + 0x08, 0x200000);
+	put64 (image + 0x10, 0x1400000);
+	put32 (image + 0x20, 0x00000002);
+	memcpy (image + 0x30, "RISCV\0\0\0", 8);
+	memcpy (image + 0x38, "RSC\x05", 4);
+	put32 (image + 0x3c, 0x40);
+	memcpy (image + 0x40, "PE\0\0", 4);
+	path = write_bytes (f, "Image-riscv", image, 64 * 1024);
+	facts = boot_test_facts (&vmi_aki_plugin, path, &error);
+	g_assert_no_error (error);
+	g_assert_true (g_variant_lookup (facts, "kernel-type", "&s", &s));
+	g_assert_cmpstr (s, ==, "riscv-image");
+	g_assert_true (g_variant_lookup (facts, "header-version", "&s", &s));
+	g_assert_cmpstr (s, ==, "0.2");
+	g_assert_true (g_variant_lookup (facts, "text-offset", "t", &text_offset));
+	g_assert_cmpuint (text_offset, ==, 0x200000);
+	g_assert_true (g_variant_lookup (facts, "image-size", "t", &size));
+	g_assert_cmpuint (size, ==, 0x1400000);
+	g_assert_true (g_variant_lookup (facts, "efi-stub", "b", &efi));
+	g_assert_true (efi);
+	boot_test_check_qemu_img (path);
+	g_assert_cmpstr (boot_test_detect (&vmi_aki_plugin, path, FALSE), ==, "aki");
+}
+
 static void
 check_vmlinux (const char *path, const char *compression, const char *arch)
 {
@@ -554,6 +592,7 @@ main (int argc, char **argv)
 	ADD ("/aki/compressed-non-kernel", test_compressed_non_kernel);
 	ADD ("/aki/xz-dictionary", test_xz_dictionary);
 	ADD ("/aki/arm64", test_arm64);
+	ADD ("/aki/riscv", test_riscv);
 	ADD ("/aki/compressed-vmlinux", test_compressed_vmlinux);
 	ADD ("/aki/debian-kernel", test_debian_kernel);
 	ADD ("/aki/ipxe", test_ipxe);

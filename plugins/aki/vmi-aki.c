@@ -1,7 +1,7 @@
 /*
  * Kernels (the "aki" of Amazon's kernel/ramdisk/machine image triple): an x86 bzImage with its
  * setup header (Linux's Documentation/x86/boot.rst), an arm64 Image (Documentation/arm64/
- * booting.rst), or a vmlinux ELF, possibly compressed as a whole (Image.gz, vmlinux.xz). To qemu
+ * booting.rst) or RISC-V one, or a vmlinux ELF, possibly compressed as a whole (Image.gz, vmlinux.xz). To qemu
  * a kernel is a raw file, so it reads as a raw disk; the value is in what Inspect says.
  *
  * A compressed kernel is not claimed by probe: its magic is that of any .gz or .xz file, and a
@@ -52,6 +52,7 @@
 typedef enum {
 	AKI_X86_BZIMAGE,
 	AKI_ARM64_IMAGE,
+	AKI_RISCV_IMAGE,
 	AKI_ELF,
 } AkiKind;
 
@@ -105,6 +106,13 @@ aki_is_arm64 (const guint8 *p, gsize len)
 	return len >= ARM64_HEADER_SIZE && memcmp (p + ARM64_MAGIC, "ARM\x64", 4) == 0;
 }
 
+/* RISC-V reuses the arm64 layout (Documentation/riscv/boot-image-header.rst): magic2 at 0x38. */
+static gboolean
+aki_is_riscv (const guint8 *p, gsize len)
+{
+	return len >= ARM64_HEADER_SIZE && memcmp (p + ARM64_MAGIC, "RSC\x05", 4) == 0;
+}
+
 static gboolean
 aki_is_elf (const guint8 *p, gsize len)
 {
@@ -116,7 +124,8 @@ aki_probe (const guint8 *head, gsize head_len, guint64 file_size)
 {
 	/* Above raw's fallback (a kernel is a raw file to qemu) but below any disk format that
 	 * is sure of itself. */
-	if (aki_is_bzimage (head, head_len) || aki_is_arm64 (head, head_len))
+	if (aki_is_bzimage (head, head_len) || aki_is_arm64 (head, head_len) ||
+	    aki_is_riscv (head, head_len))
 		return VMI_PROBE_LIKELY;
 	return VMI_PROBE_NO;
 }
@@ -272,13 +281,14 @@ aki_open_compressed (VmiImage *self, const VmiOpenArgs *args, GError **error)
 		self->kind = AKI_ELF;
 		return TRUE;
 	}
-	if (aki_is_arm64 (self->head, self->head_len)) {
-		self->kind = AKI_ARM64_IMAGE;
+	if (aki_is_arm64 (self->head, self->head_len) || aki_is_riscv (self->head, self->head_len)) {
+		self->kind = aki_is_arm64 (self->head, self->head_len) ? AKI_ARM64_IMAGE
+								       : AKI_RISCV_IMAGE;
 		return aki_detect_efi_stub (self, error);
 	}
 	g_set_error (error, VMI_ERROR, VMI_ERROR_UNKNOWN_FORMAT,
 		     "this %s-compressed file does not hold a kernel: its decompressed content "
-		     "starts with neither an ELF header nor an arm64 Image header",
+		     "starts with neither an ELF header nor an arm64 or RISC-V Image header",
 		     vmi_boot_compression_name (self->compression));
 	return FALSE;
 }
@@ -301,8 +311,9 @@ aki_open (const VmiOpenArgs *args, GError **error)
 		}
 		return g_steal_pointer (&self);
 	}
-	if (aki_is_arm64 (self->head, self->head_len)) {
-		self->kind = AKI_ARM64_IMAGE;
+	if (aki_is_arm64 (self->head, self->head_len) || aki_is_riscv (self->head, self->head_len)) {
+		self->kind = aki_is_arm64 (self->head, self->head_len) ? AKI_ARM64_IMAGE
+								       : AKI_RISCV_IMAGE;
 		if (!aki_detect_efi_stub (self, error))
 			return NULL;
 		return g_steal_pointer (&self);
@@ -326,8 +337,9 @@ aki_open (const VmiOpenArgs *args, GError **error)
 		return NULL;
 	}
 	g_set_error_literal (error, VMI_ERROR, VMI_ERROR_UNKNOWN_FORMAT,
-			     "not a kernel: no x86 setup header (\"HdrS\" at 0x202), no arm64 Image "
-			     "header (\"ARM\\x64\" at 0x38), no ELF header and no known compression");
+			     "not a kernel: no x86 setup header (\"HdrS\" at 0x202), no arm64 or "
+			     "RISC-V Image header (\"ARM\\x64\" or \"RSC\\x05\" at 0x38), no ELF "
+			     "header and no known compression");
 	return NULL;
 }
 
@@ -450,6 +462,23 @@ aki_info_arm64 (VmiImage *self, VmiImageInfo *info)
 }
 
 static void
+aki_info_riscv (VmiImage *self, VmiImageInfo *info)
+{
+	GVariantDict *facts = info->format_specific;
+	guint32 version = aki_le32 (self->head + 0x20);
+	g_autofree char *header = g_strdup_printf ("%u.%u", version >> 16, version & 0xffff);
+
+	info->subformat = "Image";
+	g_variant_dict_insert (facts, "kernel-type", "s", "riscv-image");
+	g_variant_dict_insert (facts, "architecture", "s", "riscv64");
+	g_variant_dict_insert (facts, "text-offset", "t", aki_le64 (self->head + ARM64_TEXT_OFFSET));
+	g_variant_dict_insert (facts, "image-size", "t", aki_le64 (self->head + ARM64_IMAGE_SIZE));
+	g_variant_dict_insert (facts, "endianness", "s",
+			       (aki_le64 (self->head + ARM64_FLAGS) & 1) ? "big" : "little");
+	g_variant_dict_insert (facts, "header-version", "s", header);
+}
+
+static void
 aki_info_elf (VmiImage *self, VmiImageInfo *info)
 {
 	GVariantDict *facts = info->format_specific;
@@ -476,6 +505,9 @@ aki_get_info (VmiImage *self, VmiImageInfo *info, GError **error)
 		break;
 	case AKI_ARM64_IMAGE:
 		aki_info_arm64 (self, info);
+		break;
+	case AKI_RISCV_IMAGE:
+		aki_info_riscv (self, info);
 		break;
 	case AKI_ELF:
 	default:
