@@ -8,8 +8,6 @@
 #define VMI_CACHE_ENTRY_VERSION 1
 #define VMI_CACHE_PROPERTY_KEY_MAX 128
 #define VMI_CACHE_PROPERTY_VALUE_MAX 4096
-/* A metadata file is small; a bigger one is not ours and is not parsed. */
-#define VMI_CACHE_ENTRY_MAX_PROPERTIES 256
 
 VmiCacheEntry *
 vmi_cache_entry_new (void)
@@ -158,6 +156,23 @@ vmi_cache_entry_is_pinned (VmiCacheEntry *self)
 
 	return value != NULL && (g_ascii_strcasecmp (value, "true") == 0 ||
 				 g_ascii_strcasecmp (value, "yes") == 0 || strcmp (value, "1") == 0);
+}
+
+gboolean
+vmi_cache_entry_check_name (const char *name, GError **error)
+{
+	if (strlen (name) > VMI_CACHE_ENTRY_NAME_MAX) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "the image name is %" G_GSIZE_FORMAT " bytes long; at most %u are allowed",
+			     strlen (name), VMI_CACHE_ENTRY_NAME_MAX);
+		return FALSE;
+	}
+	if (!g_utf8_validate (name, -1, NULL)) {
+		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+				     "the image name is not valid UTF-8");
+		return FALSE;
+	}
+	return TRUE;
 }
 
 gboolean

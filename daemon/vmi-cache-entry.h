@@ -43,6 +43,16 @@ const char *vmi_cache_entry_get_path (VmiCacheEntry *self);
 /* TRUE when the "pinned" property is "true", "yes" or "1" (any case). */
 gboolean vmi_cache_entry_is_pinned (VmiCacheEntry *self);
 
+/* At most this many properties per entry: the metadata file stays small. */
+#define VMI_CACHE_ENTRY_MAX_PROPERTIES 256
+/* Longest Name and Source, in bytes. */
+#define VMI_CACHE_ENTRY_NAME_MAX 1024
+#define VMI_CACHE_ENTRY_SOURCE_MAX 4096
+
+/* A name is valid UTF-8 of at most VMI_CACHE_ENTRY_NAME_MAX bytes; VMI_ERROR_INVALID_ARGUMENT
+ * otherwise. */
+gboolean vmi_cache_entry_check_name (const char *name, GError **error);
+
 /*
  * A property key is 1 to 128 characters of [A-Za-z0-9_.:-]; a value is valid UTF-8 of at most
  * 4096 bytes. VMI_ERROR_INVALID_ARGUMENT otherwise.

@@ -17,8 +17,9 @@
 #define VMI_CACHE_IMAGE_SUFFIX ".img"
 #define VMI_CACHE_ENTRY_SUFFIX ".entry"
 #define VMI_CACHE_ID_LENGTH 32
-/* A metadata file is a few hundred bytes; anything far bigger is not one of ours. */
-#define VMI_CACHE_ENTRY_FILE_MAX (1024u * 1024u)
+/* A metadata file is a few hundred bytes, and at most about 2.2 MiB with every property at its
+ * longest and escaped; anything bigger is not one of ours. */
+#define VMI_CACHE_ENTRY_FILE_MAX (4u * 1024u * 1024u)
 #define VMI_CACHE_READ_CHUNK (1024u * 1024u)
 
 typedef struct {
@@ -677,20 +678,29 @@ vmi_cache_check_properties (GHashTable *set, const char *const *unset, GError **
 	return TRUE;
 }
 
-static void
-vmi_cache_apply_properties (VmiCacheEntry *entry, GHashTable *set, const char *const *unset)
+/* Changes the properties of a snapshot nobody else sees yet. */
+static gboolean
+vmi_cache_apply_properties (VmiCacheEntry *entry, GHashTable *set, const char *const *unset,
+			    GError **error)
 {
 	GHashTableIter iter;
 	gpointer key, value;
 
 	for (guint i = 0; unset != NULL && unset[i] != NULL; i++)
 		g_hash_table_remove (entry->properties, unset[i]);
-	if (set == NULL)
-		return;
-	g_hash_table_iter_init (&iter, set);
-	while (g_hash_table_iter_next (&iter, &key, &value))
-		g_hash_table_insert (entry->properties, g_strdup (key),
-				     g_strdup (value != NULL ? value : ""));
+	if (set != NULL) {
+		g_hash_table_iter_init (&iter, set);
+		while (g_hash_table_iter_next (&iter, &key, &value))
+			g_hash_table_insert (entry->properties, g_strdup (key),
+					     g_strdup (value != NULL ? value : ""));
+	}
+	if (g_hash_table_size (entry->properties) > VMI_CACHE_ENTRY_MAX_PROPERTIES) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "image %s would have %u properties; at most %u are allowed", entry->id,
+			     g_hash_table_size (entry->properties), VMI_CACHE_ENTRY_MAX_PROPERTIES);
+		return FALSE;
+	}
+	return TRUE;
 }
 
 /* The import found its content already stored: update name and properties as asked. */
@@ -708,8 +718,8 @@ vmi_cache_update_existing_locked (VmiCache *self, VmiCacheRecord *record, const 
 		g_free (updated->name);
 		updated->name = g_strdup (name);
 	}
-	vmi_cache_apply_properties (updated, properties, NULL);
-	if (!vmi_cache_replace_locked (self, record, updated, changes, error))
+	if (!vmi_cache_apply_properties (updated, properties, NULL, error) ||
+	    !vmi_cache_replace_locked (self, record, updated, changes, error))
 		return NULL;
 	return g_steal_pointer (&updated);
 }
@@ -836,13 +846,23 @@ vmi_cache_import (VmiCache *self, VmiSource *source, const VmiFormatPlugin *stor
 	int fd;
 	gboolean ok;
 
-	if (name != NULL && !g_utf8_validate (name, -1, NULL)) {
-		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
-				     "the image name is not valid UTF-8");
+	if (name != NULL && !vmi_cache_entry_check_name (name, error))
 		return NULL;
-	}
 	if (!vmi_cache_check_properties (properties, NULL, error))
 		return NULL;
+	if (properties != NULL &&
+	    g_hash_table_size (properties) > VMI_CACHE_ENTRY_MAX_PROPERTIES) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "%u properties; at most %u are allowed", g_hash_table_size (properties),
+			     VMI_CACHE_ENTRY_MAX_PROPERTIES);
+		return NULL;
+	}
+	if (origin != NULL && strlen (origin) > VMI_CACHE_ENTRY_SOURCE_MAX) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "the source name is %" G_GSIZE_FORMAT " bytes long; at most %u are allowed",
+			     strlen (origin), VMI_CACHE_ENTRY_SOURCE_MAX);
+		return NULL;
+	}
 	if ((store_format->flags & VMI_FORMAT_CAN_WRITE) == 0) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
 			     "vmimaged cannot store images as %s", store_format->name);
@@ -887,10 +907,11 @@ vmi_cache_import (VmiCache *self, VmiSource *source, const VmiFormatPlugin *stor
 	g_free (entry->name);
 	entry->name = g_strdup (name != NULL ? name : "");
 	g_free (entry->source);
-	entry->source = g_strdup (origin != NULL ? origin : "");
+	/* The metadata file is UTF-8; a file name in another encoding is kept readable. */
+	entry->source = g_utf8_make_valid (origin != NULL ? origin : "", -1);
 	entry->created = entry->last_used = g_get_real_time ();
 	entry->path = g_strconcat (self->dir, "/", id, VMI_CACHE_IMAGE_SUFFIX, NULL);
-	vmi_cache_apply_properties (entry, properties, NULL);
+	vmi_cache_apply_properties (entry, properties, NULL, NULL);
 	if (fstat (fd, &st) != 0) {
 		vmi_cache_set_errno (error, errno, "cannot examine the imported image");
 		ok = FALSE;
@@ -974,7 +995,8 @@ vmi_cache_remove (VmiCache *self, const char *id, GError **error)
 	return ok;
 }
 
-typedef void (*VmiCacheEditFunc) (VmiCacheEntry *entry, gconstpointer a, gconstpointer b);
+typedef gboolean (*VmiCacheEditFunc) (VmiCacheEntry *entry, gconstpointer a, gconstpointer b,
+				      GError **error);
 
 /* Changes a copy of the entry with edit, writes it and makes it current. */
 static VmiCacheEntry *
@@ -989,8 +1011,8 @@ vmi_cache_edit (VmiCache *self, const char *id, VmiCacheEditFunc edit, gconstpoi
 	record = vmi_cache_find_locked (self, id, error);
 	if (record != NULL) {
 		updated = vmi_cache_entry_copy (record->entry);
-		edit (updated, a, b);
-		if (!vmi_cache_replace_locked (self, record, updated, changes, error))
+		if (!edit (updated, a, b, error) ||
+		    !vmi_cache_replace_locked (self, record, updated, changes, error))
 			g_clear_pointer (&updated, vmi_cache_entry_unref);
 	}
 	g_mutex_unlock (&self->lock);
@@ -998,10 +1020,11 @@ vmi_cache_edit (VmiCache *self, const char *id, VmiCacheEditFunc edit, gconstpoi
 	return g_steal_pointer (&updated);
 }
 
-static void
-vmi_cache_edit_properties (VmiCacheEntry *entry, gconstpointer set, gconstpointer unset)
+static gboolean
+vmi_cache_edit_properties (VmiCacheEntry *entry, gconstpointer set, gconstpointer unset,
+			   GError **error)
 {
-	vmi_cache_apply_properties (entry, (GHashTable *) set, unset);
+	return vmi_cache_apply_properties (entry, (GHashTable *) set, unset, error);
 }
 
 VmiCacheEntry *
@@ -1013,29 +1036,30 @@ vmi_cache_set_properties (VmiCache *self, const char *id, GHashTable *set,
 	return vmi_cache_edit (self, id, vmi_cache_edit_properties, set, unset, error);
 }
 
-static void
-vmi_cache_edit_name (VmiCacheEntry *entry, gconstpointer name, gconstpointer unused)
+static gboolean
+vmi_cache_edit_name (VmiCacheEntry *entry, gconstpointer name, gconstpointer unused,
+		     GError **error)
 {
 	g_free (entry->name);
 	entry->name = g_strdup (name);
+	return TRUE;
 }
 
 VmiCacheEntry *
 vmi_cache_set_name (VmiCache *self, const char *id, const char *name, GError **error)
 {
-	if (!g_utf8_validate (name, -1, NULL)) {
-		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
-				     "the image name is not valid UTF-8");
+	if (!vmi_cache_entry_check_name (name, error))
 		return NULL;
-	}
 	return vmi_cache_edit (self, id, vmi_cache_edit_name, name, NULL, error);
 }
 
-static void
-vmi_cache_edit_last_used (VmiCacheEntry *entry, gconstpointer a, gconstpointer b)
+static gboolean
+vmi_cache_edit_last_used (VmiCacheEntry *entry, gconstpointer a, gconstpointer b,
+			  GError **error)
 {
 	/* Strictly later than before, so that the order of uses survives a coarse clock. */
 	entry->last_used = MAX (g_get_real_time (), entry->last_used + 1);
+	return TRUE;
 }
 
 VmiCacheEntry *

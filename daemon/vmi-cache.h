@@ -48,7 +48,8 @@ void vmi_cache_set_changed_func (VmiCache *self, VmiCacheChangedFunc func, gpoin
 /*
  * Stores the virtual disk of source as store_format (a plugin that can write) and returns its
  * entry. name (nullable) and properties (nullable, string → string) are set on the entry; origin
- * (nullable) is recorded as its Source. When the cache already holds the same content (equal
+ * (nullable; made valid UTF-8) is recorded as its Source. A name, property or origin beyond the
+ * limits of vmi-cache-entry.h is VMI_ERROR_INVALID_ARGUMENT. When the cache already holds the same content (equal
  * content checksums, whatever the formats), nothing is stored: the existing entry is returned
  * with name and properties updated as asked. Least-recently-used entries are evicted first when
  * the new one would not fit under the limit; if it cannot fit even so, VMI_ERROR_NO_SPACE. A full
@@ -73,7 +74,8 @@ gboolean vmi_cache_remove (VmiCache *self, const char *id, GError **error);
 
 /*
  * Sets the properties in set (nullable) and removes those named in unset (nullable), durably.
- * Returns the new snapshot.
+ * Returns the new snapshot. An invalid key or value, or more than
+ * VMI_CACHE_ENTRY_MAX_PROPERTIES in the end, is VMI_ERROR_INVALID_ARGUMENT and changes nothing.
  */
 VmiCacheEntry *vmi_cache_set_properties (VmiCache *self, const char *id, GHashTable *set,
 					 const char *const *unset, GError **error);

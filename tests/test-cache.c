@@ -453,6 +453,37 @@ test_properties (void)
 	g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
 	g_clear_error (&error);
 
+	/* Limits that keep the metadata file small: the count is of the merged result. */
+	{
+		g_autoptr(GHashTable) many = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+								    NULL);
+		g_autofree char *long_name = g_strnfill (VMI_CACHE_ENTRY_NAME_MAX + 1, 'n');
+		g_autofree gpointer *keys = NULL;
+
+		for (guint i = 0; i < VMI_CACHE_ENTRY_MAX_PROPERTIES - 3; i++)
+			g_hash_table_add (many, g_strdup_printf ("k%u", i));
+		g_clear_pointer (&updated, vmi_cache_entry_unref);
+		updated = vmi_cache_set_properties (cache, id, many, NULL, &error);
+		g_assert_no_error (error);
+		g_assert_cmpuint (g_hash_table_size (vmi_cache_entry_get_properties (updated)), ==,
+				  VMI_CACHE_ENTRY_MAX_PROPERTIES);
+		g_hash_table_add (many, g_strdup ("one_too_many"));
+		g_assert_null (vmi_cache_set_properties (cache, id, many, NULL, &error));
+		g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
+		g_test_message ("%s", error->message);
+		g_clear_error (&error);
+		g_hash_table_remove (many, "one_too_many");
+		keys = g_hash_table_get_keys_as_array (many, NULL);
+		g_clear_pointer (&updated, vmi_cache_entry_unref);
+		updated = vmi_cache_set_properties (cache, id, NULL, (const char *const *) keys,
+						    &error);
+		g_assert_no_error (error);
+		g_assert_cmpuint (g_hash_table_size (vmi_cache_entry_get_properties (updated)), ==, 3);
+		g_assert_null (vmi_cache_set_name (cache, id, long_name, &error));
+		g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
+		g_clear_error (&error);
+	}
+
 	g_usleep (2000);
 	touched = vmi_cache_touch (cache, id, &error);
 	g_assert_no_error (error);
@@ -476,6 +507,26 @@ test_properties (void)
 	g_assert_cmpuint (g_hash_table_size (props), ==, 3);
 	g_assert_cmpstr (g_hash_table_lookup (props, "description"), ==, "line one\nline two = [x] é");
 	g_assert_cmpstr (g_hash_table_lookup (props, "hw_firmware_type"), ==, "uefi");
+
+	/* A source path that is not UTF-8 must not make the metadata unreadable. */
+	{
+		g_autofree char *other = g_build_filename (dir, "b.raw", NULL);
+		g_autoptr(VmiSource) source = NULL;
+		g_autoptr(VmiCacheEntry) b = NULL;
+		g_autoptr(VmiCacheEntry) b2 = NULL;
+
+		make_random_image (other, MiB, 64 * KiB, 2);
+		source = vmi_test_open (&vmi_raw_plugin, other, NULL);
+		b = vmi_cache_import (cache, source, &vmi_raw_plugin, NULL, "/srv/caf\xe9.raw", NULL,
+				      NULL, NULL, NULL, &error);
+		g_assert_no_error (error);
+		g_assert_cmpstr (vmi_cache_entry_get_source (b), ==, "/srv/caf\xef\xbf\xbd.raw");
+		g_clear_pointer (&cache, vmi_cache_free);
+		cache = open_cache (cache_dir, 0);
+		b2 = vmi_cache_lookup (cache, vmi_cache_entry_get_id (b), &error);
+		g_assert_no_error (error);
+		g_assert_cmpstr (vmi_cache_entry_get_source (b2), ==, vmi_cache_entry_get_source (b));
+	}
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
