@@ -70,6 +70,20 @@ facts_fs (GVariant *facts)
 	return g_strdup_printf ("%s %s %s", type, label, uuid);
 }
 
+/* The file system facts of partition i. */
+static char *
+partition_fs (GVariant *facts, gsize i)
+{
+	g_autoptr(GVariant) parts = g_variant_lookup_value (facts, "partitions",
+							     G_VARIANT_TYPE ("aa{sv}"));
+	g_autoptr(GVariant) p = NULL;
+
+	g_assert_nonnull (parts);
+	g_assert_cmpuint (i, <, g_variant_n_children (parts));
+	p = g_variant_get_child_value (parts, i);
+	return facts_fs (p);
+}
+
 static JsonObject *
 sfdisk_json (const char *path)
 {
@@ -152,6 +166,7 @@ test_gpt (Fixture *f, gconstpointer data)
 	g_autofree char *q = g_shell_quote (f->dir);
 	g_autofree char *disk = g_build_filename (f->dir, "gpt.img", NULL);
 	g_autofree char *esp = g_build_filename (f->dir, "esp.img", NULL);
+	g_autofree char *root = g_build_filename (f->dir, "root.img", NULL);
 	g_autofree char *expected = NULL, *got = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GVariant) facts = NULL;
@@ -182,6 +197,15 @@ test_gpt (Fixture *f, gconstpointer data)
 	g_assert_cmpuint (offset, ==, 1 * MiB);
 	g_assert_true (g_variant_lookup (facts, "truncated", "b", &truncated));
 	g_assert_false (truncated);
+	/* Each partition says what it holds: the ESP and the root file system. */
+	g_free (got);
+	got = partition_fs (facts, 0);
+	g_assert_cmpstr (got, ==, expected);
+	g_free (got);
+	g_free (expected);
+	expected = blkid (root);
+	got = partition_fs (facts, 1);
+	g_assert_cmpstr (got, ==, expected);
 	check_detected (disk);
 }
 
@@ -193,6 +217,7 @@ test_mbr (Fixture *f, gconstpointer data)
 	g_autofree char *q = g_shell_quote (f->dir);
 	g_autofree char *disk = g_build_filename (f->dir, "mbr.img", NULL);
 	g_autofree char *root = g_build_filename (f->dir, "root.img", NULL);
+	g_autofree char *swap = g_build_filename (f->dir, "swap.img", NULL);
 	g_autofree char *expected = NULL, *got = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GVariant) facts = NULL;
@@ -217,6 +242,11 @@ test_mbr (Fixture *f, gconstpointer data)
 	got = facts_fs (facts);
 	g_assert_cmpstr (got, ==, expected);
 	g_assert_cmpstr (got, ==, "ext4 cloudimg-rootfs 2f3a0c4e-1b2d-4e5f-8a9b-0c1d2e3f4a5b");
+	g_free (got);
+	g_free (expected);
+	got = partition_fs (facts, 1);
+	expected = blkid (swap);
+	g_assert_cmpstr (got, ==, expected);
 	check_detected (disk);
 }
 

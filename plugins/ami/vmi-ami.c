@@ -29,6 +29,20 @@ typedef struct {
 	guint64 size;
 } AmiRange;
 
+typedef struct {
+	const char *type; /* as blkid names it, or NULL */
+	char *label;
+	char *uuid;
+} AmiFs;
+
+static void
+ami_fs_clear (AmiFs *fs)
+{
+	g_clear_pointer (&fs->label, g_free);
+	g_clear_pointer (&fs->uuid, g_free);
+	fs->type = NULL;
+}
+
 struct _VmiImage {
 	int fd;
 	guint64 file_size;
@@ -42,9 +56,7 @@ struct _VmiImage {
 	guint32 disk_signature;
 	guint64 gpt_entries_lba;
 	guint32 gpt_entry_count;
-	const char *fs;
-	char *fs_label;
-	char *fs_uuid;
+	AmiFs first_fs;
 };
 
 static guint16
@@ -213,6 +225,107 @@ ami_range (VmiImage *self, guint64 first_lba, guint64 sectors, AmiRange *range,
 	return TRUE;
 }
 
+static gboolean
+ami_detect_fs (VmiImage *self, const AmiRange *range, AmiFs *fs, GError **error)
+{
+	guint8 buf[AMI_FS_HEAD] = { 0 };
+	guint64 avail = MIN (range->size, self->file_size - range->start);
+	gsize len = (gsize) MIN ((guint64) sizeof buf, avail);
+
+	if (!vmi_pread_all (self->fd, buf, len, range->start, "disk", error))
+		return FALSE;
+	if (len >= 1024 + 264 && ami_le16 (buf + 1024 + 56) == 0xef53) {
+		const guint8 *sb = buf + 1024;
+		guint32 compat = ami_le32 (sb + 92), incompat = ami_le32 (sb + 96);
+		guint32 ro_compat = ami_le32 (sb + 100);
+
+		/* As blkid names them: a feature beyond ext3's (sparse_super, large_file,
+		 * btree_dir; filetype, recover, meta_bg) makes it ext4, else the journal
+		 * makes it ext3. */
+		if ((ro_compat & ~0x7u) != 0 || (incompat & ~0x16u) != 0)
+			fs->type = "ext4";
+		else
+			fs->type = (compat & 0x4) ? "ext3" : "ext2";
+		fs->label = g_strndup ((const char *) sb + 120, 16);
+		fs->uuid = ami_uuid (sb + 104);
+	} else if (len >= 120 && memcmp (buf, "XFSB", 4) == 0) {
+		fs->type = "xfs";
+		fs->label = g_strndup ((const char *) buf + 108, 12);
+		fs->uuid = ami_uuid (buf + 32);
+	} else if (len >= 512 && memcmp (buf + 82, "FAT32   ", 8) == 0) {
+		fs->type = "vfat";
+		fs->label = g_strndup ((const char *) buf + 71, 11);
+		fs->uuid = g_strdup_printf ("%04X-%04X", ami_le16 (buf + 69), ami_le16 (buf + 67));
+	} else if (len >= 512 && (memcmp (buf + 54, "FAT12   ", 8) == 0 ||
+				  memcmp (buf + 54, "FAT16   ", 8) == 0)) {
+		fs->type = "vfat";
+		fs->label = g_strndup ((const char *) buf + 43, 11);
+		fs->uuid = g_strdup_printf ("%04X-%04X", ami_le16 (buf + 41), ami_le16 (buf + 39));
+	} else if (len >= 512 && memcmp (buf + 3, "NTFS    ", 8) == 0) {
+		fs->type = "ntfs";
+		fs->uuid = g_strdup_printf ("%016" G_GINT64_MODIFIER "X", ami_le64 (buf + 0x48));
+	} else if (len >= 4096 && (memcmp (buf + 4086, "SWAPSPACE2", 10) == 0 ||
+				   memcmp (buf + 4086, "SWAP-SPACE", 10) == 0)) {
+		fs->type = "swap";
+		fs->label = g_strndup ((const char *) buf + 1024 + 28, 16);
+		fs->uuid = ami_uuid (buf + 1024 + 12);
+	} else if (len >= 6 && memcmp (buf, "LUKS\xba\xbe", 6) == 0) {
+		fs->type = "crypto_LUKS";
+	} else if (len >= 1024 && memcmp (buf + 512, "LABELONE", 8) == 0 &&
+		   memcmp (buf + 512 + 24, "LVM2 001", 8) == 0) {
+		fs->type = "LVM2_member";
+	} else if (avail >= AMI_BTRFS_SUPER + 4096) {
+		guint8 sb[4096];
+
+		if (!vmi_pread_all (self->fd, sb, sizeof sb, range->start + AMI_BTRFS_SUPER, "disk",
+				    error))
+			return FALSE;
+		if (memcmp (sb + 64, "_BHRfS_M", 8) == 0) {
+			fs->type = "btrfs";
+			fs->label = g_strndup ((const char *) sb + 299, 256);
+			fs->uuid = ami_uuid (sb + 32);
+		}
+	}
+	/* Labels are NUL padded (FAT: space padded) and may hold anything. */
+	if (fs->label != NULL) {
+		for (char *c = fs->label; *c != '\0'; c++) {
+			if (!g_ascii_isprint (*c))
+				*c = '?';
+		}
+		g_strchomp (fs->label);
+		if (fs->label[0] == '\0' || strcmp (fs->label, "NO NAME") == 0)
+			g_clear_pointer (&fs->label, g_free);
+	}
+	return TRUE;
+}
+
+static void
+ami_fs_insert (GVariantDict *dict, const AmiFs *fs)
+{
+	if (fs->type == NULL)
+		return;
+	g_variant_dict_insert (dict, "filesystem", "s", fs->type);
+	if (fs->label != NULL)
+		g_variant_dict_insert (dict, "filesystem-label", "s", fs->label);
+	if (fs->uuid != NULL)
+		g_variant_dict_insert (dict, "filesystem-uuid", "s", fs->uuid);
+}
+
+/* The file system of one partition the file holds the start of, into its entry. */
+static gboolean
+ami_partition_fs (VmiImage *self, GVariantDict *dict, const AmiRange *range, GError **error)
+{
+	AmiFs fs = { 0 };
+
+	if (range->size == 0 || range->start >= self->file_size)
+		return TRUE;
+	if (!ami_detect_fs (self, range, &fs, error))
+		return FALSE;
+	ami_fs_insert (dict, &fs);
+	ami_fs_clear (&fs);
+	return TRUE;
+}
+
 static void
 ami_note_first (VmiImage *self, const AmiRange *range, gboolean beyond_end)
 {
@@ -229,9 +342,9 @@ ami_is_extended (guint8 type)
 }
 
 /* One MBR or EBR entry; base_lba is where its start counts from (0, or its EBR). */
-static void
+static gboolean
 ami_add_mbr_entry (VmiImage *self, GVariantBuilder *parts, const guint8 *e, guint index,
-		   guint64 base_lba)
+		   guint64 base_lba, GError **error)
 {
 	g_autofree char *type = g_strdup_printf ("0x%02x", e[4]);
 	GVariantDict dict;
@@ -247,9 +360,14 @@ ami_add_mbr_entry (VmiImage *self, GVariantBuilder *parts, const guint8 *e, guin
 	g_variant_dict_insert (&dict, "start", "t", range.start);
 	g_variant_dict_insert (&dict, "size", "t", range.size);
 	g_variant_dict_insert (&dict, "beyond-end", "b", beyond_end);
+	if (ok && !ami_is_extended (e[4]) && !ami_partition_fs (self, &dict, &range, error)) {
+		g_variant_dict_clear (&dict);
+		return FALSE;
+	}
 	g_variant_builder_add_value (parts, g_variant_dict_end (&dict));
 	if (ok && !ami_is_extended (e[4]) && range.size > 0)
 		ami_note_first (self, &range, beyond_end);
+	return TRUE;
 }
 
 /*
@@ -276,8 +394,9 @@ ami_parse_ebr_chain (VmiImage *self, GVariantBuilder *parts, guint64 extended_lb
 			return FALSE;
 		if (ebr[510] != 0x55 || ebr[511] != 0xaa)
 			return TRUE;
-		if (ebr[AMI_MBR_ENTRIES + 4] != 0)
-			ami_add_mbr_entry (self, parts, ebr + AMI_MBR_ENTRIES, index, ebr_lba);
+		if (ebr[AMI_MBR_ENTRIES + 4] != 0 &&
+		    !ami_add_mbr_entry (self, parts, ebr + AMI_MBR_ENTRIES, index, ebr_lba, error))
+			return FALSE;
 		next = ebr + AMI_MBR_ENTRIES + 16;
 		if (!ami_is_extended (next[4]))
 			return TRUE;
@@ -303,7 +422,10 @@ ami_parse_mbr (VmiImage *self, const guint8 *s, GError **error)
 
 		if (e[4] == 0)
 			continue;
-		ami_add_mbr_entry (self, &parts, e, i + 1, 0);
+		if (!ami_add_mbr_entry (self, &parts, e, i + 1, 0, error)) {
+			g_variant_builder_clear (&parts);
+			return FALSE;
+		}
 		if (ami_is_extended (e[4]) && extended_lba == 0)
 			extended_lba = ami_le32 (e + 8);
 	}
@@ -332,7 +454,8 @@ ami_gpt_error (GError **error, const char *format, ...)
 }
 
 static gboolean
-ami_parse_gpt_entries (VmiImage *self, const guint8 *array, guint32 count, guint32 entry_size)
+ami_parse_gpt_entries (VmiImage *self, const guint8 *array, guint32 count, guint32 entry_size,
+		       GError **error)
 {
 	GVariantBuilder parts;
 	guint reported = 0;
@@ -370,6 +493,11 @@ ami_parse_gpt_entries (VmiImage *self, const guint8 *array, guint32 count, guint
 		g_variant_dict_insert (&dict, "size", "t", range.size);
 		g_variant_dict_insert (&dict, "attributes", "t", ami_le64 (e + 48));
 		g_variant_dict_insert (&dict, "beyond-end", "b", beyond_end);
+		if (ok && !ami_partition_fs (self, &dict, &range, error)) {
+			g_variant_dict_clear (&dict);
+			g_variant_builder_clear (&parts);
+			return FALSE;
+		}
 		/* last < first: an empty or inverted entry, shown with size 0. */
 		g_variant_builder_add_value (&parts, g_variant_dict_end (&dict));
 		reported++;
@@ -433,91 +561,16 @@ ami_parse_gpt (VmiImage *self, guint64 header_offset, GError **error)
 		return ami_gpt_error (error, "the CRC32 of its %u partition entries (0x%08x) does not "
 				      "match their content: the partition array is damaged",
 				      count, entries_crc);
-	return ami_parse_gpt_entries (self, array, count, entry_size);
+	return ami_parse_gpt_entries (self, array, count, entry_size, error);
 }
 
 /* The file system at range->start, by the signatures blkid looks for first. */
-static gboolean
-ami_detect_fs (VmiImage *self, const AmiRange *range, GError **error)
-{
-	guint8 buf[AMI_FS_HEAD] = { 0 };
-	guint64 avail = MIN (range->size, self->file_size - range->start);
-	gsize len = (gsize) MIN ((guint64) sizeof buf, avail);
-
-	if (!vmi_pread_all (self->fd, buf, len, range->start, "disk", error))
-		return FALSE;
-	if (len >= 1024 + 264 && ami_le16 (buf + 1024 + 56) == 0xef53) {
-		const guint8 *sb = buf + 1024;
-		guint32 compat = ami_le32 (sb + 92), incompat = ami_le32 (sb + 96);
-		guint32 ro_compat = ami_le32 (sb + 100);
-
-		/* As blkid names them: a feature beyond ext3's (sparse_super, large_file,
-		 * btree_dir; filetype, recover, meta_bg) makes it ext4, else the journal
-		 * makes it ext3. */
-		if ((ro_compat & ~0x7u) != 0 || (incompat & ~0x16u) != 0)
-			self->fs = "ext4";
-		else
-			self->fs = (compat & 0x4) ? "ext3" : "ext2";
-		self->fs_label = g_strndup ((const char *) sb + 120, 16);
-		self->fs_uuid = ami_uuid (sb + 104);
-	} else if (len >= 120 && memcmp (buf, "XFSB", 4) == 0) {
-		self->fs = "xfs";
-		self->fs_label = g_strndup ((const char *) buf + 108, 12);
-		self->fs_uuid = ami_uuid (buf + 32);
-	} else if (len >= 512 && memcmp (buf + 82, "FAT32   ", 8) == 0) {
-		self->fs = "vfat";
-		self->fs_label = g_strndup ((const char *) buf + 71, 11);
-		self->fs_uuid = g_strdup_printf ("%04X-%04X", ami_le16 (buf + 69), ami_le16 (buf + 67));
-	} else if (len >= 512 && (memcmp (buf + 54, "FAT12   ", 8) == 0 ||
-				  memcmp (buf + 54, "FAT16   ", 8) == 0)) {
-		self->fs = "vfat";
-		self->fs_label = g_strndup ((const char *) buf + 43, 11);
-		self->fs_uuid = g_strdup_printf ("%04X-%04X", ami_le16 (buf + 41), ami_le16 (buf + 39));
-	} else if (len >= 512 && memcmp (buf + 3, "NTFS    ", 8) == 0) {
-		self->fs = "ntfs";
-		self->fs_uuid = g_strdup_printf ("%016" G_GINT64_MODIFIER "X", ami_le64 (buf + 0x48));
-	} else if (len >= 4096 && (memcmp (buf + 4086, "SWAPSPACE2", 10) == 0 ||
-				   memcmp (buf + 4086, "SWAP-SPACE", 10) == 0)) {
-		self->fs = "swap";
-		self->fs_label = g_strndup ((const char *) buf + 1024 + 28, 16);
-		self->fs_uuid = ami_uuid (buf + 1024 + 12);
-	} else if (len >= 6 && memcmp (buf, "LUKS\xba\xbe", 6) == 0) {
-		self->fs = "crypto_LUKS";
-	} else if (len >= 1024 && memcmp (buf + 512, "LABELONE", 8) == 0 &&
-		   memcmp (buf + 512 + 24, "LVM2 001", 8) == 0) {
-		self->fs = "LVM2_member";
-	} else if (avail >= AMI_BTRFS_SUPER + 4096) {
-		guint8 sb[4096];
-
-		if (!vmi_pread_all (self->fd, sb, sizeof sb, range->start + AMI_BTRFS_SUPER, "disk",
-				    error))
-			return FALSE;
-		if (memcmp (sb + 64, "_BHRfS_M", 8) == 0) {
-			self->fs = "btrfs";
-			self->fs_label = g_strndup ((const char *) sb + 299, 256);
-			self->fs_uuid = ami_uuid (sb + 32);
-		}
-	}
-	/* Labels are NUL padded (FAT: space padded) and may hold anything. */
-	if (self->fs_label != NULL) {
-		for (char *c = self->fs_label; *c != '\0'; c++) {
-			if (!g_ascii_isprint (*c))
-				*c = '?';
-		}
-		g_strchomp (self->fs_label);
-		if (self->fs_label[0] == '\0' || strcmp (self->fs_label, "NO NAME") == 0)
-			g_clear_pointer (&self->fs_label, g_free);
-	}
-	return TRUE;
-}
-
 static void
 ami_free (VmiImage *self)
 {
 	g_clear_pointer (&self->partitions, g_variant_unref);
 	g_free (self->disk_guid);
-	g_free (self->fs_label);
-	g_free (self->fs_uuid);
+	ami_fs_clear (&self->first_fs);
 	g_free (self);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmiImage, ami_free)
@@ -559,7 +612,7 @@ ami_open (const VmiOpenArgs *args, GError **error)
 		self->first.size = self->file_size;
 		self->have_first = TRUE;
 	}
-	if (self->have_first && !ami_detect_fs (self, &self->first, error))
+	if (self->have_first && !ami_detect_fs (self, &self->first, &self->first_fs, error))
 		return NULL;
 	return g_steal_pointer (&self);
 }
@@ -582,13 +635,9 @@ ami_get_info (VmiImage *self, VmiImageInfo *info, GError **error)
 	if (self->partitions != NULL)
 		g_variant_dict_insert_value (facts, "partitions", self->partitions);
 	g_variant_dict_insert (facts, "truncated", "b", self->truncated);
-	if (self->fs != NULL) {
-		g_variant_dict_insert (facts, "filesystem", "s", self->fs);
+	if (self->first_fs.type != NULL) {
+		ami_fs_insert (facts, &self->first_fs);
 		g_variant_dict_insert (facts, "filesystem-offset", "t", self->first.start);
-		if (self->fs_label != NULL)
-			g_variant_dict_insert (facts, "filesystem-label", "s", self->fs_label);
-		if (self->fs_uuid != NULL)
-			g_variant_dict_insert (facts, "filesystem-uuid", "s", self->fs_uuid);
 	}
 	return TRUE;
 }
