@@ -398,6 +398,32 @@ test_import_list_reopen (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* A 1 TiB sparse disk with a little data: import and verify cost what the data costs. */
+static void
+test_sparse_import (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
+	g_autofree char *raw = g_build_filename (dir, "big.raw", NULL);
+	g_autoptr(VmiRegistry) registry = make_registry ();
+	g_autoptr(VmiCache) cache = open_cache (cache_dir, 0);
+	g_autoptr(VmiCacheEntry) entry = NULL;
+	g_autoptr(GError) error = NULL;
+	gint64 start = g_get_monotonic_time ();
+
+	make_random_image (raw, G_GUINT64_CONSTANT (1) << 40, MiB, 61);
+	entry = import_file (cache, &vmi_raw_plugin, raw, &vmi_qcow2_plugin, "big", NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (vmi_cache_entry_get_virtual_size (entry), ==, G_GUINT64_CONSTANT (1) << 40);
+	g_assert_cmpuint (vmi_cache_entry_get_size (entry), <, 8 * MiB);
+	assert_verifies (cache, registry, vmi_cache_entry_get_id (entry));
+	g_test_message ("import and verify of a 1 TiB sparse disk with 1 MiB of data: %" G_GINT64_FORMAT
+			" ms, %" G_GUINT64_FORMAT " bytes stored",
+			(g_get_monotonic_time () - start) / 1000, vmi_cache_entry_get_size (entry));
+	g_assert_cmpint (g_get_monotonic_time () - start, <, 30 * G_USEC_PER_SEC);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 static void
 test_properties (void)
 {
@@ -1230,6 +1256,7 @@ main (int argc, char **argv)
 	g_test_init (&argc, &argv, NULL);
 	g_test_add_func ("/cache/content-digest", test_content_digest);
 	g_test_add_func ("/cache/import-list-reopen", test_import_list_reopen);
+	g_test_add_func ("/cache/sparse-import", test_sparse_import);
 	g_test_add_func ("/cache/properties", test_properties);
 	g_test_add_func ("/cache/verify-corrupt", test_verify_corrupt);
 	g_test_add_func ("/cache/progress-cancel", test_progress_cancel);
