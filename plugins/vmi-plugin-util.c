@@ -16,15 +16,15 @@ vmi_pread_all (int fd, void *buf, gsize len, guint64 offset, const char *what, G
 		if (n < 0) {
 			int errsv = errno;
 			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-				     "cannot read %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT
-				     " of the %s: %s",
+				     "cannot read %" G_GSIZE_FORMAT " bytes at offset 0x%" G_GINT64_MODIFIER
+				     "x of the %s: %s",
 				     len, offset, what, g_strerror (errsv));
 			return FALSE;
 		}
 		if (n == 0) {
 			g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-				     "the %s ends at offset %" G_GUINT64_FORMAT
-				     " with %" G_GSIZE_FORMAT " bytes still to read: it is truncated",
+				     "the %s ends at offset 0x%" G_GINT64_MODIFIER
+				     "x with %" G_GSIZE_FORMAT " bytes still to read: it is truncated",
 				     what, offset, len);
 			return FALSE;
 		}
@@ -46,13 +46,14 @@ vmi_pwrite_all (int fd, const void *buf, gsize len, guint64 offset, const char *
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			int errsv = errno;
+		if (n <= 0) {
+			/* pwrite of a non-zero length returns 0 only on a full device */
+			int errsv = n < 0 ? errno : ENOSPC;
 			g_set_error (error, VMI_ERROR,
 				     errsv == ENOSPC || errsv == EDQUOT ? VMI_ERROR_NO_SPACE
 								       : VMI_ERROR_FAILED,
-				     "cannot write %" G_GSIZE_FORMAT " bytes at offset %" G_GUINT64_FORMAT
-				     " of the %s: %s",
+				     "cannot write %" G_GSIZE_FORMAT " bytes at offset 0x%" G_GINT64_MODIFIER
+				     "x of the %s: %s",
 				     len, offset, what, g_strerror (errsv));
 			return FALSE;
 		}

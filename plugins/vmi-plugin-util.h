@@ -12,7 +12,7 @@ G_BEGIN_DECLS
 gboolean vmi_pread_all (int fd, void *buf, gsize len, guint64 offset, const char *what,
 			GError **error);
 
-/* Writes all of buf at offset; ENOSPC is VMI_ERROR_NO_SPACE. */
+/* Writes all of buf at offset; ENOSPC, EDQUOT and a write of 0 bytes are VMI_ERROR_NO_SPACE. */
 gboolean vmi_pwrite_all (int fd, const void *buf, gsize len, guint64 offset, const char *what,
 			 GError **error);
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "vmi-plugin.h"
+#include "vmi-plugin-util.h"
 
 #define QCOW2_MAGIC 0x514649fbu /* "QFI\xfb" */
 
@@ -124,5 +125,3 @@ qcow2_put_be64 (guint8 *p, guint64 v)
  */
 gboolean qcow2_pread (int fd, void *buf, gsize len, guint64 offset, gsize *got, const char *what,
 		      GError **error);
-/* Writes all of buf at offset; a full disk is VMI_ERROR_NO_SPACE. */
-gboolean qcow2_pwrite (int fd, const void *buf, gsize len, guint64 offset, GError **error);

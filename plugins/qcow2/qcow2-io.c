@@ -1,4 +1,7 @@
-/* Whole-buffer pread/pwrite with the errors the plugin reports. */
+/*
+ * pread up to the end of the file with the errors the plugin reports (writes are
+ * vmi_pwrite_all). A short read is not an error here: callers say what it means.
+ */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,27 +40,3 @@ qcow2_pread (int fd, void *buf, gsize len, guint64 offset, gsize *got, const cha
 	return TRUE;
 }
 
-gboolean
-qcow2_pwrite (int fd, const void *buf, gsize len, guint64 offset, GError **error)
-{
-	gsize done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite (fd, (const guint8 *) buf + done, len - done, (off_t) (offset + done));
-
-		if (n < 0) {
-			int saved = errno;
-
-			if (saved == EINTR)
-				continue;
-			g_set_error (error, VMI_ERROR,
-				     saved == ENOSPC || saved == EDQUOT ? VMI_ERROR_NO_SPACE : VMI_ERROR_FAILED,
-				     "Could not write %" G_GSIZE_FORMAT " bytes at offset 0x%" G_GINT64_MODIFIER
-				     "x of the qcow2 image: %s",
-				     len, offset, g_strerror (saved));
-			return FALSE;
-		}
-		done += (gsize) n;
-	}
-	return TRUE;
-}

@@ -137,7 +137,7 @@ flush_l2 (Qcow2Writer *w, GError **error)
 			return FALSE;
 		for (guint32 i = 0; i < w->l2_entries; i++)
 			qcow2_put_be64 (w->raw + (gsize) i * 8, w->l2[i]);
-		if (!qcow2_pwrite (w->fd, w->raw, w->cluster_size, host, error))
+		if (!vmi_pwrite_all (w->fd, w->raw, w->cluster_size, host, "qcow2 image", error))
 			return FALSE;
 		w->l1[w->l2_index] = host | QCOW2_OFLAG_COPIED;
 	}
@@ -186,7 +186,7 @@ flush_pending (Qcow2Writer *w, GError **error)
 	ret = deflate (&w->zs, Z_FINISH);
 	if (ret != Z_STREAM_END) {
 		if (!alloc_cluster (w, &host, error) ||
-		    !qcow2_pwrite (w->fd, w->cbuf, w->cluster_size, host, error))
+		    !vmi_pwrite_all (w->fd, w->cbuf, w->cluster_size, host, "qcow2 image", error))
 			return FALSE;
 		*entry = host | QCOW2_OFLAG_COPIED;
 		return TRUE;
@@ -203,7 +203,8 @@ flush_pending (Qcow2Writer *w, GError **error)
 			     host, w->cluster_size);
 		return FALSE;
 	}
-	if (!add_refs (w, host, stored, error) || !qcow2_pwrite (w->fd, w->zbuf, clen, host, error))
+	if (!add_refs (w, host, stored, error) ||
+	    !vmi_pwrite_all (w->fd, w->zbuf, clen, host, "qcow2 image", error))
 		return FALSE;
 	w->next = host + clen;
 	*entry = QCOW2_OFLAG_COMPRESSED | ((nb_sectors - 1) << csize_shift) | host;
@@ -287,7 +288,7 @@ flush_run (Qcow2Writer *w, Qcow2WriteRun *run, GError **error)
 {
 	if (run->len == 0)
 		return TRUE;
-	if (!qcow2_pwrite (w->fd, run->in, run->len, run->host, error))
+	if (!vmi_pwrite_all (w->fd, run->in, run->len, run->host, "qcow2 image", error))
 		return FALSE;
 	run->len = 0;
 	return TRUE;
@@ -367,7 +368,7 @@ write_header (Qcow2Writer *w, guint64 l1_offset, guint64 rt_offset, guint64 rt_c
 	qcow2_put_be32 (h + QCOW2_HDR_REFCOUNT_ORDER, 4);
 	qcow2_put_be32 (h + QCOW2_HDR_HEADER_LENGTH, QCOW2_V3_HEADER_LENGTH_FULL);
 	/* compression_type 0 (zlib), then the end-of-extensions marker: all zeros. */
-	return qcow2_pwrite (w->fd, h, sizeof h, 0, error);
+	return vmi_pwrite_all (w->fd, h, sizeof h, 0, "qcow2 image", error);
 }
 
 gboolean
@@ -396,8 +397,8 @@ qcow2_writer_finish (Qcow2Writer *w, GError **error)
 			if (k < w->l1_size)
 				qcow2_put_be64 (w->raw + j * 8, w->l1[k]);
 		}
-		if (!qcow2_pwrite (w->fd, w->raw, w->cluster_size, l1_offset + i * w->cluster_size,
-				   error))
+		if (!vmi_pwrite_all (w->fd, w->raw, w->cluster_size,
+				     l1_offset + i * w->cluster_size, "qcow2 image", error))
 			return FALSE;
 	}
 
@@ -423,8 +424,8 @@ qcow2_writer_finish (Qcow2Writer *w, GError **error)
 		for (guint64 i = 0; i < rb_entries && b * rb_entries + i < total; i++)
 			qcow2_put_be16 (w->raw + i * 2,
 					g_array_index (w->refcounts, guint16, b * rb_entries + i));
-		if (!qcow2_pwrite (w->fd, w->raw, w->cluster_size, rb_offset + b * w->cluster_size,
-				   error))
+		if (!vmi_pwrite_all (w->fd, w->raw, w->cluster_size,
+				     rb_offset + b * w->cluster_size, "qcow2 image", error))
 			return FALSE;
 	}
 	for (guint64 i = 0; i < rt; i++) {
@@ -435,8 +436,8 @@ qcow2_writer_finish (Qcow2Writer *w, GError **error)
 			if (b < rb)
 				qcow2_put_be64 (w->raw + j * 8, rb_offset + b * w->cluster_size);
 		}
-		if (!qcow2_pwrite (w->fd, w->raw, w->cluster_size,
-				   rb_offset + (rb + i) * w->cluster_size, error))
+		if (!vmi_pwrite_all (w->fd, w->raw, w->cluster_size,
+				     rb_offset + (rb + i) * w->cluster_size, "qcow2 image", error))
 			return FALSE;
 	}
 	return write_header (w, l1_offset, rb_offset + rb * w->cluster_size, rt, error);

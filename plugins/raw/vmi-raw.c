@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "vmi-plugin.h"
+#include "vmi-plugin-util.h"
 
 struct _VmiImage {
 	int fd; /* owned by the daemon */
@@ -120,7 +121,11 @@ raw_probe (const guint8 *head, gsize head_len, guint64 file_size)
 	return raw_foreign_format (head, head_len) != NULL ? VMI_PROBE_NO : VMI_PROBE_FALLBACK;
 }
 
-/* Reads exactly len bytes at offset; a file that ends early is an error. */
+/*
+ * Reads exactly len bytes at offset; a file that ends early is an error. Not vmi_pread_all: every
+ * read was checked against the size at open, so an early end means the file shrank under us, a
+ * failure of the host (VMI_ERROR_FAILED), not a corrupt image.
+ */
 static gboolean
 raw_pread_all (int fd, void *buf, gsize len, guint64 offset, GError **error)
 {
@@ -282,44 +287,7 @@ static gboolean
 raw_block_status (VmiImage *image, guint64 offset, guint64 max_length, VmiExtent *extent,
 		  GError **error)
 {
-	guint64 remaining;
-	off_t data, hole;
-
-	if (offset >= image->size || max_length == 0) {
-		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
-			     "Block status at offset %" G_GUINT64_FORMAT
-			     " of the %" G_GUINT64_FORMAT "-byte raw image is out of range",
-			     offset, image->size);
-		return FALSE;
-	}
-	remaining = MIN (max_length, image->size - offset);
-
-	/*
-	 * Any surprise from lseek (EINVAL from a file system without SEEK_DATA, a result before
-	 * offset) falls back to DATA: reading zeros costs time, skipping data loses it.
-	 */
-	extent->kind = VMI_EXTENT_DATA;
-	extent->length = remaining;
-
-	data = lseek (image->fd, (off_t) offset, SEEK_DATA);
-	if (data < 0) {
-		/* ENXIO: no data at or after offset, the rest of the file is a hole */
-		if (errno == ENXIO)
-			extent->kind = VMI_EXTENT_HOLE;
-		return TRUE;
-	}
-	if ((guint64) data > offset) {
-		extent->kind = VMI_EXTENT_HOLE;
-		extent->length = MIN (remaining, (guint64) data - offset);
-		return TRUE;
-	}
-	if ((guint64) data < offset)
-		return TRUE;
-
-	hole = lseek (image->fd, (off_t) offset, SEEK_HOLE);
-	if (hole > 0 && (guint64) hole > offset)
-		extent->length = MIN (remaining, (guint64) hole - offset);
-	return TRUE;
+	return vmi_file_block_status (image->fd, image->size, offset, max_length, extent, error);
 }
 
 static void
@@ -388,25 +356,9 @@ raw_create (int fd, guint64 virtual_size, GVariant *options, GError **error)
 static gboolean
 raw_write (VmiImage *image, guint64 offset, const void *buf, gsize len, GError **error)
 {
-	const guint8 *p = buf;
-
 	if (!raw_check_range (image, offset, len, error))
 		return FALSE;
-	while (len > 0) {
-		ssize_t n = pwrite (image->fd, p, MIN (len, (gsize) G_MAXSSIZE), (off_t) offset);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			/* pwrite of a non-zero length returns 0 only on a full device */
-			raw_set_write_error (error, n < 0 ? errno : ENOSPC, "write", offset);
-			return FALSE;
-		}
-		p += n;
-		len -= n;
-		offset += n;
-	}
-	return TRUE;
+	return vmi_pwrite_all (image->fd, buf, len, offset, "raw image", error);
 }
 
 static gboolean

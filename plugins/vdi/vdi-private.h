@@ -30,6 +30,7 @@
 #pragma once
 
 #include "vmi-plugin.h"
+#include "vmi-plugin-util.h"
 
 #define VDI_PRE_HEADER_SIZE   0x48u
 #define VDI_TEXT_SIZE	      64u
@@ -111,9 +112,7 @@ gboolean vdi_uuid_is_null (const guint8 *raw);
 void vdi_uuid_generate (guint8 *raw);
 const char *vdi_image_type_name (guint32 image_type);
 
-/* vdi-io.c: whole transfers, short ones become errors that name the offset. */
-gboolean vdi_pread_all (int fd, void *buf, gsize len, guint64 offset, GError **error);
-gboolean vdi_pwrite_all (int fd, const void *buf, gsize len, guint64 offset, GError **error);
+/* vdi-io.c (whole reads and writes are vmi_pread_all and vmi_pwrite_all of the "VDI image"). */
 gboolean vdi_set_file_size (int fd, guint64 size, GError **error);
 
 /* vdi-read.c */

@@ -211,8 +211,9 @@ vdi_read_bmap (VmiImage *self, GCancellable *cancellable, GError **error)
 	for (gsize done = 0; done < bytes; done += VDI_BMAP_CHUNK) {
 		if (g_cancellable_set_error_if_cancelled (cancellable, error))
 			return FALSE;
-		if (!vdi_pread_all (self->fd, (guint8 *) self->bmap + done,
-				    MIN (VDI_BMAP_CHUNK, bytes - done), h->offset_bmap + done, error))
+		if (!vmi_pread_all (self->fd, (guint8 *) self->bmap + done,
+				    MIN (VDI_BMAP_CHUNK, bytes - done), h->offset_bmap + done,
+				    "VDI image", error))
 			return FALSE;
 	}
 	for (guint32 i = 0; i < h->blocks_in_image; i++)
@@ -235,7 +236,8 @@ vdi_open (const VmiOpenArgs *args, GError **error)
 			     args->file_size, VDI_PRE_HEADER_SIZE);
 		return NULL;
 	}
-	if (!vdi_pread_all (args->fd, buf, MIN (args->file_size, sizeof buf), 0, error))
+	if (!vmi_pread_all (args->fd, buf, MIN (args->file_size, sizeof buf), 0, "VDI image",
+			    error))
 		return NULL;
 	vdi_header_decode (buf, &h);
 	if (!vdi_check_pre_header (&h, args->file_size, error) ||
@@ -421,7 +423,8 @@ vdi_read (VmiImage *self, guint64 offset, void *buf, gsize len, GError **error)
 		if (!vdi_map_block (self, block, &kind, &file_offset, error))
 			return FALSE;
 		if (kind == VMI_EXTENT_DATA) {
-			if (!vdi_pread_all (self->fd, out, n, file_offset + in_block, error))
+			if (!vmi_pread_all (self->fd, out, n, file_offset + in_block, "VDI image",
+					    error))
 				return FALSE;
 		} else {
 			memset (out, 0, n);

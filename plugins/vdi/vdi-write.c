@@ -132,10 +132,10 @@ vdi_write (VmiImage *self, guint64 offset, const void *buf, gsize len, GError **
 		/* Writes only increase, so untouched parts of a new block stay file holes (zeros). */
 		if (self->bmap[block] == VDI_BLOCK_FREE)
 			self->bmap[block] = h->blocks_allocated++;
-		if (!vdi_pwrite_all (self->fd, in, n,
+		if (!vmi_pwrite_all (self->fd, in, n,
 				     h->offset_data + (guint64) self->bmap[block] * h->block_size +
 					     in_block,
-				     error))
+				     "VDI image", error))
 			return FALSE;
 		in += n;
 		offset += n;
@@ -158,7 +158,7 @@ vdi_finish (VmiImage *self, GError **error)
 				h->offset_data + (guint64) h->blocks_allocated * h->block_size, error))
 		return FALSE;
 	vdi_header_encode (h, header);
-	if (!vdi_pwrite_all (self->fd, header, sizeof header, 0, error))
+	if (!vmi_pwrite_all (self->fd, header, sizeof header, 0, "VDI image", error))
 		return FALSE;
 	if (self->bmap_area == 0)
 		return TRUE;
@@ -170,5 +170,5 @@ vdi_finish (VmiImage *self, GError **error)
 	}
 	for (guint32 i = 0; i < h->blocks_in_image; i++)
 		bmap[i] = GUINT32_TO_LE (self->bmap[i]);
-	return vdi_pwrite_all (self->fd, bmap, self->bmap_area, h->offset_bmap, error);
+	return vmi_pwrite_all (self->fd, bmap, self->bmap_area, h->offset_bmap, "VDI image", error);
 }

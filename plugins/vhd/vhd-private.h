@@ -6,6 +6,7 @@
 #pragma once
 
 #include "vmi-plugin.h"
+#include "vmi-plugin-util.h"
 
 #define VHD_SECTOR_SIZE 512u
 #define VHD_FOOTER_SIZE 512u
@@ -135,8 +136,6 @@ void vhd_geometry_round_up (guint64 size, guint16 *cylinders, guint8 *heads, gui
 			    guint64 *total_sectors);
 char *vhd_fourcc_to_string (const char *fourcc);
 char *vhd_uuid_to_string (const guint8 *uuid);
-gboolean vhd_pread (int fd, void *buf, gsize len, guint64 offset, GError **error);
-gboolean vhd_pwrite (int fd, const void *buf, gsize len, guint64 offset, GError **error);
 
 /* vhd-read.c */
 VmiImage *vhd_open (const VmiOpenArgs *args, GError **error);

@@ -35,7 +35,8 @@ vhd_find_footer (VmiImage *image, GError **error)
 
 	if (image->file_size < VHD_FOOTER_SIZE) {
 		if (image->file_size >= 8 &&
-		    !vhd_pread (image->fd, head, (gsize) image->file_size, 0, error))
+		    !vmi_pread_all (image->fd, head, (gsize) image->file_size, 0, "VHD file",
+				    error))
 			return FALSE;
 		if (vhd_footer_has_cookie (head)) {
 			g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
@@ -51,8 +52,9 @@ vhd_find_footer (VmiImage *image, GError **error)
 			     image->file_size);
 		return FALSE;
 	}
-	if (!vhd_pread (image->fd, head, sizeof head, 0, error) ||
-	    !vhd_pread (image->fd, tail, sizeof tail, image->file_size - VHD_FOOTER_SIZE, error))
+	if (!vmi_pread_all (image->fd, head, sizeof head, 0, "VHD file", error) ||
+	    !vmi_pread_all (image->fd, tail, sizeof tail, image->file_size - VHD_FOOTER_SIZE,
+			    "VHD file", error))
 		return FALSE;
 	head_cookie = vhd_footer_has_cookie (head);
 	tail_cookie = vhd_footer_has_cookie (tail);
@@ -243,7 +245,8 @@ vhd_load_bat (VmiImage *image, GError **error)
 
 	image->n_bat = image->max_table_entries;
 	raw = g_malloc ((gsize) image->n_bat * 4 + 1);
-	if (!vhd_pread (image->fd, raw, (gsize) image->n_bat * 4, image->bat_offset, error))
+	if (!vmi_pread_all (image->fd, raw, (gsize) image->n_bat * 4, image->bat_offset, "VHD file",
+			    error))
 		return FALSE;
 	image->bat = g_new (guint32, (gsize) image->n_bat + 1);
 	/* As qemu does, every entry must point inside the file, not only those in use. */
@@ -281,7 +284,8 @@ vhd_open_dynamic (VmiImage *image, GError **error)
 			     image->header_offset, image->file_size);
 		return FALSE;
 	}
-	if (!vhd_pread (image->fd, header, sizeof header, image->header_offset, error))
+	if (!vmi_pread_all (image->fd, header, sizeof header, image->header_offset, "VHD file",
+			    error))
 		return FALSE;
 	if (!vhd_check_header (image, header, error))
 		return FALSE;
@@ -401,8 +405,8 @@ vhd_load_bitmap (VmiImage *image, guint32 block, GError **error)
 	if (image->bitmap_block == block)
 		return TRUE;
 	image->bitmap_block = G_MAXUINT32;
-	if (!vhd_pread (image->fd, image->bitmap, image->bitmap_size,
-			(guint64) image->bat[block] * VHD_SECTOR_SIZE, error))
+	if (!vmi_pread_all (image->fd, image->bitmap, image->bitmap_size,
+			    (guint64) image->bat[block] * VHD_SECTOR_SIZE, "VHD file", error))
 		return FALSE;
 	image->bitmap_block = block;
 	return TRUE;
@@ -462,7 +466,7 @@ vhd_read (VmiImage *image, guint64 offset, void *buf, gsize len, GError **error)
 		return FALSE;
 	}
 	if (image->footer.disk_type == VHD_TYPE_FIXED)
-		return vhd_pread (image->fd, buf, len, offset, error);
+		return vmi_pread_all (image->fd, buf, len, offset, "VHD file", error);
 
 	while (len > 0) {
 		guint32 block = (guint32) (offset / image->block_size);
@@ -477,7 +481,8 @@ vhd_read (VmiImage *image, guint64 offset, void *buf, gsize len, GError **error)
 			guint64 file_offset = (guint64) image->bat[block] * VHD_SECTOR_SIZE +
 					      image->bitmap_size + offset % image->block_size;
 
-			if (!vhd_pread (image->fd, p, (gsize) chunk, file_offset, error))
+			if (!vmi_pread_all (image->fd, p, (gsize) chunk, file_offset, "VHD file",
+					    error))
 				return FALSE;
 		} else {
 			memset (p, 0, (gsize) chunk);

@@ -155,8 +155,9 @@ vhd_flush_bitmap (VmiImage *image, GError **error)
 {
 	if (!image->bitmap_dirty)
 		return TRUE;
-	if (!vhd_pwrite (image->fd, image->bitmap, image->bitmap_size,
-			 (guint64) image->bat[image->bitmap_block] * VHD_SECTOR_SIZE, error))
+	if (!vmi_pwrite_all (image->fd, image->bitmap, image->bitmap_size,
+			     (guint64) image->bat[image->bitmap_block] * VHD_SECTOR_SIZE,
+			     "VHD file", error))
 		return FALSE;
 	image->bitmap_dirty = FALSE;
 	return TRUE;
@@ -204,7 +205,7 @@ vhd_write (VmiImage *image, guint64 offset, const void *buf, gsize len, GError *
 		return FALSE;
 	}
 	if (image->footer.disk_type == VHD_TYPE_FIXED)
-		return vhd_pwrite (image->fd, buf, len, offset, error);
+		return vmi_pwrite_all (image->fd, buf, len, offset, "VHD file", error);
 
 	while (len > 0) {
 		guint32 block = (guint32) (offset / image->block_size);
@@ -216,7 +217,7 @@ vhd_write (VmiImage *image, guint64 offset, const void *buf, gsize len, GError *
 			return FALSE;
 		file_offset = (guint64) image->bat[block] * VHD_SECTOR_SIZE + image->bitmap_size +
 			      in_block;
-		if (!vhd_pwrite (image->fd, p, chunk, file_offset, error))
+		if (!vmi_pwrite_all (image->fd, p, chunk, file_offset, "VHD file", error))
 			return FALSE;
 		vhd_mark_sectors (image, in_block / VHD_SECTOR_SIZE,
 				  (guint32) ((in_block + chunk + VHD_SECTOR_SIZE - 1) /
@@ -254,10 +255,12 @@ vhd_finish_dynamic (VmiImage *image, const guint8 *footer, GError **error)
 	vhd_put_be32 (header + VHD_H_CHECKSUM,
 		      vhd_checksum (header, sizeof header, VHD_H_CHECKSUM));
 
-	return vhd_pwrite (image->fd, bat, bat_bytes, image->bat_offset, error) &&
-	       vhd_pwrite (image->fd, header, sizeof header, image->header_offset, error) &&
-	       vhd_pwrite (image->fd, footer, VHD_FOOTER_SIZE, 0, error) &&
-	       vhd_pwrite (image->fd, footer, VHD_FOOTER_SIZE, image->next_block_offset, error);
+	return vmi_pwrite_all (image->fd, bat, bat_bytes, image->bat_offset, "VHD file", error) &&
+	       vmi_pwrite_all (image->fd, header, sizeof header, image->header_offset, "VHD file",
+			       error) &&
+	       vmi_pwrite_all (image->fd, footer, VHD_FOOTER_SIZE, 0, "VHD file", error) &&
+	       vmi_pwrite_all (image->fd, footer, VHD_FOOTER_SIZE, image->next_block_offset,
+			       "VHD file", error);
 }
 
 gboolean
@@ -267,6 +270,7 @@ vhd_finish (VmiImage *image, GError **error)
 
 	vhd_footer_serialize (&image->footer, footer);
 	if (image->footer.disk_type == VHD_TYPE_FIXED)
-		return vhd_pwrite (image->fd, footer, sizeof footer, image->virtual_size, error);
+		return vmi_pwrite_all (image->fd, footer, sizeof footer, image->virtual_size,
+				       "VHD file", error);
 	return vhd_finish_dynamic (image, footer, error);
 }

@@ -4,6 +4,7 @@
 #include <glib.h>
 
 #include "vmi-plugin.h"
+#include "vmi-plugin-util.h"
 
 G_BEGIN_DECLS
 
@@ -103,7 +104,5 @@ vmdk_put_le64 (guint8 *p, guint64 v)
 /* pread of exactly len bytes at offset; short reads are VMI_ERROR_CORRUPT_IMAGE naming what. */
 gboolean vmdk_pread_exact (int fd, void *buf, gsize len, guint64 offset, const char *what,
 			   GError **error);
-/* pwrite of exactly len bytes; ENOSPC is VMI_ERROR_NO_SPACE. */
-gboolean vmdk_pwrite_all (int fd, const void *buf, gsize len, guint64 offset, GError **error);
 
 G_END_DECLS

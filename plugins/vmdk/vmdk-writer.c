@@ -37,28 +37,6 @@ struct _VmdkWriter {
 	gsize zbuf_len;
 };
 
-gboolean
-vmdk_pwrite_all (int fd, const void *buf, gsize len, guint64 offset, GError **error)
-{
-	gsize done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite (fd, (const guint8 *) buf + done, len - done, (off_t) (offset + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int errsv = n < 0 ? errno : ENOSPC;
-			g_set_error (error, VMI_ERROR, errsv == ENOSPC ? VMI_ERROR_NO_SPACE : VMI_ERROR_FAILED,
-				     "cannot write the VMDK image at offset 0x%" G_GINT64_MODIFIER "x: %s",
-				     offset + done, g_strerror (errsv));
-			return FALSE;
-		}
-		done += (gsize) n;
-	}
-	return TRUE;
-}
-
 void
 vmdk_writer_free (VmdkWriter *w)
 {
@@ -147,9 +125,9 @@ vmdk_writer_put_table (VmdkWriter *w, const guint32 *table, guint32 count, guint
 
 	for (guint32 i = 0; i < count; i++)
 		vmdk_put_le32 (raw + 4 * i, table[i]);
-	return vmdk_pwrite_all (w->fd, raw, vmdk_div_round_up ((guint64) count * 4, VMDK_SECTOR) *
-					    VMDK_SECTOR,
-				sector * VMDK_SECTOR, error);
+	return vmi_pwrite_all (w->fd, raw,
+			       vmdk_div_round_up ((guint64) count * 4, VMDK_SECTOR) * VMDK_SECTOR,
+			       sector * VMDK_SECTOR, "VMDK image", error);
 }
 
 static gboolean
@@ -159,7 +137,7 @@ vmdk_writer_put_marker (VmdkWriter *w, guint64 value, guint32 type, GError **err
 
 	vmdk_put_le64 (m, value);
 	vmdk_put_le32 (m + 12, type);
-	if (!vmdk_pwrite_all (w->fd, m, sizeof m, w->next_sector * VMDK_SECTOR, error))
+	if (!vmi_pwrite_all (w->fd, m, sizeof m, w->next_sector * VMDK_SECTOR, "VMDK image", error))
 		return FALSE;
 	w->next_sector++;
 	return TRUE;
@@ -235,8 +213,9 @@ vmdk_writer_new (int fd, guint64 virtual_size, const char *subformat, const char
 
 	desc = vmdk_writer_descriptor (w, adapter_type, name);
 	g_assert (strlen (desc) <= VMDK_W_DESC_SECTORS * VMDK_SECTOR);
-	if (!vmdk_pwrite_all (fd, w->header, sizeof w->header, 0, error) ||
-	    !vmdk_pwrite_all (fd, desc, strlen (desc), VMDK_W_DESC_SECTOR * VMDK_SECTOR, error))
+	if (!vmi_pwrite_all (fd, w->header, sizeof w->header, 0, "VMDK image", error) ||
+	    !vmi_pwrite_all (fd, desc, strlen (desc), VMDK_W_DESC_SECTOR * VMDK_SECTOR,
+			     "VMDK image", error))
 		return NULL;
 	if (!w->stream) {
 		for (guint32 i = 0; i < w->gt_count; i++)
@@ -300,8 +279,8 @@ vmdk_writer_flush_grain (VmdkWriter *w, GError **error)
 	memset (w->zbuf + VMDK_GRAIN_MARKER_SIZE + zlen, 0,
 		sectors * VMDK_SECTOR - VMDK_GRAIN_MARKER_SIZE - zlen);
 	if (!vmdk_writer_reserve (w, sectors, error) ||
-	    !vmdk_pwrite_all (w->fd, w->zbuf, sectors * VMDK_SECTOR, w->next_sector * VMDK_SECTOR,
-			      error))
+	    !vmi_pwrite_all (w->fd, w->zbuf, sectors * VMDK_SECTOR, w->next_sector * VMDK_SECTOR,
+			     "VMDK image", error))
 		return FALSE;
 	w->gt[w->grain_index % VMDK_W_GTES] = (guint32) w->next_sector;
 	w->gt_used = TRUE;
@@ -352,8 +331,8 @@ vmdk_writer_write (VmdkWriter *w, guint64 offset, const guint8 *buf, gsize len, 
 				w->next_sector += VMDK_W_GRAIN_SECTORS;
 				w->gt_used = TRUE;
 			}
-			if (!vmdk_pwrite_all (w->fd, buf, n, (guint64) *gte * VMDK_SECTOR + in_grain,
-					      error))
+			if (!vmi_pwrite_all (w->fd, buf, n, (guint64) *gte * VMDK_SECTOR + in_grain,
+					     "VMDK image", error))
 				return FALSE;
 		}
 		buf += n;
@@ -386,7 +365,8 @@ vmdk_writer_finish (VmdkWriter *w, GError **error)
 			return FALSE;
 		memcpy (footer, w->header, sizeof footer);
 		vmdk_put_le64 (footer + VMDK_HDR_GD_OFFSET, w->gd_sector);
-		if (!vmdk_pwrite_all (w->fd, footer, sizeof footer, w->next_sector * VMDK_SECTOR, error))
+		if (!vmi_pwrite_all (w->fd, footer, sizeof footer, w->next_sector * VMDK_SECTOR,
+				     "VMDK image", error))
 			return FALSE;
 		w->next_sector++;
 		if (!vmdk_writer_put_marker (w, 0, VMDK_MARKER_EOS, error))
