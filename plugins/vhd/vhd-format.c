@@ -1,7 +1,5 @@
 /* VHD field encoding, checksums and the CHS geometry rules shared by the reader and writer. */
-#include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "vhd-private.h"
 
