@@ -1002,10 +1002,10 @@ crash_image (const char *src_dir, guint seed)
 }
 
 static int
-crash_child (const char *cache_dir, const char *src_dir, guint first)
+crash_child (const char *cache_dir, const char *src_dir, guint first, guint64 limit)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(VmiCache) cache = vmi_cache_open (cache_dir, 0, &error);
+	g_autoptr(VmiCache) cache = vmi_cache_open (cache_dir, limit, &error);
 
 	if (cache == NULL) {
 		g_printerr ("crash child: %s\n", error->message);
@@ -1036,8 +1036,15 @@ crash_expected_id (const char *src_dir, guint seed)
 	return g_strndup (digest, 32);
 }
 
+/*
+ * Children that import in a loop are SIGKILLed at random moments until target imports have
+ * completed. After each kill the cache must list only imports that were reported complete or
+ * the one that was running, every entry must verify, and no temporary or orphan file may remain.
+ * Without a limit it must also list every completed import; with one, the children evict as
+ * they go (so kills also land in the middle of evictions) and the cache must fit the limit.
+ */
 static void
-test_crash_consistency (void)
+crash_run (guint64 limit, guint target)
 {
 	g_autofree char *dir = vmi_test_tmpdir_new ();
 	g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
@@ -1048,12 +1055,13 @@ test_crash_consistency (void)
 	g_autoptr(GHashTable) verified = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 	gint64 start = g_get_monotonic_time ();
 	guint next = 0, rounds = 0, imports = 0, torn = 0;
+	g_autofree char *limit_arg = g_strdup_printf ("%" G_GUINT64_FORMAT, limit);
 
 	g_assert_cmpint (g_mkdir (src_dir, 0700), ==, 0);
-	/* 50 imports that finished, each child killed at a random moment. */
-	while (imports < 50) {
+	while (imports < target) {
 		g_autofree char *first = g_strdup_printf ("%u", next);
-		const char *argv[] = { test_argv0, "--crash-child", cache_dir, src_dir, first, NULL };
+		const char *argv[] = { test_argv0, "--crash-child", cache_dir, src_dir, first,
+				       limit_arg, NULL };
 		g_autoptr(GError) error = NULL;
 		g_autoptr(VmiCache) cache = NULL;
 		g_autoptr(GPtrArray) list = NULL;
@@ -1112,7 +1120,9 @@ test_crash_consistency (void)
 				g_hash_table_add (verified, g_strdup (id));
 			}
 		}
-		{
+		if (limit > 0) {
+			g_assert_cmpuint (vmi_cache_get_size (cache), <=, limit);
+		} else {
 			GHashTableIter iter;
 			gpointer id;
 
@@ -1131,7 +1141,10 @@ test_crash_consistency (void)
 		g_autoptr(VmiCache) cache = open_cache (cache_dir, 0);
 		g_autoptr(GPtrArray) list = vmi_cache_list (cache);
 
-		g_assert_cmpuint (list->len, >=, 50);
+		g_assert_cmpuint (list->len, >=, limit > 0 ? 1 : target);
+		/* With a limit, the children did evict. */
+		if (limit > 0)
+			g_assert_cmpuint (list->len, <, imports);
 		for (guint i = 0; i < list->len; i++)
 			assert_verifies (cache, registry, vmi_cache_entry_get_id (list->pdata[i]));
 	}
@@ -1139,6 +1152,19 @@ test_crash_consistency (void)
 			" ms; %u kills came after an import was committed but before it was reported",
 			imports, rounds, (g_get_monotonic_time () - start) / 1000, torn);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
+static void
+test_crash_consistency (void)
+{
+	crash_run (0, 50);
+}
+
+/* About 5 of the 128-280 KiB entries fit: most imports evict one or two. */
+static void
+test_crash_consistency_evicting (void)
+{
+	crash_run (1536 * KiB, 30);
 }
 
 static void
@@ -1250,8 +1276,9 @@ int
 main (int argc, char **argv)
 {
 	test_argv0 = argv[0];
-	if (argc == 5 && strcmp (argv[1], "--crash-child") == 0)
-		return crash_child (argv[2], argv[3], (guint) g_ascii_strtoull (argv[4], NULL, 10));
+	if (argc == 6 && strcmp (argv[1], "--crash-child") == 0)
+		return crash_child (argv[2], argv[3], (guint) g_ascii_strtoull (argv[4], NULL, 10),
+				    g_ascii_strtoull (argv[5], NULL, 10));
 
 	g_test_init (&argc, &argv, NULL);
 	g_test_add_func ("/cache/content-digest", test_content_digest);
@@ -1265,6 +1292,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/cache/cleanup-at-open", test_cleanup_at_open);
 	g_test_add_func ("/cache/concurrent-same-content", test_concurrent_same_content);
 	g_test_add_func ("/cache/crash-consistency", test_crash_consistency);
+	g_test_add_func ("/cache/crash-consistency-evicting", test_crash_consistency_evicting);
 	g_test_add_func ("/cache/no-space", test_no_space);
 	return g_test_run ();
 }
