@@ -41,26 +41,6 @@ json_u64 (JsonObject *obj, const char *member)
 	return (guint64) json_object_get_int_member (obj, member);
 }
 
-static guint64
-fact_u64 (VmiSource *source, const char *key)
-{
-	guint64 value = 0;
-
-	g_assert_true (g_variant_dict_lookup (vmi_source_get_info (source)->format_specific, key,
-					      "t", &value));
-	return value;
-}
-
-static char *
-fact_str (VmiSource *source, const char *key)
-{
-	char *value = NULL;
-
-	g_assert_true (g_variant_dict_lookup (vmi_source_get_info (source)->format_specific, key,
-					      "s", &value));
-	return value;
-}
-
 static void
 expect_open_error (const char *path, VmiError code, const char *fragment)
 {
@@ -181,7 +161,7 @@ test_qemu_made (Fixture *f, gconstpointer data)
 	g_autofree char *ours = g_build_filename (f->dir, "ours.raw", NULL);
 	g_autofree char *theirs = g_build_filename (f->dir, "theirs.raw", NULL);
 	g_autofree char *cmd = NULL;
-	g_autofree char *uuid = NULL;
+	const char *uuid = NULL;
 	g_autoptr(JsonObject) info = NULL;
 	g_autoptr(VmiSource) source = NULL;
 	g_autoptr(GError) error = NULL;
@@ -205,23 +185,24 @@ test_qemu_made (Fixture *f, gconstpointer data)
 	g_assert_cmpuint (vinfo->references->len, ==, 0);
 
 	/* Facts, against what qemu's vdi_create writes. */
-	g_autofree char *version = fact_str (source, "version");
-	g_autofree char *type = fact_str (source, "image-type");
+	const char *version = vmi_test_fact_string (source, "version");
+	const char *type = vmi_test_fact_string (source, "image-type");
 	g_assert_cmpstr (version, ==, "1.1");
 	g_assert_cmpstr (type, ==, is_static ? "fixed" : "normal");
-	g_assert_cmpuint (fact_u64 (source, "header-size"), ==, 0x180);
-	g_assert_cmpuint (fact_u64 (source, "block-map-offset"), ==, 0x200);
-	g_assert_cmpuint (fact_u64 (source, "data-offset"), ==, 0x400);
-	g_assert_cmpuint (fact_u64 (source, "block-size"), ==, MiB);
-	g_assert_cmpuint (fact_u64 (source, "disk-size"), ==, json_u64 (info, "virtual-size"));
-	g_assert_cmpuint (fact_u64 (source, "blocks-in-image"), ==, 6);
-	g_assert_cmpuint (fact_u64 (source, "blocks-allocated"), ==,
+	g_assert_cmpuint (vmi_test_fact_u64 (source, "header-size"), ==, 0x180);
+	g_assert_cmpuint (vmi_test_fact_u64 (source, "block-map-offset"), ==, 0x200);
+	g_assert_cmpuint (vmi_test_fact_u64 (source, "data-offset"), ==, 0x400);
+	g_assert_cmpuint (vmi_test_fact_u64 (source, "block-size"), ==, MiB);
+	g_assert_cmpuint (vmi_test_fact_u64 (source, "disk-size"), ==,
+			  json_u64 (info, "virtual-size"));
+	g_assert_cmpuint (vmi_test_fact_u64 (source, "blocks-in-image"), ==, 6);
+	g_assert_cmpuint (vmi_test_fact_u64 (source, "blocks-allocated"), ==,
 			  is_static ? 6 : vmi_test_read_le32 (vdi, OFF_ALLOCATED));
-	g_assert_cmpuint (fact_u64 (source, "sector-size"), ==, 512);
-	uuid = fact_str (source, "uuid-image");
+	g_assert_cmpuint (vmi_test_fact_u64 (source, "sector-size"), ==, 512);
+	uuid = vmi_test_fact_string (source, "uuid-image");
 	g_assert_true (g_uuid_string_is_valid (uuid));
 	g_assert_cmpstr (uuid, !=, "00000000-0000-0000-0000-000000000000");
-	g_autofree char *link = fact_str (source, "uuid-link");
+	const char *link = vmi_test_fact_string (source, "uuid-link");
 	g_assert_cmpstr (link, ==, "00000000-0000-0000-0000-000000000000");
 
 	check_map_against_qemu (source, vdi);
@@ -287,7 +268,7 @@ test_virtualbox_header (Fixture *f, gconstpointer data)
 	g_autofree char *vdi = g_build_filename (f->dir, "vbox.vdi", NULL);
 	g_autofree char *cmd = NULL;
 	g_autoptr(VmiSource) source = NULL;
-	g_autofree char *comment = NULL;
+	const char *comment = NULL;
 	const char text[] = "made by VirtualBox \xff";
 	int fd;
 
@@ -305,11 +286,11 @@ test_virtualbox_header (Fixture *f, gconstpointer data)
 	close (fd);
 
 	source = vmi_test_open (&vmi_vdi_plugin, vdi, NULL);
-	g_assert_cmpuint (fact_u64 (source, "header-size"), ==, 0x190);
-	g_assert_cmpuint (fact_u64 (source, "lchs-cylinders"), ==, 6);
-	g_assert_cmpuint (fact_u64 (source, "lchs-heads"), ==, 16);
-	g_assert_cmpuint (fact_u64 (source, "lchs-sectors"), ==, 63);
-	comment = fact_str (source, "comment");
+	g_assert_cmpuint (vmi_test_fact_u64 (source, "header-size"), ==, 0x190);
+	g_assert_cmpuint (vmi_test_fact_u64 (source, "lchs-cylinders"), ==, 6);
+	g_assert_cmpuint (vmi_test_fact_u64 (source, "lchs-heads"), ==, 16);
+	g_assert_cmpuint (vmi_test_fact_u64 (source, "lchs-sectors"), ==, 63);
+	comment = vmi_test_fact_string (source, "comment");
 	/* Invalid UTF-8 is replaced, not passed on. */
 	g_assert_true (g_utf8_validate (comment, -1, NULL));
 	g_assert_true (g_str_has_prefix (comment, "made by VirtualBox "));
@@ -334,7 +315,7 @@ test_odd_disk_size (Fixture *f, gconstpointer data)
 	source = vmi_test_open (&vmi_vdi_plugin, vdi, NULL);
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, json_u64 (info, "virtual-size"));
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, 3 * MiB - 512);
-	g_assert_cmpuint (fact_u64 (source, "disk-size"), ==, 3 * MiB - 1000);
+	g_assert_cmpuint (vmi_test_fact_u64 (source, "disk-size"), ==, 3 * MiB - 1000);
 	vmi_test_save_seed ("vdi", vdi);
 }
 
@@ -355,8 +336,8 @@ test_write (Fixture *f, gconstpointer data)
 	g_autofree char *ref = g_build_filename (f->dir, "qemu.vdi", NULL);
 	g_autofree char *back = g_build_filename (f->dir, "back.raw", NULL);
 	g_autofree char *cmd = NULL;
-	g_autofree char *uuid = NULL;
-	g_autofree char *snap = NULL;
+	const char *uuid = NULL;
+	const char *snap = NULL;
 	g_autoptr(GVariant) options = subformat_options (c->subformat);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(VmiSource) ours = NULL;
@@ -386,21 +367,23 @@ test_write (Fixture *f, gconstpointer data)
 	ours = vmi_test_open (&vmi_vdi_plugin, vdi, NULL);
 	g_assert_cmpstr (vmi_source_get_info (ours)->subformat, ==, c->subformat);
 	g_assert_cmpuint (vmi_source_get_virtual_size (ours), ==, rounded);
-	g_assert_cmpuint (fact_u64 (ours, "data-offset"), ==, fact_u64 (qemus, "data-offset"));
-	g_assert_cmpuint (fact_u64 (ours, "block-map-offset"), ==,
-			  fact_u64 (qemus, "block-map-offset"));
-	g_assert_cmpuint (fact_u64 (ours, "blocks-in-image"), ==,
-			  fact_u64 (qemus, "blocks-in-image"));
-	g_assert_cmpuint (fact_u64 (ours, "header-size"), ==, fact_u64 (qemus, "header-size"));
+	g_assert_cmpuint (vmi_test_fact_u64 (ours, "data-offset"), ==,
+			  vmi_test_fact_u64 (qemus, "data-offset"));
+	g_assert_cmpuint (vmi_test_fact_u64 (ours, "block-map-offset"), ==,
+			  vmi_test_fact_u64 (qemus, "block-map-offset"));
+	g_assert_cmpuint (vmi_test_fact_u64 (ours, "blocks-in-image"), ==,
+			  vmi_test_fact_u64 (qemus, "blocks-in-image"));
+	g_assert_cmpuint (vmi_test_fact_u64 (ours, "header-size"), ==,
+			  vmi_test_fact_u64 (qemus, "header-size"));
 	/* Dynamic: no more blocks than qemu-img allocates for the same data. */
-	g_assert_cmpuint (fact_u64 (ours, "blocks-allocated"), <=,
-			  fact_u64 (qemus, "blocks-allocated"));
+	g_assert_cmpuint (vmi_test_fact_u64 (ours, "blocks-allocated"), <=,
+			  vmi_test_fact_u64 (qemus, "blocks-allocated"));
 	if (is_static)
-		g_assert_cmpuint (fact_u64 (ours, "blocks-allocated"), ==,
-				  fact_u64 (ours, "blocks-in-image"));
+		g_assert_cmpuint (vmi_test_fact_u64 (ours, "blocks-allocated"), ==,
+				  vmi_test_fact_u64 (ours, "blocks-in-image"));
 	/* Stored so that the UUID prints as the version 4 UUID it is (RTUUID byte order). */
-	uuid = fact_str (ours, "uuid-image");
-	snap = fact_str (ours, "uuid-last-snap");
+	uuid = vmi_test_fact_string (ours, "uuid-image");
+	snap = vmi_test_fact_string (ours, "uuid-last-snap");
 	g_assert_true (g_uuid_string_is_valid (uuid));
 	g_assert_cmpint (uuid[14], ==, '4');
 	g_assert_nonnull (strchr ("89ab", uuid[19]));
@@ -409,7 +392,8 @@ test_write (Fixture *f, gconstpointer data)
 	/* Sparse: the pattern holds at most 96 64-KiB pieces of data. */
 	g_assert_cmpuint (vmi_test_file_allocated (vdi), <, 64 * MiB);
 	g_assert_cmpuint (vmi_test_file_size (vdi), ==,
-			  fact_u64 (ours, "data-offset") + fact_u64 (ours, "blocks-allocated") * MiB);
+			  vmi_test_fact_u64 (ours, "data-offset") +
+				  vmi_test_fact_u64 (ours, "blocks-allocated") * MiB);
 	g_assert_cmpuint (count_data (ours), <=, vmi_test_file_allocated (vdi));
 	g_assert_cmpuint (count_data (ours), >, 0);
 
@@ -544,7 +528,7 @@ test_tiny (Fixture *f, gconstpointer data)
 	g_autofree guint8 *got = NULL;
 	g_autoptr(VmiSource) source = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autofree char *uuid = NULL;
+	const char *uuid = NULL;
 	VmiExtent extent = { 0 };
 	guint64 size = 0;
 	guint8 head[VMI_PROBE_HEAD_SIZE] = { 0 };
@@ -566,7 +550,7 @@ test_tiny (Fixture *f, gconstpointer data)
 	source = vmi_test_open (&vmi_vdi_plugin, path, NULL);
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, TINY_DISK);
 	g_assert_cmpuint (vmi_source_get_info (source)->cluster_size, ==, TINY_BLOCK);
-	uuid = fact_str (source, "uuid-image");
+	uuid = vmi_test_fact_string (source, "uuid-image");
 	/* The first field is stored little endian. */
 	g_assert_cmpstr (uuid, ==, "12345678-0000-0000-0000-000000000000");
 

@@ -70,26 +70,6 @@ tmp_path (const char *dir, const char *name)
 	}                                                                                          \
 	G_STMT_END
 
-static const char *
-fact_string (VmiSource *source, const char *key)
-{
-	const char *value = NULL;
-
-	g_assert_true (g_variant_dict_lookup (vmi_source_get_info (source)->format_specific, key,
-					      "&s", &value));
-	return value;
-}
-
-static guint32
-fact_u32 (VmiSource *source, const char *key)
-{
-	guint32 value = 0;
-
-	g_assert_true (g_variant_dict_lookup (vmi_source_get_info (source)->format_specific, key,
-					      "u", &value));
-	return value;
-}
-
 /* The whole virtual disk through the engine into a sparse raw file (the engine checks every
  * extent block_status gives). */
 static void
@@ -187,10 +167,10 @@ check_qemu_image (const QemuCase *c)
 	g_assert_cmpstr (info->subformat, ==, c->subformat);
 	g_assert_cmpuint (info->unsafe_reasons->len, ==, 0);
 	g_assert_cmpuint (info->references->len, ==, 0);
-	g_assert_cmpstr (fact_string (source, "creator-app"), ==,
+	g_assert_cmpstr (vmi_test_fact_string (source, "creator-app"), ==,
 			 (c->force_size ? "qem2" : "qemu"));
 	/* Beyond the largest geometry (about 127 GiB) even qemu's CHS-sized disks use current_size. */
-	g_assert_cmpstr (fact_string (source, "size-source"), ==,
+	g_assert_cmpstr (vmi_test_fact_string (source, "size-source"), ==,
 			 (c->force_size || c->size > 65535ull * 16 * 255 * 512 ? "current-size" : "chs"));
 	if (g_str_equal (c->subformat, "dynamic")) {
 		g_autoptr(JsonObject) qinfo = vmi_test_qemu_img_info (vhd, "vpc");
@@ -198,7 +178,7 @@ check_qemu_image (const QemuCase *c)
 		g_assert_cmpuint (info->cluster_size, ==, 2 * MiB);
 		g_assert_cmpint (json_object_get_int_member (qinfo, "cluster-size"), ==,
 				 info->cluster_size);
-		g_assert_cmpuint (fact_u32 (source, "block-size"), ==, 2 * MiB);
+		g_assert_cmpuint (vmi_test_fact_u32 (source, "block-size"), ==, 2 * MiB);
 	} else {
 		g_assert_cmpuint (info->cluster_size, ==, 0);
 	}
@@ -206,8 +186,8 @@ check_qemu_image (const QemuCase *c)
 		g_assert_cmpuint (qsize, ==, (c->size + 511) / 512 * 512);
 	else
 		g_assert_cmpuint (qsize, ==,
-				  (guint64) fact_u32 (source, "cylinders") * fact_u32 (source, "heads") *
-					  fact_u32 (source, "sectors") * 512);
+				  (guint64) vmi_test_fact_u32 (source, "cylinders") * vmi_test_fact_u32 (source, "heads") *
+					  vmi_test_fact_u32 (source, "sectors") * 512);
 
 	dump_to_raw (source, dump);
 	g_assert_true (vmi_test_qemu_img_compare (dump, "raw", vhd, "vpc"));
@@ -299,14 +279,14 @@ check_write (const WriteCase *c)
 	source = vmi_test_open (&vmi_vhd_plugin, ours, NULL);
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, qsize);
 	g_assert_cmpstr (vmi_source_get_info (source)->subformat, ==, subformat);
-	g_assert_cmpstr (fact_string (source, "creator-app"), ==, "vmim");
-	g_assert_cmpstr (fact_string (source, "footer"), ==, "end");
+	g_assert_cmpstr (vmi_test_fact_string (source, "creator-app"), ==, "vmim");
+	g_assert_cmpstr (vmi_test_fact_string (source, "footer"), ==, "end");
 	dump_to_raw (source, dump);
 	g_assert_true (vmi_test_qemu_img_compare (dump, "raw", raw, "raw"));
 
 	if (g_str_equal (subformat, "dynamic")) {
-		guint32 allocated = fact_u32 (source, "allocated-blocks");
-		guint32 entries = fact_u32 (source, "max-table-entries");
+		guint32 allocated = vmi_test_fact_u32 (source, "allocated-blocks");
+		guint32 entries = vmi_test_fact_u32 (source, "max-table-entries");
 
 		/* Blocks that were never written take no space. */
 		g_assert_cmpuint (entries, ==, (qsize + 2 * MiB - 1) / (2 * MiB));
@@ -448,7 +428,7 @@ test_write_out_of_order (void)
 
 	source = vmi_test_open (&vmi_vhd_plugin, path, NULL);
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), >=, 8 * MiB);
-	g_assert_cmpuint (fact_u32 (source, "allocated-blocks"), ==, 3);
+	g_assert_cmpuint (vmi_test_fact_u32 (source, "allocated-blocks"), ==, 3);
 	/* Only written sectors are marked: block 2 has data at 512 and 8192 only. */
 	g_assert_true (vmi_vhd_plugin.block_status (vmi_source_get_image (source), 4 * MiB,
 						    2 * MiB, &extent, &error));
@@ -538,7 +518,7 @@ test_write_sizes (void)
 			source = vmi_test_open (&vmi_vhd_plugin, theirs, NULL);
 			g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, qsize);
 			g_assert_cmpuint (vmi_source_get_info (source)->cluster_size, ==, 2 * MiB);
-			g_assert_cmpuint (fact_u32 (source, "allocated-blocks"), ==, 0);
+			g_assert_cmpuint (vmi_test_fact_u32 (source, "allocated-blocks"), ==, 0);
 		}
 	}
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
@@ -682,7 +662,7 @@ test_sector_bitmap (void)
 	image = vmi_source_get_image (source);
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, 8 * MiB);
 	g_assert_cmpuint (vmi_source_get_info (source)->cluster_size, ==, 1 * MiB);
-	g_assert_cmpstr (fact_string (source, "size-source"), ==, "current-size");
+	g_assert_cmpstr (vmi_test_fact_string (source, "size-source"), ==, "current-size");
 
 	g_assert_true (vmi_vhd_plugin.read (image, 2 * MiB - 512, buf, 8 * 512, &error));
 	g_assert_no_error (error);
@@ -879,7 +859,7 @@ test_differencing (void)
 	g_assert_cmpstr (g_ptr_array_index (info->references, 0), ==, "base disk.vhd");
 	g_assert_cmpstr (g_ptr_array_index (info->references, 1), ==, abs_path);
 	g_assert_cmpstr (g_ptr_array_index (info->references, 2), ==, rel_path);
-	g_assert_cmpstr (fact_string (source, "parent-name"), ==, "base disk.vhd");
+	g_assert_cmpstr (vmi_test_fact_string (source, "parent-name"), ==, "base disk.vhd");
 	{
 		g_autofree const char **locators = NULL;
 		g_autofree char *w2ku = g_strconcat ("W2ku ", abs_path, NULL);
@@ -969,16 +949,16 @@ test_corpus (void)
 		g_assert_cmpuint (vmi_test_qemu_img_virtual_size (path, "vpc"), ==, expected);
 		g_assert_cmpstr (info->subformat, ==, "dynamic");
 		g_assert_cmpuint (info->cluster_size, ==, 2 * MiB);
-		g_assert_cmpstr (fact_string (source, "creator-app"), ==, cases[i].creator);
-		g_assert_cmpstr (fact_string (source, "host-os"), ==, "Wi2k");
-		g_assert_cmpstr (fact_string (source, "size-source"), ==, cases[i].size_source);
-		g_assert_cmpuint (fact_u32 (source, "max-table-entries"), ==, cases[i].entries);
+		g_assert_cmpstr (vmi_test_fact_string (source, "creator-app"), ==, cases[i].creator);
+		g_assert_cmpstr (vmi_test_fact_string (source, "host-os"), ==, "Wi2k");
+		g_assert_cmpstr (vmi_test_fact_string (source, "size-source"), ==, cases[i].size_source);
+		g_assert_cmpuint (vmi_test_fact_u32 (source, "max-table-entries"), ==, cases[i].entries);
 		if (cases[i].version != NULL)
-			g_assert_cmpstr (fact_string (source, "creator-version"), ==,
+			g_assert_cmpstr (vmi_test_fact_string (source, "creator-version"), ==,
 					 cases[i].version);
 		/* MANIFEST: every block of the Disk2VHD file is allocated. */
 		if (g_str_equal (cases[i].creator, "d2v"))
-			g_assert_cmpuint (fact_u32 (source, "allocated-blocks"), ==, 126);
+			g_assert_cmpuint (vmi_test_fact_u32 (source, "allocated-blocks"), ==, 126);
 		g_assert_cmpuint (info->unsafe_reasons->len, ==, 0);
 		dump_to_raw (source, dump);
 		g_assert_true (vmi_test_qemu_img_compare (dump, "raw", path, "vpc"));
@@ -1002,12 +982,12 @@ test_corpus_facts (void)
 	dir = vmi_test_tmpdir_new ();
 	path = vmi_test_corpus_fetch ("virtualpc-dynamic.vhd.bz2", dir);
 	source = vmi_test_open (&vmi_vhd_plugin, path, NULL);
-	g_assert_cmpuint (fact_u32 (source, "cylinders"), ==, 65278);
-	g_assert_cmpuint (fact_u32 (source, "heads"), ==, 16);
-	g_assert_cmpuint (fact_u32 (source, "sectors"), ==, 255);
-	g_assert_cmpuint (fact_u32 (source, "max-table-entries"), ==, 65024);
-	g_assert_cmpstr (fact_string (source, "creator-version"), ==, "1.0");
-	g_assert_cmpstr (fact_string (source, "disk-type"), ==, "dynamic");
+	g_assert_cmpuint (vmi_test_fact_u32 (source, "cylinders"), ==, 65278);
+	g_assert_cmpuint (vmi_test_fact_u32 (source, "heads"), ==, 16);
+	g_assert_cmpuint (vmi_test_fact_u32 (source, "sectors"), ==, 255);
+	g_assert_cmpuint (vmi_test_fact_u32 (source, "max-table-entries"), ==, 65024);
+	g_assert_cmpstr (vmi_test_fact_string (source, "creator-version"), ==, "1.0");
+	g_assert_cmpstr (vmi_test_fact_string (source, "disk-type"), ==, "dynamic");
 	g_assert_true (g_variant_dict_lookup (vmi_source_get_info (source)->format_specific,
 					      "current-size", "t", &current));
 	g_assert_cmpuint (current, ==, 136365211648ull);
@@ -1116,7 +1096,7 @@ test_bad_footer (void)
 
 	/* Our base image is sound. */
 	source = vmi_test_open (&vmi_vhd_plugin, path, NULL);
-	g_assert_cmpuint (fact_u32 (source, "allocated-blocks"), ==, 1);
+	g_assert_cmpuint (vmi_test_fact_u32 (source, "allocated-blocks"), ==, 1);
 	g_clear_pointer (&source, vmi_source_free);
 
 	vmi_test_read_bytes (path, size - 512, orig, sizeof orig);
@@ -1126,7 +1106,7 @@ test_bad_footer (void)
 	/* A damaged footer at the end: the copy at offset 0 stands in. */
 	vmi_test_write_bytes (path, size - 512, bad, sizeof bad);
 	source = vmi_test_open (&vmi_vhd_plugin, path, NULL);
-	g_assert_cmpstr (fact_string (source, "footer"), ==, "copy at offset 0");
+	g_assert_cmpstr (vmi_test_fact_string (source, "footer"), ==, "copy at offset 0");
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), >=, 4 * MiB);
 	g_clear_pointer (&source, vmi_source_free);
 	vmi_test_save_seed ("vhd", path);

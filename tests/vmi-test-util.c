@@ -409,6 +409,37 @@ vmi_test_open_error (const VmiFormatPlugin *plugin, const char *path, VmiError c
 	return g_strdup (error->message);
 }
 
+guint64
+vmi_test_fact_u64 (VmiSource *source, const char *key)
+{
+	guint64 value = 0;
+
+	g_assert_true (g_variant_dict_lookup (vmi_source_get_info (source)->format_specific, key,
+					      "t", &value));
+	return value;
+}
+
+guint32
+vmi_test_fact_u32 (VmiSource *source, const char *key)
+{
+	guint32 value = 0;
+
+	g_assert_true (g_variant_dict_lookup (vmi_source_get_info (source)->format_specific, key,
+					      "u", &value));
+	return value;
+}
+
+const char *
+vmi_test_fact_string (VmiSource *source, const char *key)
+{
+	const char *value = NULL;
+
+	/* The dictionary keeps the value, so the borrowed string lives as long as the source. */
+	g_assert_true (g_variant_dict_lookup (vmi_source_get_info (source)->format_specific, key,
+					      "&s", &value));
+	return value;
+}
+
 void
 vmi_test_save_seed (const char *plugin_name, const char *path)
 {

@@ -31,7 +31,8 @@ char *vmi_test_run (const char *const *argv);
 /* Runs a shell command line; returns its exit status, stdout in *out if out != NULL. */
 int vmi_test_sh (char **out, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
-/* Runs a shell command line (printf-style); fails the test with the command if it exits non-zero. */
+/* Runs a shell command line (printf-style); fails the test, naming the command, unless it
+ * exits 0. */
 void vmi_test_sh_ok (const char *format, ...) G_GNUC_PRINTF (1, 2);
 
 /* Writes len bytes at offset into the existing file path, or reads them from it; asserts that
@@ -86,6 +87,11 @@ gboolean vmi_test_convert_source (VmiSource *source, const VmiFormatPlugin *dst,
 /* Asserts that plugin refuses to open path with VMI_ERROR code and a non-empty message, and
  * returns that message (printed under --verbose) for further checks. */
 char *vmi_test_open_error (const VmiFormatPlugin *plugin, const char *path, VmiError code);
+
+/* A format-specific fact of an open source; asserts that it is there with that type. */
+guint64 vmi_test_fact_u64 (VmiSource *source, const char *key);
+guint32 vmi_test_fact_u32 (VmiSource *source, const char *key);
+const char *vmi_test_fact_string (VmiSource *source, const char *key);
 
 /* Copies path (if at most 1 MiB) into $VMI_FUZZ_SEED_DIR/<plugin_name>/ when that is set, so
  * the fuzz targets start from the images the tests made. */
