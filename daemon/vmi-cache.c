@@ -800,6 +800,29 @@ vmi_cache_convert_to_temp (VmiCache *self, VmiSource *source, const VmiFormatPlu
 	return fd;
 }
 
+/*
+ * Opens the stored file as the cache will read it. A format that cannot hold the source's exact
+ * size rounds it up (qcow2 to 512 bytes): then the stored disk is the source followed by zeros,
+ * another content, and *digest and *virtual_size become the stored disk's.
+ */
+static gboolean
+vmi_cache_check_stored (VmiCache *self, int fd, const VmiFormatPlugin *store_format,
+			VmiSource *source, GCancellable *cancellable, char **digest,
+			guint64 *virtual_size, GError **error)
+{
+	g_autoptr(VmiSource) stored = vmi_source_open_with (store_format, fd, -1, cancellable, error);
+
+	if (stored == NULL) {
+		g_prefix_error (error, "the image stored in %s does not read back: ", self->dir);
+		return FALSE;
+	}
+	*virtual_size = vmi_source_get_virtual_size (stored);
+	if (*virtual_size == vmi_source_get_virtual_size (source))
+		return TRUE;
+	g_clear_pointer (digest, g_free);
+	return vmi_content_hash (stored, NULL, NULL, cancellable, digest, NULL, error);
+}
+
 /* Publishes a converted temporary file as entry (whose id and fields are set). Lock held. */
 static gboolean
 vmi_cache_commit_locked (VmiCache *self, const char *temp, VmiCacheEntry *entry,
@@ -842,6 +865,7 @@ vmi_cache_import (VmiCache *self, VmiSource *source, const VmiFormatPlugin *stor
 	VmiCacheProgress progress = { progress_func, user_data, 0 };
 	VmiCacheRecord *record;
 	guint64 data_bytes = 0;
+	guint64 virtual_size = 0;
 	struct stat st;
 	int fd;
 	gboolean ok;
@@ -863,7 +887,9 @@ vmi_cache_import (VmiCache *self, VmiSource *source, const VmiFormatPlugin *stor
 			     strlen (origin), VMI_CACHE_ENTRY_SOURCE_MAX);
 		return NULL;
 	}
-	if ((store_format->flags & VMI_FORMAT_CAN_WRITE) == 0) {
+	/* What is stored must be read back: by Export, Verify and the size check below. */
+	if ((store_format->flags & (VMI_FORMAT_CAN_WRITE | VMI_FORMAT_CAN_READ)) !=
+	    (VMI_FORMAT_CAN_WRITE | VMI_FORMAT_CAN_READ)) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
 			     "vmimaged cannot store images as %s", store_format->name);
 		return NULL;
@@ -899,11 +925,19 @@ vmi_cache_import (VmiCache *self, VmiSource *source, const VmiFormatPlugin *stor
 					error);
 	if (fd < 0)
 		return NULL;
+	if (!vmi_cache_check_stored (self, fd, store_format, source, cancellable, &digest,
+				     &virtual_size, error)) {
+		close (fd);
+		unlinkat (self->dir_fd, temp, 0);
+		return NULL;
+	}
+	g_free (id);
+	id = g_strndup (digest, VMI_CACHE_ID_LENGTH);
 	entry = vmi_cache_entry_new ();
 	entry->id = g_strdup (id);
 	entry->content_checksum = g_strdup (digest);
 	entry->format = g_strdup (store_format->name);
-	entry->virtual_size = vmi_source_get_virtual_size (source);
+	entry->virtual_size = virtual_size;
 	g_free (entry->name);
 	entry->name = g_strdup (name != NULL ? name : "");
 	g_free (entry->source);

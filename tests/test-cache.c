@@ -424,6 +424,56 @@ test_sparse_import (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/*
+ * A disk whose size is not a multiple of 512 bytes: qcow2 rounds it up (as qemu-img does), so the
+ * stored disk is the source followed by zeros, and the entry describes the stored disk. Stored
+ * as raw it keeps its exact size.
+ */
+static void
+test_odd_size (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
+	g_autofree char *raw = g_build_filename (dir, "odd.raw", NULL);
+	g_autofree char *padded = g_build_filename (dir, "padded.raw", NULL);
+	g_autofree char *padded_digest = NULL;
+	g_autofree char *exact_digest = NULL;
+	g_autoptr(VmiRegistry) registry = make_registry ();
+	g_autoptr(VmiCache) cache = open_cache (cache_dir, 0);
+	g_autoptr(VmiCacheEntry) as_qcow2 = NULL;
+	g_autoptr(VmiCacheEntry) again = NULL;
+	g_autoptr(VmiCacheEntry) as_raw = NULL;
+	g_autoptr(GPtrArray) list = NULL;
+	g_autoptr(GError) error = NULL;
+
+	make_random_image (raw, MiB + 100, 64 * KiB, 71);
+	exact_digest = reference_digest (raw);
+	g_assert_true (g_file_set_contents (padded, "", 0, NULL));
+	g_assert_cmpint (vmi_test_sh (NULL, "cp %s %s && truncate -s %u %s", raw, padded, MiB + 512,
+				      padded), ==, 0);
+	padded_digest = reference_digest (padded);
+
+	as_qcow2 = import_file (cache, &vmi_raw_plugin, raw, &vmi_qcow2_plugin, "odd", NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (vmi_cache_entry_get_virtual_size (as_qcow2), ==, MiB + 512);
+	g_assert_cmpstr (vmi_cache_entry_get_content_checksum (as_qcow2), ==, padded_digest);
+	assert_verifies (cache, registry, vmi_cache_entry_get_id (as_qcow2));
+	/* The same source again: the same entry. */
+	again = import_file (cache, &vmi_raw_plugin, raw, &vmi_qcow2_plugin, "odd", NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpstr (vmi_cache_entry_get_id (again), ==, vmi_cache_entry_get_id (as_qcow2));
+	/* Exact as raw: other content (its size differs). */
+	as_raw = import_file (cache, &vmi_raw_plugin, raw, &vmi_raw_plugin, "odd", NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (vmi_cache_entry_get_virtual_size (as_raw), ==, MiB + 100);
+	g_assert_cmpstr (vmi_cache_entry_get_content_checksum (as_raw), ==, exact_digest);
+	assert_verifies (cache, registry, vmi_cache_entry_get_id (as_raw));
+	list = vmi_cache_list (cache);
+	g_assert_cmpuint (list->len, ==, 2);
+	assert_clean_dir (cache);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 static void
 test_properties (void)
 {
@@ -1284,6 +1334,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/cache/content-digest", test_content_digest);
 	g_test_add_func ("/cache/import-list-reopen", test_import_list_reopen);
 	g_test_add_func ("/cache/sparse-import", test_sparse_import);
+	g_test_add_func ("/cache/odd-size", test_odd_size);
 	g_test_add_func ("/cache/properties", test_properties);
 	g_test_add_func ("/cache/verify-corrupt", test_verify_corrupt);
 	g_test_add_func ("/cache/progress-cancel", test_progress_cancel);
