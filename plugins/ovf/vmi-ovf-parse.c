@@ -723,6 +723,12 @@ ovf_sax_start_element (void *ctx, const xmlChar *localname, const xmlChar *prefi
 			       nb_defaulted, attributes);
 }
 
+/* libxml2 reports some input errors (a bad encoding) through the generic handler, to stderr. */
+static void
+ovf_xml_silent (void *ctx, const char *msg, ...)
+{
+}
+
 static xmlDoc *
 ovf_read_xml (const char *data, gsize len, GError **error)
 {
@@ -751,8 +757,16 @@ ovf_read_xml (const char *data, gsize len, GError **error)
 	ctxt->sax->resolveEntity = ovf_sax_resolve_entity;
 	ctxt->sax->startElementNs = ovf_sax_start_element;
 	/* No XML_PARSE_NOENT, DTDLOAD, DTDATTR or XINCLUDE: nothing is substituted or loaded. */
-	doc = xmlCtxtReadMemory (ctxt, data, (int) len, "descriptor.ovf", NULL,
-				 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	{
+		/* the handler is per thread, so this thread's own is put back */
+		xmlGenericErrorFunc saved = xmlGenericError;
+		void *saved_ctx = xmlGenericErrorContext;
+
+		xmlSetGenericErrorFunc (NULL, ovf_xml_silent);
+		doc = xmlCtxtReadMemory (ctxt, data, (int) len, "descriptor.ovf", NULL,
+					 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+		xmlSetGenericErrorFunc (saved_ctx, saved);
+	}
 	xml_error = xmlCtxtGetLastError (ctxt);
 	if (guard.dtd) {
 		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_UNSAFE_IMAGE,
