@@ -505,7 +505,7 @@ test_read_random_ranges (void)
 	vmi_test_make_pattern_image (pattern, 4 * MiB + 1536, 21);
 	compressed = g_build_filename (dir, "c.qcow2", NULL);
 	vmi_test_sh_ok ("qemu-img convert -c -f raw -O qcow2 -o cluster_size=16384 '%s' '%s'", pattern,
-	                compressed);
+			compressed);
 	qemu_io (compressed, "-c 'write -P 0x71 100k 3k' -c 'write -z 1m 32k'");
 	random_reads (compressed, dir, 1);
 	ext = qemu_create (dir, "ext.qcow2", "extended_l2=on,cluster_size=32768", "4M");
@@ -540,8 +540,8 @@ test_read_snapshots_and_bitmaps (void)
 	vmi_test_sh_ok ("qemu-img snapshot -c 'second snapshot' '%s'", path);
 	qemu_io (path, "-c 'write -z 0 64k'");
 	vmi_test_sh_ok ("qemu-img bitmap --add '%s' b0 && qemu-img bitmap --add -g 1M '%s' b1 && "
-	                "qemu-img bitmap --disable '%s' b1",
-	                path, path, path);
+			"qemu-img bitmap --disable '%s' b1",
+			path, path, path);
 	check_image (path, dir);
 
 	source = open_ok (path);
@@ -552,6 +552,18 @@ test_read_snapshots_and_bitmaps (void)
 	g_assert_true (g_variant_lookup (first, "name", "&s", &name));
 	g_assert_cmpstr (name, ==, "first");
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
+/* An image that names another file: not safe, and that file is its one reference. */
+static const VmiImageInfo *
+assert_one_reference (VmiSource *source, const char *reference)
+{
+	const VmiImageInfo *info = vmi_source_get_info (source);
+
+	g_assert_false (vmi_source_is_safe (source));
+	g_assert_cmpuint (info->references->len, ==, 1);
+	g_assert_cmpstr (g_ptr_array_index (info->references, 0), ==, reference);
+	return info;
 }
 
 static void
@@ -577,10 +589,7 @@ test_read_backing_file (void)
 
 	source = open_ok (top);
 	compare_info (source, top);
-	info = vmi_source_get_info (source);
-	g_assert_false (vmi_source_is_safe (source));
-	g_assert_cmpuint (info->references->len, ==, 1);
-	g_assert_cmpstr (g_ptr_array_index (info->references, 0), ==, "base.qcow2");
+	info = assert_one_reference (source, "base.qcow2");
 	g_assert_cmpuint (info->unsafe_reasons->len, ==, 1);
 	g_assert_nonnull (strstr (g_ptr_array_index (info->unsafe_reasons, 0), "base.qcow2"));
 
@@ -641,10 +650,7 @@ test_read_hostile_backing_file (void)
 			top);
 	source = open_ok (top);
 	compare_info (source, top);
-	info = vmi_source_get_info (source);
-	g_assert_false (vmi_source_is_safe (source));
-	g_assert_cmpuint (info->references->len, ==, 1);
-	g_assert_cmpstr (g_ptr_array_index (info->references, 0), ==, "/etc/shadow");
+	info = assert_one_reference (source, "/etc/shadow");
 	g_assert_cmpuint (info->unsafe_reasons->len, ==, 1);
 	reason = g_ptr_array_index (info->unsafe_reasons, 0);
 	g_assert_nonnull (strstr (reason, "/etc/shadow"));
@@ -662,7 +668,6 @@ test_read_data_file (void)
 	g_autofree char *path = NULL;
 	g_autoptr(VmiSource) source = NULL;
 	g_autoptr(GError) error = NULL;
-	const VmiImageInfo *info;
 
 	if (!vmi_test_require_qemu_img ())
 		return;
@@ -671,10 +676,7 @@ test_read_data_file (void)
 	vmi_test_sh_ok ("cd '%s' && qemu-img create -q -f qcow2 -o data_file=df.raw df.qcow2 1M", dir);
 	source = open_ok (path);
 	compare_info (source, path);
-	info = vmi_source_get_info (source);
-	g_assert_false (vmi_source_is_safe (source));
-	g_assert_cmpuint (info->references->len, ==, 1);
-	g_assert_cmpstr (g_ptr_array_index (info->references, 0), ==, "df.raw");
+	assert_one_reference (source, "df.raw");
 	g_assert_null (read_bytes (source, 0, 512, &error));
 	g_assert_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED);
 	vmi_test_save_seed ("qcow2", path);
@@ -858,8 +860,8 @@ test_read_encrypted (void)
 	dir = vmi_test_tmpdir_new ();
 	path = g_build_filename (dir, "luks.qcow2", NULL);
 	vmi_test_sh_ok ("qemu-img create -q -f qcow2 --object secret,id=sec0,data=secret -o "
-	                "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 '%s' 1M",
-	                path);
+			"encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 '%s' 1M",
+			path);
 	source = open_ok (path);
 	compare_info (source, path);
 	g_assert_null (read_bytes (source, 0, 512, &error));
