@@ -11,13 +11,7 @@ extern const VmiFormatPlugin vmi_raw_plugin;
 static gboolean
 require_xorriso (void)
 {
-	g_autofree char *path = g_find_program_in_path ("xorriso");
-
-	if (path == NULL) {
-		g_test_skip ("xorriso is not installed (Debian package xorriso): cannot make ISOs");
-		return FALSE;
-	}
-	return TRUE;
+	return vmi_test_require_program ("xorriso", "xorriso", "cannot make ISOs");
 }
 
 /* An ISO of a small tree; extra are mkisofs options (Joliet, Rock Ridge, boot images). */

@@ -22,11 +22,7 @@ extern const VmiFormatPlugin vmi_raw_plugin;
 static gboolean
 have_qemu_io (void)
 {
-	g_autofree char *path = g_find_program_in_path ("qemu-io");
-
-	if (path == NULL)
-		g_test_skip ("qemu-io is not installed (Debian package qemu-utils)");
-	return path != NULL;
+	return vmi_test_require_program ("qemu-io", "qemu-utils", "cannot write test images");
 }
 
 /* qemu-img create -f qcow2 -o opts path size */

@@ -167,15 +167,23 @@ vmi_test_read_le64 (const char *path, guint64 offset)
 }
 
 gboolean
+vmi_test_require_program (const char *program, const char *package, const char *why)
+{
+	g_autofree char *path = g_find_program_in_path (program);
+	g_autofree char *message = NULL;
+
+	if (path != NULL)
+		return TRUE;
+	message = g_strdup_printf ("%s is not installed (Debian package %s): %s", program, package,
+				   why);
+	g_test_skip (message);
+	return FALSE;
+}
+
+gboolean
 vmi_test_require_qemu_img (void)
 {
-	g_autofree char *path = g_find_program_in_path ("qemu-img");
-
-	if (path == NULL) {
-		g_test_skip ("qemu-img is not installed (Debian package qemu-utils): no oracle");
-		return FALSE;
-	}
-	return TRUE;
+	return vmi_test_require_program ("qemu-img", "qemu-utils", "no oracle");
 }
 
 void

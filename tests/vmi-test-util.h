@@ -45,6 +45,9 @@ void vmi_test_write_le64 (const char *path, guint64 offset, guint64 value);
 guint32 vmi_test_read_le32 (const char *path, guint64 offset);
 guint64 vmi_test_read_le64 (const char *path, guint64 offset);
 
+/* TRUE if program is on PATH; if not, calls g_test_skip saying which Debian package brings it
+ * and what the test cannot do without it, and returns FALSE. */
+gboolean vmi_test_require_program (const char *program, const char *package, const char *why);
 /* TRUE if qemu-img is on PATH; if not, calls g_test_skip with a message and returns FALSE. */
 gboolean vmi_test_require_qemu_img (void);
 /* Runs "qemu-img <arguments>" (printf-style, through the shell); asserts exit 0. */
