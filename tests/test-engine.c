@@ -249,8 +249,8 @@ test_options_refused (void)
 
 	for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
 		g_autoptr(GError) error = NULL;
-		g_autoptr(GVariant) options = g_variant_ref_sink (
-			g_variant_parse (G_VARIANT_TYPE_VARDICT, cases[i].text, NULL, NULL, NULL));
+		g_autoptr(GVariant) options = g_variant_parse (G_VARIANT_TYPE_VARDICT, cases[i].text,
+							       NULL, NULL, NULL);
 		g_autoptr(GVariant) normalized = vmi_options_normalize (options, test_specs, NULL,
 									&error);
 
@@ -264,9 +264,9 @@ static void
 test_options_lookup_and_filter (void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) options = g_variant_ref_sink (g_variant_parse (
+	g_autoptr(GVariant) options = g_variant_parse (
 		G_VARIANT_TYPE_VARDICT, "{'flag': <true>, 'name': <'x'>, 'overwrite': <true>}", NULL,
-		NULL, NULL));
+		NULL, NULL);
 	g_autoptr(GVariant) normalized = vmi_options_normalize (options, test_specs,
 								vmi_convert_options, &error);
 	g_autoptr(GVariant) filtered = NULL;
@@ -422,8 +422,8 @@ test_convert_skips_zeros_and_holes (void)
 {
 	g_autoptr(VmiSource) source = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) options = g_variant_ref_sink (g_variant_parse (
-		G_VARIANT_TYPE_VARDICT, "{'overwrite': <true>}", NULL, NULL, NULL));
+	g_autoptr(GVariant) options = g_variant_parse (G_VARIANT_TYPE_VARDICT,
+						       "{'overwrite': <true>}", NULL, NULL, NULL);
 	ProgressLog log = { 0 };
 
 	fake_data_reset ();
@@ -466,8 +466,8 @@ test_convert_bad_options (void)
 {
 	g_autoptr(VmiSource) source = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) options = g_variant_ref_sink (g_variant_parse (
-		G_VARIANT_TYPE_VARDICT, "{'cluster-size': <65536>}", NULL, NULL, NULL));
+	g_autoptr(GVariant) options = g_variant_parse (
+		G_VARIANT_TYPE_VARDICT, "{'cluster-size': <65536>}", NULL, NULL, NULL);
 
 	fake_data_reset ();
 	source = open_fake_source ();
