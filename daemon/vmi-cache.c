@@ -1,26 +1,11 @@
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <glib/gstdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmi-cache-entry-private.h"
+#include "vmi-cache-dir.h"
 #include "vmi-cache.h"
 #include "vmi-content-hash.h"
-
-/* File names inside the cache directory; see docs/cache.md. */
-#define VMI_CACHE_LOCK_NAME ".lock"
-#define VMI_CACHE_TEMP_PREFIX ".tmp-"
-#define VMI_CACHE_IMAGE_SUFFIX ".img"
-#define VMI_CACHE_ENTRY_SUFFIX ".entry"
-#define VMI_CACHE_ID_LENGTH 32
-/* A metadata file is a few hundred bytes, and at most about 2.2 MiB with every property at its
- * longest and escaped; anything bigger is not one of ours. */
-#define VMI_CACHE_ENTRY_FILE_MAX (4u * 1024u * 1024u)
-#define VMI_CACHE_READ_CHUNK (1024u * 1024u)
 
 typedef struct {
 	VmiCacheEntry *entry; /* the current snapshot */
@@ -28,9 +13,7 @@ typedef struct {
 } VmiCacheRecord;
 
 struct _VmiCache {
-	char *dir;
-	int dir_fd;
-	int lock_fd; /* flock'd: one process per cache directory */
+	VmiCacheDir dir;
 	GMutex lock; /* guards records, limit and every change to the directory's entries */
 	guint64 limit;
 	GHashTable *records; /* id → VmiCacheRecord */
@@ -98,159 +81,25 @@ vmi_cache_record_free (gpointer data)
 	g_free (record);
 }
 
-static void
-vmi_cache_set_errno (GError **error, int errsv, const char *format, ...) G_GNUC_PRINTF (3, 4);
 
-/* A full file system or quota is NoSpace, a refused access AccessDenied, anything else Failed. */
-static void
-vmi_cache_set_errno (GError **error, int errsv, const char *format, ...)
-{
-	va_list args;
-	g_autofree char *what = NULL;
-	VmiError code = VMI_ERROR_FAILED;
 
-	va_start (args, format);
-	what = g_strdup_vprintf (format, args);
-	va_end (args);
-	if (errsv == ENOSPC || errsv == EDQUOT)
-		code = VMI_ERROR_NO_SPACE;
-	else if (errsv == EACCES || errsv == EPERM)
-		code = VMI_ERROR_ACCESS_DENIED;
-	g_set_error (error, VMI_ERROR, code, "%s: %s", what, g_strerror (errsv));
-}
 
-static gboolean
-vmi_cache_is_id (const char *s, gsize len)
-{
-	if (len != VMI_CACHE_ID_LENGTH)
-		return FALSE;
-	for (gsize i = 0; i < len; i++) {
-		if (!g_ascii_isxdigit (s[i]) || g_ascii_isupper (s[i]))
-			return FALSE;
-	}
-	return TRUE;
-}
 
-static char *
-vmi_cache_image_name (const char *id)
-{
-	return g_strconcat (id, VMI_CACHE_IMAGE_SUFFIX, NULL);
-}
 
-static char *
-vmi_cache_entry_name (const char *id)
-{
-	return g_strconcat (id, VMI_CACHE_ENTRY_SUFFIX, NULL);
-}
 
-static gboolean
-vmi_cache_sync_dir (VmiCache *self, GError **error)
-{
-	if (fsync (self->dir_fd) != 0) {
-		vmi_cache_set_errno (error, errno, "cannot flush the cache directory %s", self->dir);
-		return FALSE;
-	}
-	return TRUE;
-}
 
-/* A new empty file named .tmp-<kind>-<random> in the cache; its name goes to *name. */
-static int
-vmi_cache_create_temp (VmiCache *self, const char *kind, char **name, GError **error)
-{
-	for (guint attempt = 0; attempt < 100; attempt++) {
-		g_autofree char *candidate = g_strdup_printf (VMI_CACHE_TEMP_PREFIX "%s-%08x%08x", kind,
-							      g_random_int (), g_random_int ());
-		int fd = openat (self->dir_fd, candidate,
-				 O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 
-		if (fd >= 0) {
-			*name = g_steal_pointer (&candidate);
-			return fd;
-		}
-		if (errno != EEXIST) {
-			vmi_cache_set_errno (error, errno, "cannot create a temporary file in %s",
-					     self->dir);
-			return -1;
-		}
-	}
-	g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-		     "cannot find a free temporary file name in %s", self->dir);
-	return -1;
-}
-
-static gboolean
-vmi_cache_write_all (int fd, const char *data, gsize len)
-{
-	while (len > 0) {
-		ssize_t n = write (fd, data, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = ENOSPC;
-			return FALSE;
-		}
-		data += n;
-		len -= (gsize) n;
-	}
-	return TRUE;
-}
-
-/*
- * Replaces the metadata file of entry atomically and durably: a temporary file, written and
- * flushed, renamed over the old one, then the directory flushed so the rename is on disk too.
- */
-static gboolean
-vmi_cache_write_entry (VmiCache *self, VmiCacheEntry *entry, GError **error)
-{
-	g_autofree char *temp = NULL;
-	g_autofree char *target = vmi_cache_entry_name (entry->id);
-	gsize len = 0;
-	g_autofree char *data = vmi_cache_entry_to_data (entry, &len);
-	int fd;
-	int errsv;
-
-	fd = vmi_cache_create_temp (self, "entry", &temp, error);
-	if (fd < 0)
-		return FALSE;
-	if (!vmi_cache_write_all (fd, data, len) || fsync (fd) != 0) {
-		errsv = errno;
-		close (fd);
-		unlinkat (self->dir_fd, temp, 0);
-		vmi_cache_set_errno (error, errsv, "cannot write the metadata of cache entry %s",
-				     entry->id);
-		return FALSE;
-	}
-	if (close (fd) != 0 || renameat (self->dir_fd, temp, self->dir_fd, target) != 0) {
-		errsv = errno;
-		unlinkat (self->dir_fd, temp, 0);
-		vmi_cache_set_errno (error, errsv, "cannot write the metadata of cache entry %s",
-				     entry->id);
-		return FALSE;
-	}
-	return vmi_cache_sync_dir (self, error);
-}
-
-/* Deletes an entry's files: metadata first, so a crash in between leaves an orphan stored file
- * (removed at the next open), never metadata without its file. Called with the lock held. */
+/* Deletes an entry's files and record. Called with the lock held. */
 static gboolean
 vmi_cache_delete_locked (VmiCache *self, const char *id, GPtrArray *changes, GError **error)
 {
-	g_autofree char *entry_name = vmi_cache_entry_name (id);
-	g_autofree char *image_name = vmi_cache_image_name (id);
 	g_autofree char *id_copy = g_strdup (id);
 
-	if (unlinkat (self->dir_fd, entry_name, 0) != 0 && errno != ENOENT) {
-		vmi_cache_set_errno (error, errno, "cannot remove cache entry %s", id);
+	if (!vmi_cache_dir_delete (&self->dir, id_copy, error))
 		return FALSE;
-	}
 	g_hash_table_remove (self->records, id_copy);
 	vmi_cache_changes_add (changes, id_copy, NULL);
-	if (unlinkat (self->dir_fd, image_name, 0) != 0 && errno != ENOENT)
-		g_message ("cannot remove %s/%s: %s; it will be removed at the next start",
-			   self->dir, image_name, g_strerror (errno));
-	return vmi_cache_sync_dir (self, error);
+	return TRUE;
 }
 
 static guint64
@@ -339,202 +188,31 @@ vmi_cache_make_room_locked (VmiCache *self, guint64 needed, guint64 *freed, GPtr
 	return TRUE;
 }
 
-/* Loads one metadata file, or returns NULL (with a message saying why) to have it dropped. */
-static VmiCacheEntry *
-vmi_cache_load_entry (VmiCache *self, const char *id)
-{
-	g_autofree char *entry_name = vmi_cache_entry_name (id);
-	g_autofree char *image_name = vmi_cache_image_name (id);
-	g_autofree char *data = NULL;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(VmiCacheEntry) entry = NULL;
-	struct stat st;
-	gsize len = 0;
-	int fd;
 
-	fd = openat (self->dir_fd, entry_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || fstat (fd, &st) != 0 || !S_ISREG (st.st_mode) ||
-	    st.st_size > VMI_CACHE_ENTRY_FILE_MAX) {
-		g_message ("dropping cache entry %s: %s is not a readable metadata file", id,
-			   entry_name);
-		if (fd >= 0)
-			close (fd);
-		return NULL;
-	}
-	data = g_malloc ((gsize) st.st_size + 1);
-	while (len < (gsize) st.st_size) {
-		ssize_t n = read (fd, data + len, (gsize) st.st_size - len);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (gsize) n;
-	}
-	close (fd);
-	entry = vmi_cache_entry_from_data (id, data, len, &error);
-	if (entry == NULL) {
-		g_message ("dropping cache entry %s: %s", id, error->message);
-		return NULL;
-	}
-	if (fstatat (self->dir_fd, image_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-	    !S_ISREG (st.st_mode) || (guint64) st.st_size != entry->file_size) {
-		g_message ("dropping cache entry %s: its stored file %s is missing, not a regular "
-			   "file, or not the "
-			   "%" G_GUINT64_FORMAT " bytes its metadata says",
-			   id, image_name, entry->file_size);
-		return NULL;
-	}
-	entry->size = (guint64) st.st_blocks * 512u;
-	entry->path = g_build_filename (self->dir, image_name, NULL);
-	return g_steal_pointer (&entry);
-}
-
-/* Reads the directory: temporary files go, entries load, stored files without an entry go. */
-static gboolean
-vmi_cache_scan (VmiCache *self, GError **error)
-{
-	g_autoptr(GPtrArray) entry_ids = g_ptr_array_new_with_free_func (g_free);
-	g_autoptr(GPtrArray) image_ids = g_ptr_array_new_with_free_func (g_free);
-	gboolean removed = FALSE;
-	struct dirent *dent;
-	DIR *dir;
-	int fd = dup (self->dir_fd);
-
-	if (fd < 0 || (dir = fdopendir (fd)) == NULL) {
-		vmi_cache_set_errno (error, errno, "cannot read the cache directory %s", self->dir);
-		if (fd >= 0)
-			close (fd);
-		return FALSE;
-	}
-	rewinddir (dir);
-	while ((dent = readdir (dir)) != NULL) {
-		const char *name = dent->d_name;
-		gsize len = strlen (name);
-
-		if (g_str_has_prefix (name, VMI_CACHE_TEMP_PREFIX)) {
-			/* Left by an import or a metadata update that did not finish. */
-			if (unlinkat (self->dir_fd, name, 0) == 0)
-				removed = TRUE;
-		} else if (g_str_has_suffix (name, VMI_CACHE_ENTRY_SUFFIX) &&
-			   vmi_cache_is_id (name, len - strlen (VMI_CACHE_ENTRY_SUFFIX))) {
-			g_ptr_array_add (entry_ids, g_strndup (name, VMI_CACHE_ID_LENGTH));
-		} else if (g_str_has_suffix (name, VMI_CACHE_IMAGE_SUFFIX) &&
-			   vmi_cache_is_id (name, len - strlen (VMI_CACHE_IMAGE_SUFFIX))) {
-			g_ptr_array_add (image_ids, g_strndup (name, VMI_CACHE_ID_LENGTH));
-		}
-	}
-	closedir (dir);
-
-	for (guint i = 0; i < entry_ids->len; i++) {
-		const char *id = g_ptr_array_index (entry_ids, i);
-		VmiCacheEntry *entry = vmi_cache_load_entry (self, id);
-		g_autofree char *entry_name = NULL;
-		VmiCacheRecord *record;
-
-		if (entry == NULL) {
-			entry_name = vmi_cache_entry_name (id);
-			unlinkat (self->dir_fd, entry_name, 0);
-			removed = TRUE;
-			continue;
-		}
-		record = g_new0 (VmiCacheRecord, 1);
-		record->entry = entry;
-		g_hash_table_insert (self->records, g_strdup (id), record);
-	}
-	for (guint i = 0; i < image_ids->len; i++) {
-		const char *id = g_ptr_array_index (image_ids, i);
-		g_autofree char *image_name = NULL;
-
-		if (g_hash_table_contains (self->records, id))
-			continue;
-		/* Renamed into place, but the import died before its metadata was written. */
-		image_name = vmi_cache_image_name (id);
-		unlinkat (self->dir_fd, image_name, 0);
-		removed = TRUE;
-	}
-	return !removed || vmi_cache_sync_dir (self, error);
-}
-
-static gboolean
-vmi_cache_check_dir (const char *dir, int dir_fd, GError **error)
-{
-	struct stat st;
-
-	if (fstat (dir_fd, &st) != 0) {
-		vmi_cache_set_errno (error, errno, "cannot examine the cache directory %s", dir);
-		return FALSE;
-	}
-	if (st.st_uid != geteuid ()) {
-		g_set_error (error, VMI_ERROR, VMI_ERROR_ACCESS_DENIED,
-			     "the cache directory %s belongs to uid %u, not to uid %u that runs "
-			     "vmimaged; make it vmimaged's own (chown) or choose another",
-			     dir, (guint) st.st_uid, (guint) geteuid ());
-		return FALSE;
-	}
-	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-		g_set_error (error, VMI_ERROR, VMI_ERROR_ACCESS_DENIED,
-			     "the cache directory %s has mode %04o: others could replace images in "
-			     "it; remove group and other write access (chmod go-w)",
-			     dir, (guint) (st.st_mode & 07777));
-		return FALSE;
-	}
-	return TRUE;
-}
 
 VmiCache *
 vmi_cache_open (const char *dir, guint64 limit, GError **error)
 {
-	g_autoptr(VmiCache) self = NULL;
-	g_autofree char *parent = NULL;
+	g_autoptr(VmiCache) self = g_new0 (VmiCache, 1);
+	g_autoptr(GPtrArray) entries = NULL;
 
-	if (!g_path_is_absolute (dir)) {
-		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
-			     "the cache directory “%s” is not an absolute path", dir);
-		return NULL;
-	}
-	self = g_new0 (VmiCache, 1);
-	self->dir_fd = -1;
-	self->lock_fd = -1;
 	g_mutex_init (&self->lock);
 	self->records = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
 					       vmi_cache_record_free);
-	self->dir = g_canonicalize_filename (dir, NULL);
 	self->limit = limit;
+	if (!vmi_cache_dir_open (&self->dir, dir, error))
+		return NULL;
+	entries = vmi_cache_dir_recover (&self->dir, error);
+	if (entries == NULL)
+		return NULL;
+	for (guint i = 0; i < entries->len; i++) {
+		VmiCacheEntry *entry = g_ptr_array_index (entries, i);
+		VmiCacheRecord *record = g_new0 (VmiCacheRecord, 1);
 
-	parent = g_path_get_dirname (self->dir);
-	if (g_mkdir_with_parents (parent, 0755) != 0) {
-		vmi_cache_set_errno (error, errno, "cannot create %s", parent);
-		return NULL;
+		record->entry = vmi_cache_entry_ref (entry);
+		g_hash_table_insert (self->records, g_strdup (entry->id), record);
 	}
-	if (mkdir (self->dir, 0700) != 0 && errno != EEXIST) {
-		vmi_cache_set_errno (error, errno, "cannot create the cache directory %s", self->dir);
-		return NULL;
-	}
-	self->dir_fd = open (self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (self->dir_fd < 0) {
-		vmi_cache_set_errno (error, errno, "cannot open the cache directory %s", self->dir);
-		return NULL;
-	}
-	if (!vmi_cache_check_dir (self->dir, self->dir_fd, error))
-		return NULL;
-	self->lock_fd = openat (self->dir_fd, VMI_CACHE_LOCK_NAME,
-				O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (self->lock_fd < 0) {
-		vmi_cache_set_errno (error, errno, "cannot open %s/" VMI_CACHE_LOCK_NAME, self->dir);
-		return NULL;
-	}
-	if (flock (self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		if (errno == EWOULDBLOCK)
-			g_set_error (error, VMI_ERROR, VMI_ERROR_EXISTS,
-				     "another process uses the cache directory %s", self->dir);
-		else
-			vmi_cache_set_errno (error, errno, "cannot lock %s/" VMI_CACHE_LOCK_NAME,
-					     self->dir);
-		return NULL;
-	}
-	if (!vmi_cache_scan (self, error))
-		return NULL;
 	return g_steal_pointer (&self);
 }
 
@@ -543,20 +221,16 @@ vmi_cache_free (VmiCache *self)
 {
 	if (self == NULL)
 		return;
-	if (self->lock_fd >= 0)
-		close (self->lock_fd);
-	if (self->dir_fd >= 0)
-		close (self->dir_fd);
+	vmi_cache_dir_close (&self->dir);
 	g_hash_table_unref (self->records);
 	g_mutex_clear (&self->lock);
-	g_free (self->dir);
 	g_free (self);
 }
 
 const char *
 vmi_cache_get_dir (VmiCache *self)
 {
-	return self->dir;
+	return self->dir.path;
 }
 
 guint64
@@ -650,7 +324,7 @@ static gboolean
 vmi_cache_replace_locked (VmiCache *self, VmiCacheRecord *record, VmiCacheEntry *updated,
 			  GPtrArray *changes, GError **error)
 {
-	if (!vmi_cache_write_entry (self, updated, error))
+	if (!vmi_cache_dir_write_entry (&self->dir, updated, error))
 		return FALSE;
 	vmi_cache_entry_unref (record->entry);
 	record->entry = vmi_cache_entry_ref (updated);
@@ -740,36 +414,6 @@ vmi_cache_progress (guint64 done, guint64 total, gpointer user_data)
 		progress->func (progress->phase * (total / 2) + done / 2, total, progress->data);
 }
 
-static gboolean
-vmi_cache_sha256_fd (int fd, GCancellable *cancellable, char **digest, GError **error)
-{
-	g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
-	g_autofree guint8 *buf = g_malloc (VMI_CACHE_READ_CHUNK);
-	guint64 offset = 0;
-
-	for (;;) {
-		ssize_t n = pread (fd, buf, VMI_CACHE_READ_CHUNK, (off_t) offset);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			vmi_cache_set_errno (error, errno, "cannot read a stored image at offset %" G_GUINT64_FORMAT,
-					     offset);
-			return FALSE;
-		}
-		if (n == 0)
-			break;
-		g_checksum_update (checksum, buf, (gsize) n);
-		offset += (guint64) n;
-		if (g_cancellable_is_cancelled (cancellable)) {
-			g_set_error_literal (error, VMI_ERROR, VMI_ERROR_CANCELLED,
-					     "the job was cancelled");
-			return FALSE;
-		}
-	}
-	*digest = g_strdup (g_checksum_get_string (checksum));
-	return TRUE;
-}
 
 /* Stores source into a temporary file; on success the file is complete and flushed. */
 static int
@@ -778,22 +422,22 @@ vmi_cache_convert_to_temp (VmiCache *self, VmiSource *source, const VmiFormatPlu
 			   GError **error)
 {
 	g_autofree char *name = NULL;
-	int fd = vmi_cache_create_temp (self, "import", &name, error);
+	int fd = vmi_cache_dir_create_temp (&self->dir, "import", &name, error);
 
 	if (fd < 0)
 		return -1;
 	if (!vmi_convert (source, store_format, fd, NULL, vmi_cache_progress, progress,
 			  cancellable, error)) {
-		g_prefix_error (error, "cannot store the image in %s: ", self->dir);
+		g_prefix_error (error, "cannot store the image in %s: ", self->dir.path);
 		close (fd);
-		unlinkat (self->dir_fd, name, 0);
+		vmi_cache_dir_discard (&self->dir, name);
 		return -1;
 	}
 	/* The rename must not publish a file whose data is still only in the page cache. */
 	if (fsync (fd) != 0) {
 		vmi_cache_set_errno (error, errno, "cannot flush the imported image");
 		close (fd);
-		unlinkat (self->dir_fd, name, 0);
+		vmi_cache_dir_discard (&self->dir, name);
 		return -1;
 	}
 	*temp = g_steal_pointer (&name);
@@ -813,7 +457,7 @@ vmi_cache_check_stored (VmiCache *self, int fd, const VmiFormatPlugin *store_for
 	g_autoptr(VmiSource) stored = vmi_source_open_with (store_format, fd, -1, cancellable, error);
 
 	if (stored == NULL) {
-		g_prefix_error (error, "the image stored in %s does not read back: ", self->dir);
+		g_prefix_error (error, "the image stored in %s does not read back: ", self->dir.path);
 		return FALSE;
 	}
 	*virtual_size = vmi_source_get_virtual_size (stored);
@@ -828,22 +472,11 @@ static gboolean
 vmi_cache_commit_locked (VmiCache *self, const char *temp, VmiCacheEntry *entry,
 			 GPtrArray *changes, GError **error)
 {
-	g_autofree char *image_name = vmi_cache_image_name (entry->id);
 	VmiCacheRecord *record;
 
-	if (!vmi_cache_make_room_locked (self, entry->size, NULL, changes, error))
+	if (!vmi_cache_make_room_locked (self, entry->size, NULL, changes, error) ||
+	    !vmi_cache_dir_publish (&self->dir, temp, entry, error))
 		return FALSE;
-	if (renameat (self->dir_fd, temp, self->dir_fd, image_name) != 0) {
-		vmi_cache_set_errno (error, errno, "cannot move the imported image into %s",
-				     self->dir);
-		return FALSE;
-	}
-	/* The stored file is in place; it becomes an entry only when its metadata is. */
-	if (!vmi_cache_sync_dir (self, error) || !vmi_cache_write_entry (self, entry, error)) {
-		unlinkat (self->dir_fd, image_name, 0);
-		fsync (self->dir_fd);
-		return FALSE;
-	}
 	record = g_new0 (VmiCacheRecord, 1);
 	record->entry = vmi_cache_entry_ref (entry);
 	g_hash_table_insert (self->records, g_strdup (entry->id), record);
@@ -928,7 +561,7 @@ vmi_cache_import (VmiCache *self, VmiSource *source, const VmiFormatPlugin *stor
 	if (!vmi_cache_check_stored (self, fd, store_format, source, cancellable, &digest,
 				     &virtual_size, error)) {
 		close (fd);
-		unlinkat (self->dir_fd, temp, 0);
+		vmi_cache_dir_discard (&self->dir, temp);
 		return NULL;
 	}
 	g_free (id);
@@ -944,7 +577,7 @@ vmi_cache_import (VmiCache *self, VmiSource *source, const VmiFormatPlugin *stor
 	/* The metadata file is UTF-8; a file name in another encoding is kept readable. */
 	entry->source = g_utf8_make_valid (origin != NULL ? origin : "", -1);
 	entry->created = entry->last_used = g_get_real_time ();
-	entry->path = g_strconcat (self->dir, "/", id, VMI_CACHE_IMAGE_SUFFIX, NULL);
+	entry->path = vmi_cache_dir_image_path (&self->dir, id);
 	vmi_cache_apply_properties (entry, properties, NULL, NULL);
 	if (fstat (fd, &st) != 0) {
 		vmi_cache_set_errno (error, errno, "cannot examine the imported image");
@@ -956,7 +589,7 @@ vmi_cache_import (VmiCache *self, VmiSource *source, const VmiFormatPlugin *stor
 	}
 	close (fd);
 	if (!ok) {
-		unlinkat (self->dir_fd, temp, 0);
+		vmi_cache_dir_discard (&self->dir, temp);
 		return NULL;
 	}
 
@@ -964,12 +597,12 @@ vmi_cache_import (VmiCache *self, VmiSource *source, const VmiFormatPlugin *stor
 	record = g_hash_table_lookup (self->records, id);
 	if (record != NULL) {
 		/* Another import of the same content finished first: keep its copy. */
-		unlinkat (self->dir_fd, temp, 0);
+		vmi_cache_dir_discard (&self->dir, temp);
 		g_clear_pointer (&entry, vmi_cache_entry_unref);
 		entry = vmi_cache_update_existing_locked (self, record, name, properties, changes,
 							  error);
 	} else if (!vmi_cache_commit_locked (self, temp, entry, changes, error)) {
-		unlinkat (self->dir_fd, temp, 0);
+		vmi_cache_dir_discard (&self->dir, temp);
 		g_clear_pointer (&entry, vmi_cache_entry_unref);
 	}
 	g_mutex_unlock (&self->lock);
@@ -1107,7 +740,6 @@ vmi_cache_verify_held (VmiCache *self, VmiCacheEntry *entry, VmiRegistry *regist
 		       VmiProgressFunc progress_func, gpointer user_data,
 		       GCancellable *cancellable, GError **error)
 {
-	g_autofree char *image_name = vmi_cache_image_name (entry->id);
 	g_autofree char *checksum = NULL;
 	g_autofree char *content = NULL;
 	g_autoptr(VmiSource) source = NULL;
@@ -1118,12 +750,9 @@ vmi_cache_verify_held (VmiCache *self, VmiCacheEntry *entry, VmiRegistry *regist
 	plugin = vmi_registry_lookup (registry, entry->format, error);
 	if (plugin == NULL)
 		return FALSE;
-	fd = openat (self->dir_fd, image_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		vmi_cache_set_errno (error, errno, "cannot open the stored file of image %s",
-				     entry->id);
+	fd = vmi_cache_dir_open_image (&self->dir, entry->id, error);
+	if (fd < 0)
 		return FALSE;
-	}
 	if (!vmi_cache_sha256_fd (fd, cancellable, &checksum, error)) {
 		close (fd);
 		return FALSE;
