@@ -4,10 +4,12 @@
 #include "vmi-plugin-util.h"
 
 gboolean
-vmi_pread_all (int fd, void *buf, gsize len, guint64 offset, const char *what, GError **error)
+vmi_pread_upto (int fd, void *buf, gsize len, guint64 offset, gsize *got, const char *what,
+		GError **error)
 {
 	guint8 *p = buf;
 
+	*got = 0;
 	while (len > 0) {
 		ssize_t n = pread (fd, p, MIN (len, (gsize) G_MAXSSIZE), (off_t) offset);
 
@@ -21,16 +23,29 @@ vmi_pread_all (int fd, void *buf, gsize len, guint64 offset, const char *what, G
 				     len, offset, what, g_strerror (errsv));
 			return FALSE;
 		}
-		if (n == 0) {
-			g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-				     "the %s ends at offset 0x%" G_GINT64_MODIFIER
-				     "x with %" G_GSIZE_FORMAT " bytes still to read: it is truncated",
-				     what, offset, len);
-			return FALSE;
-		}
+		if (n == 0)
+			break;
 		p += n;
 		len -= (gsize) n;
 		offset += (guint64) n;
+		*got += (gsize) n;
+	}
+	return TRUE;
+}
+
+gboolean
+vmi_pread_all (int fd, void *buf, gsize len, guint64 offset, const char *what, GError **error)
+{
+	gsize got = 0;
+
+	if (!vmi_pread_upto (fd, buf, len, offset, &got, what, error))
+		return FALSE;
+	if (got < len) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
+			     "the %s ends at offset 0x%" G_GINT64_MODIFIER
+			     "x with %" G_GSIZE_FORMAT " bytes still to read: it is truncated",
+			     what, offset + got, len - got);
+		return FALSE;
 	}
 	return TRUE;
 }

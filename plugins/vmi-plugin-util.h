@@ -8,6 +8,11 @@
 
 G_BEGIN_DECLS
 
+/* Reads len bytes at offset, or fewer if the file ends first (*got says how many); only an I/O
+ * error ("... of the <what>") is VMI_ERROR_FAILED. */
+gboolean vmi_pread_upto (int fd, void *buf, gsize len, guint64 offset, gsize *got,
+			 const char *what, GError **error);
+
 /* Reads exactly len bytes at offset; EOF first is VMI_ERROR_CORRUPT_IMAGE ("... of the <what>"). */
 gboolean vmi_pread_all (int fd, void *buf, gsize len, guint64 offset, const char *what,
 			GError **error);

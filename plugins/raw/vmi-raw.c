@@ -129,33 +129,17 @@ raw_probe (const guint8 *head, gsize head_len, guint64 file_size)
 static gboolean
 raw_pread_all (int fd, void *buf, gsize len, guint64 offset, GError **error)
 {
-	guint8 *p = buf;
+	gsize got = 0;
 
-	while (len > 0) {
-		ssize_t n = pread (fd, p, MIN (len, (gsize) G_MAXSSIZE), (off_t) offset);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int saved_errno = errno;
-
-			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-				     "Could not read %" G_GSIZE_FORMAT " bytes at offset 0x%" G_GINT64_MODIFIER
-				     "x of the raw image: %s",
-				     len, offset, g_strerror (saved_errno));
-			return FALSE;
-		}
-		if (n == 0) {
-			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-				     "The raw image ends at offset 0x%" G_GINT64_MODIFIER
-				     "x, before the %" G_GSIZE_FORMAT
-				     " bytes still to read: the file shrank while it was open",
-				     offset, len);
-			return FALSE;
-		}
-		p += n;
-		len -= n;
-		offset += n;
+	if (!vmi_pread_upto (fd, buf, len, offset, &got, "raw image", error))
+		return FALSE;
+	if (got < len) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
+			     "The raw image ends at offset 0x%" G_GINT64_MODIFIER
+			     "x, before the %" G_GSIZE_FORMAT
+			     " bytes still to read: the file shrank while it was open",
+			     offset + got, len - got);
+		return FALSE;
 	}
 	return TRUE;
 }
