@@ -690,6 +690,8 @@ test_ova_hostile_members (void)
 		{ "../x", '0', NULL },	 { "/etc/x", '0', NULL },    { "sub/disk.vmdk", '0', NULL },
 		{ "link", '2', "/etc/passwd" }, { "hard", '1', "vm.ovf" }, { "dir/", '5', NULL },
 		{ "disk.vmdk", '0', NULL }, /* a second disk.vmdk */
+		{ "bad\xff\xfe.vmdk", '0', NULL }, /* not UTF-8: still a valid GVariant */
+		{ "ctl\x01.vmdk", '0', NULL },
 	};
 	g_autofree char *dir = vmi_test_tmpdir_new ();
 
@@ -699,7 +701,10 @@ test_ova_hostile_members (void)
 		g_autoptr(GError) error = NULL;
 		const VmiImageInfo *info;
 
-		g_test_message ("member %s", cases[i].name);
+		g_autofree char *escaped = g_strescape (cases[i].name, NULL);
+		g_autofree char *reason = NULL;
+
+		g_test_message ("member %s", escaped);
 		tar_member (tar, "vm.ovf", tiny_ovf);
 		tar_member (tar, "disk.vmdk", "ABCD");
 		if (cases[i].type == '0')
@@ -711,10 +716,12 @@ test_ova_hostile_members (void)
 			save_seed_tar (dir, tar, "dotdot.ova");
 		source = open_tar (dir, tar, &error);
 		g_assert_no_error (error);
+		g_variant_unref (vmi_source_to_variant (source));
 		info = vmi_source_get_info (source);
 		g_assert_false (vmi_source_is_safe (source));
 		g_assert_cmpuint (info->unsafe_reasons->len, >=, 1);
-		g_test_message ("%s", (const char *) g_ptr_array_index (info->unsafe_reasons, 0));
+		reason = g_strescape (g_ptr_array_index (info->unsafe_reasons, 0), "\x80\xef\xbf\xbd");
+		g_test_message ("%s", reason);
 	}
 	/* nothing was written beside the archive */
 	{
@@ -891,6 +898,8 @@ test_ova_manifest_cases (void)
 		{ "SHA1(vm.ovf)= @OVF@\nSHA256(disk.vmdk)= @OVF@\n", FALSE, "", "", "disk.vmdk" },
 		{ "SHA1(vm.ovf)= @OVF@\nSHA256(disk.vmdk)= @DISK@\nMD5(disk.vmdk)= 00\n", FALSE, "", "", "" },
 		{ "", FALSE, "", "", "vm.ovf,disk.vmdk" },
+		{ "SHA1(vm.ovf)= @OVF@\nSHA256(disk.vmdk)= @DISK@\nSHA1(x\xff)= @OVF@\n", FALSE, "",
+		  "x\xef\xbf\xbd", "" },
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
@@ -901,7 +910,9 @@ test_ova_manifest_cases (void)
 		g_autofree char *mf = replace (a, "@DISK@", disk_sha256);
 		g_autofree char *mismatches = NULL, *missing = NULL, *unlisted = NULL;
 
-		g_test_message ("manifest %s", cases[i].mf);
+		g_autofree char *escaped = g_strescape (cases[i].mf, NULL);
+
+		g_test_message ("manifest %s", escaped);
 		tar_member (tar, "vm.ovf", tiny_ovf);
 		tar_member (tar, "vm.mf", mf);
 		tar_member (tar, "disk.vmdk", "ABCD");

@@ -104,11 +104,14 @@ manifest_hash (int fd, guint64 offset, guint64 size, GChecksumType type,
 	return g_strdup (g_checksum_get_string (checksum));
 }
 
+/* The manifest's text is not known to be UTF-8; what it names ends up in GVariant strings. */
 static void
 manifest_add_unique (GPtrArray *array, const char *s)
 {
-	if (!g_ptr_array_find_with_equal_func (array, s, g_str_equal, NULL))
-		g_ptr_array_add (array, g_strdup (s));
+	g_autofree char *valid = g_utf8_make_valid (s, -1);
+
+	if (!g_ptr_array_find_with_equal_func (array, valid, g_str_equal, NULL))
+		g_ptr_array_add (array, g_steal_pointer (&valid));
 }
 
 VmiOvaManifest *

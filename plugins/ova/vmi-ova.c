@@ -248,8 +248,12 @@ ova_add_member (VmiImage *self, struct archive *archive, struct archive_entry *e
 
 	if (name == NULL)
 		name = archive_entry_pathname_utf8 (entry);
+	if (name == NULL)
+		name = "";
 	member = g_new0 (OvaMember, 1);
-	member->name = g_strdup (name != NULL ? name : "");
+	/* Names go into messages and GVariant strings, which must be UTF-8; a name that is not
+	 * can never match an href (the XML parser yields UTF-8), so replacing bytes loses nothing. */
+	member->name = g_utf8_make_valid (name, -1);
 	member->header_offset = (guint64) MAX (archive_read_header_position (archive), 0);
 	member->offset = data_offset;
 	member->size = archive_entry_size_is_set (entry) ? (guint64) MAX (archive_entry_size (entry), 0)
@@ -271,11 +275,11 @@ ova_add_member (VmiImage *self, struct archive *archive, struct archive_entry *e
 		break;
 	}
 	g_ptr_array_add (self->members, member);
-	if (name == NULL) {
+	if (!g_utf8_validate (name, -1, NULL)) {
 		ova_add_reason (self, reasons,
-				g_strdup_printf ("member %u of the OVA has a name that is not valid "
-						 "text",
-						 self->members->len));
+				g_strdup_printf ("the name of OVA member %u (\"%s\") is not valid UTF-8: "
+						 "tools may decode it differently",
+						 self->members->len, member->name));
 	}
 	if (archive_entry_sparse_count (entry) > 0) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
@@ -296,10 +300,12 @@ ova_add_member (VmiImage *self, struct archive *archive, struct archive_entry *e
 	if (reason != NULL)
 		ova_add_reason (self, reasons, reason);
 	if (member->type != OVA_MEMBER_FILE) {
-		const char *target = archive_entry_symlink (entry);
+		const char *link = archive_entry_symlink (entry);
+		g_autofree char *target = NULL;
 
-		if (target == NULL)
-			target = archive_entry_hardlink (entry);
+		if (link == NULL)
+			link = archive_entry_hardlink (entry);
+		target = link != NULL ? g_utf8_make_valid (link, -1) : NULL;
 		ova_add_reason (self, reasons,
 				g_strdup_printf ("the OVA member \"%s\" is a %s%s%s%s, not a file",
 						 member->name, ova_member_type_name (member->type),
@@ -461,12 +467,6 @@ ova_member_lookup (const char *href, guint64 *offset, guint64 *size, gpointer us
 }
 
 static gboolean
-ova_manifest_lookup (const char *name, guint64 *offset, guint64 *size, gpointer user_data)
-{
-	return ova_member_lookup (name, offset, size, user_data);
-}
-
-static gboolean
 ova_check_manifest (VmiImage *self, GCancellable *cancellable, GError **error)
 {
 	const OvaMember *mf = NULL;
@@ -499,7 +499,7 @@ ova_check_manifest (VmiImage *self, GCancellable *cancellable, GError **error)
 		return FALSE;
 	text[mf->size] = '\0';
 	self->manifest = vmi_ova_manifest_check (mf->name, text, (gsize) mf->size, self->fd,
-						 ova_manifest_lookup, self,
+						 ova_member_lookup, self,
 						 (const char *const *) covered->pdata, covered->len,
 						 cancellable, error);
 	if (self->manifest == NULL)
