@@ -37,6 +37,7 @@ typedef struct {
 	const char *name;
 	const char *name2;
 	gboolean overwrite;
+	mode_t mode; /* for VMI_CALLER_OP_CREATE_AT */
 } VmiCallerOp;
 
 /* What the op sends back: result is an fd (>= 0, passed with SCM_RIGHTS), 0, or -errno. */
@@ -174,11 +175,11 @@ vmi_caller_op_exec (const VmiCallerOp *op, int *value)
 		return 0;
 	case VMI_CALLER_OP_CREATE_AT:
 		fd = openat (op->dir_fd, op->name,
-			     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0644);
+			     O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, op->mode);
 		if (fd < 0)
 			return -errno;
-		/* The umask must not take read access from the owner's group and others. */
-		(void) fchmod (fd, 0644);
+		/* The mode asked for, whatever the daemon's umask. */
+		(void) fchmod (fd, op->mode);
 		return fd;
 	case VMI_CALLER_OP_RENAME_AT:
 		if (renameat2 (op->dir_fd, op->name, op->dir_fd, op->name2,
@@ -542,12 +543,12 @@ vmi_caller_exists_at (VmiCaller *self, int dir_fd, const char *name, const char 
 
 int
 vmi_caller_create_temp_at (VmiCaller *self, int dir_fd, const char *name, const char *display,
-			   char **tmp_name, GError **error)
+			   mode_t mode, char **tmp_name, GError **error)
 {
 	/* A few tries in case another job picked the same random suffix. */
 	for (guint attempt = 0; attempt < 8; attempt++) {
 		g_autofree char *candidate = NULL;
-		VmiCallerOp op = { VMI_CALLER_OP_CREATE_AT, dir_fd, NULL, NULL, FALSE };
+		VmiCallerOp op = { VMI_CALLER_OP_CREATE_AT, dir_fd, NULL, NULL, FALSE, mode };
 		gboolean switch_failed = FALSE;
 		int value = 0;
 		int fd;

@@ -59,11 +59,11 @@ gboolean vmi_caller_exists_at (VmiCaller *self, int dir_fd, const char *name, co
 			       gboolean *is_dir, gboolean *exists, GError **error);
 
 /*
- * Creates "<.name>.XXXXXX.vmimaged-tmp" in dir_fd as the caller (O_EXCL, mode 0644, owned by the
- * caller), returning the read-write fd and the chosen name in *tmp_name.
+ * Creates "<.name>.XXXXXX.vmimaged-tmp" in dir_fd as the caller (O_EXCL, the given mode whatever
+ * the umask, owned by the caller), returning the read-write fd and the chosen name in *tmp_name.
  */
 int vmi_caller_create_temp_at (VmiCaller *self, int dir_fd, const char *name, const char *display,
-			       char **tmp_name, GError **error);
+			       mode_t mode, char **tmp_name, GError **error);
 
 /* Renames from to to within dir_fd as the caller; without overwrite an existing to is EXISTS. */
 gboolean vmi_caller_rename_at (VmiCaller *self, int dir_fd, const char *from, const char *to,

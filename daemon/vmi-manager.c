@@ -37,6 +37,7 @@ typedef struct {
 	char *format;
 	GVariant *options;
 	int source_fd;
+	mode_t source_mode; /* permission bits of the source, for the output */
 	int dest_fd;
 	VmiJobImpl *job;   /* Cancel */
 
@@ -125,6 +126,7 @@ vmi_call_check_fd_access (int fd, gboolean need_write, const char *what, GError 
 static VmiSource *
 vmi_call_open_source (VmiCall *call, const char *format, gboolean classify, GError **error)
 {
+	struct stat st;
 	VmiRegistry *registry = vmi_daemon_get_registry (call->manager->daemon);
 	g_autoptr(GError) error_dir = NULL;
 	int fd = call->source_fd;
@@ -151,6 +153,8 @@ vmi_call_open_source (VmiCall *call, const char *format, gboolean classify, GErr
 			return NULL;
 	}
 	source = vmi_source_open_full (registry, fd, dir_fd, format, classify, NULL, error);
+	if (source != NULL && fstat (fd, &st) == 0)
+		call->source_mode = st.st_mode & 0666;
 	if (source == NULL && call->source != NULL)
 		g_prefix_error (error, "%s: ", call->source);
 	if (call->source != NULL)
@@ -217,9 +221,11 @@ vmi_call_prepare_destination (VmiCall *call, VmiConvertJob *convert, GError **er
 			     "option", path);
 		return FALSE;
 	}
+	/* The copy is as private as its source: a 0600 image must not become a 0644 one. */
 	convert->out_fd = vmi_caller_create_temp_at (call->caller, convert->dir_fd,
-						     convert->dest_name, path, &convert->tmp_name,
-						     error);
+						     convert->dest_name, path,
+						     call->source_mode != 0 ? call->source_mode : 0600,
+						     &convert->tmp_name, error);
 	return convert->out_fd >= 0;
 }
 

@@ -1387,6 +1387,32 @@ test_convert_cancel_on_disconnect (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* The output is as private as its source, whatever the daemon's umask. */
+static void
+test_convert_keeps_mode (void)
+{
+	g_autoptr(VmiManager) manager = manager_new ();
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	const guint modes[] = { 0600, 0640, 0644 };
+
+	for (guint i = 0; i < G_N_ELEMENTS (modes); i++) {
+		g_autofree char *src = g_strdup_printf ("%s/source-%o.img", dir, modes[i]);
+		g_autofree char *dst = g_strdup_printf ("%s/out-%o.raw", dir, modes[i]);
+		g_autofree char *path = NULL;
+		g_autoptr(GError) error = NULL;
+		GStatBuf st;
+
+		vmi_test_make_pattern_image (src, MiB, 6);
+		g_assert_cmpint (g_chmod (src, (int) modes[i]), ==, 0);
+		path = convert (manager, src, dst, "raw", NULL, &error);
+		g_assert_no_error (error);
+		assert_job_completed (path);
+		g_assert_cmpint (g_stat (dst, &st), ==, 0);
+		g_assert_cmpuint (st.st_mode & 0777, ==, modes[i]);
+	}
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 static void
 test_convert_overwrite (void)
 {
@@ -2164,6 +2190,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/dbus/inspect/bad-input", test_inspect_bad_input);
 	g_test_add_func ("/dbus/convert/raw", test_convert_raw);
 	g_test_add_func ("/dbus/convert/overwrite", test_convert_overwrite);
+	g_test_add_func ("/dbus/convert/keeps-mode", test_convert_keeps_mode);
 	g_test_add_func ("/dbus/convert/options", test_convert_options);
 	g_test_add_func ("/dbus/convert/bad-input", test_convert_bad_input);
 	g_test_add_func ("/dbus/convert/cancel", test_convert_cancel);
