@@ -173,6 +173,7 @@ vmi_source_open_full (VmiRegistry *registry, int fd, int dir_fd, const char *for
 {
 	g_autoptr(VmiSource) self = vmi_source_new (fd, dir_fd, error);
 	g_autoptr(GPtrArray) others = g_ptr_array_new ();
+	g_autoptr(GError) local_error = NULL;
 	const VmiFormatPlugin *plugin;
 
 	if (self == NULL)
@@ -183,8 +184,19 @@ vmi_source_open_full (VmiRegistry *registry, int fd, int dir_fd, const char *for
 		plugin = vmi_registry_classify_fd (registry, self->fd, classify, others, error);
 	if (plugin == NULL)
 		return NULL;
-	if (!vmi_source_open_plugin (self, plugin, cancellable, error))
-		return NULL;
+	if (!vmi_source_open_plugin (self, plugin, cancellable, &local_error)) {
+		/* A classify-only format that looked at the content and said no (a .gz that is no
+		 * ramdisk) leaves the file to ordinary detection, as if classify were off. */
+		if (format != NULL || (plugin->flags & VMI_FORMAT_CLASSIFY_ONLY) == 0 ||
+		    !g_error_matches (local_error, VMI_ERROR, VMI_ERROR_UNKNOWN_FORMAT)) {
+			g_propagate_error (error, g_steal_pointer (&local_error));
+			return NULL;
+		}
+		g_ptr_array_set_size (others, 0);
+		plugin = vmi_registry_classify_fd (registry, self->fd, FALSE, others, error);
+		if (plugin == NULL || !vmi_source_open_plugin (self, plugin, cancellable, error))
+			return NULL;
+	}
 	for (guint i = 0; i < others->len; i++) {
 		const VmiFormatPlugin *other = g_ptr_array_index (others, i);
 

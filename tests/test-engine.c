@@ -180,6 +180,24 @@ static const VmiFormatPlugin rival_plugin = {
 	.close = fake_close,
 };
 
+static VmiImage *
+refusing_open (const VmiOpenArgs *args, GError **error)
+{
+	g_set_error_literal (error, VMI_ERROR, VMI_ERROR_UNKNOWN_FORMAT, "not mine after all");
+	return NULL;
+}
+
+/* Classify-only, sure from the head, but its open finds the content is not its own. */
+static const VmiFormatPlugin picky_plugin = {
+	.abi_version = VMI_PLUGIN_ABI_VERSION,
+	.name = "picky",
+	.flags = VMI_FORMAT_CAN_INSPECT | VMI_FORMAT_CLASSIFY_ONLY,
+	.probe = fake_probe,
+	.open = refusing_open,
+	.get_info = fake_get_info,
+	.close = fake_close,
+};
+
 /* Sure of everything, but only when asked to classify. */
 static const VmiFormatPlugin classifier_plugin = {
 	.abi_version = VMI_PLUGIN_ABI_VERSION,
@@ -573,6 +591,25 @@ test_source_classify_only (void)
 }
 
 static void
+test_source_classify_falls_back (void)
+{
+	g_autoptr(VmiRegistry) registry = vmi_registry_new ();
+	g_autoptr(GError) error = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	int fd = memfd_with ("FAKE");
+
+	g_assert_true (vmi_registry_add (registry, &picky_plugin, NULL));
+	g_assert_true (vmi_registry_add (registry, &fallback_plugin, NULL));
+	source = vmi_source_open_full (registry, fd, -1, NULL, TRUE, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpstr (vmi_source_get_plugin (source)->name, ==, "fallback");
+	/* Forced, the refusal stands. */
+	g_assert_null (vmi_source_open_full (registry, fd, -1, "picky", TRUE, NULL, &error));
+	g_assert_error (error, VMI_ERROR, VMI_ERROR_UNKNOWN_FORMAT);
+	close (fd);
+}
+
+static void
 test_source_refuses_non_files (void)
 {
 	g_autoptr(VmiRegistry) registry = vmi_registry_new ();
@@ -614,6 +651,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/source/refuses-non-files", test_source_refuses_non_files);
 	g_test_add_func ("/source/polyglot-is-unsafe", test_source_polyglot_is_unsafe);
 	g_test_add_func ("/source/classify-only", test_source_classify_only);
+	g_test_add_func ("/source/classify-falls-back", test_source_classify_falls_back);
 	g_test_add_func ("/convert/skips-zeros-and-holes", test_convert_skips_zeros_and_holes);
 	g_test_add_func ("/convert/cancelled", test_convert_cancelled);
 	g_test_add_func ("/convert/bad-options", test_convert_bad_options);
