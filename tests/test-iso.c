@@ -202,7 +202,7 @@ make_descriptor_file (const char *dir, const char *name, const guint8 *vd)
 	char *path = g_build_filename (dir, name, NULL);
 
 	memcpy (contents + 32 * 1024, vd, 2048);
-	g_assert_true (g_file_set_contents (path, (const char *) contents, 40 * 1024, NULL));
+	vmi_test_write_file (path, contents, 40 * 1024);
 	vmi_test_save_seed ("iso", path);
 	return path;
 }
@@ -230,7 +230,7 @@ test_iso_bad_inputs (void)
 	g_autofree char *block_size = NULL;
 
 	g_assert_cmpuint (vmi_iso_plugin.probe (vd, sizeof vd, sizeof vd), ==, VMI_PROBE_NO);
-	g_assert_true (g_file_set_contents (short_file, "CD001", 5, NULL));
+	vmi_test_write_file (short_file, "CD001", 5);
 	expect_error (short_file, VMI_ERROR_CORRUPT_IMAGE, "too short");
 
 	no_magic = make_descriptor_file (dir, "no-magic.iso", vd);
@@ -283,13 +283,13 @@ test_iso_bad_boot_catalog (void)
 
 	contents[(gsize) lba * 2048 + 30] = 0; /* the 55 AA key of the validation entry */
 	bad = g_build_filename (dir, "bad-catalog.iso", NULL);
-	g_assert_true (g_file_set_contents (bad, (const char *) contents, (gssize) len, NULL));
+	vmi_test_write_file (bad, contents, (gssize) len);
 	expect_error (bad, VMI_ERROR_CORRUPT_IMAGE, "validation entry");
 
 	lba = GUINT32_TO_LE (0x7fffffff);
 	memcpy (contents + boot_record + 0x47, &lba, 4);
 	beyond = g_build_filename (dir, "catalog-beyond.iso", NULL);
-	g_assert_true (g_file_set_contents (beyond, (const char *) contents, (gssize) len, NULL));
+	vmi_test_write_file (beyond, contents, (gssize) len);
 	source = vmi_test_open (&vmi_iso_plugin, beyond, NULL);
 	facts = facts_of (source);
 	g_assert_true (fact_bool (facts, "boot-catalog-missing"));

@@ -692,7 +692,7 @@ patched_copy (const char *path, const char *dir, const char *name, void (*edit) 
 	g_assert_true (g_file_get_contents (path, &contents, &len, NULL));
 	g_byte_array_append (bytes, (const guint8 *) contents, (guint) len);
 	edit (bytes, user_data);
-	g_assert_true (g_file_set_contents (out, (const char *) bytes->data, bytes->len, NULL));
+	vmi_test_write_file (out, bytes->data, bytes->len);
 	vmi_test_save_seed ("qcow2", out);
 	return out;
 }

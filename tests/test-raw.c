@@ -561,7 +561,7 @@ test_info (void)
 	guint64 vsize = 0;
 
 	/* an odd size: kept exactly, where qemu rounds up to the next 512 bytes */
-	g_assert_true (g_file_set_contents (path, "not a sector", 12, NULL));
+	vmi_test_write_file (path, "not a sector", 12);
 	g_assert_cmpint (truncate (path, 1000), ==, 0);
 	source = vmi_test_open (&vmi_raw_plugin, path, NULL);
 	info = vmi_source_get_info (source);
@@ -724,7 +724,7 @@ test_empty_file (void)
 	g_autoptr(VmiSource) source = NULL;
 	g_autoptr(GError) error = NULL;
 
-	g_assert_true (g_file_set_contents (path, "", 0, NULL));
+	vmi_test_write_file (path, "", 0);
 	/* detected: raw is the only candidate and refuses with the reason */
 	source = detect_open (registry, path, &error);
 	g_assert_null (source);

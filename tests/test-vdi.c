@@ -741,9 +741,9 @@ test_short_files (Fixture *f, gconstpointer data)
 	g_autofree char *one = g_build_filename (f->dir, "one-byte.vdi", NULL);
 	g_autofree char *cut = g_build_filename (f->dir, "truncated-header.vdi", NULL);
 
-	g_assert_true (g_file_set_contents (empty, "", 0, NULL));
+	vmi_test_write_file (empty, "", 0);
 	expect_open_error (empty, VMI_ERROR_UNKNOWN_FORMAT, "0-byte file");
-	g_assert_true (g_file_set_contents (one, "<", 1, NULL));
+	vmi_test_write_file (one, "<", 1);
 	expect_open_error (one, VMI_ERROR_UNKNOWN_FORMAT, "1-byte file");
 	make_tiny (cut, NULL);
 	g_assert_cmpint (truncate (cut, 300), ==, 0);

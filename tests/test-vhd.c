@@ -1076,11 +1076,11 @@ test_bad_tiny (void)
 	g_autofree char *one = tmp_path (dir, "one-byte.vhd");
 	g_autofree char *cookie = tmp_path (dir, "cookie-only.vhd");
 
-	g_assert_true (g_file_set_contents (empty, "", 0, NULL));
+	vmi_test_write_file (empty, "", 0);
 	ASSERT_OPEN_ERROR (empty, VMI_ERROR_UNKNOWN_FORMAT, "0-byte file is too small");
-	g_assert_true (g_file_set_contents (one, "c", 1, NULL));
+	vmi_test_write_file (one, "c", 1);
 	ASSERT_OPEN_ERROR (one, VMI_ERROR_UNKNOWN_FORMAT, "1-byte file is too small");
-	g_assert_true (g_file_set_contents (cookie, "conectix\0\0\0\2", 12, NULL));
+	vmi_test_write_file (cookie, "conectix\0\0\0\2", 12);
 	ASSERT_OPEN_ERROR (cookie, VMI_ERROR_CORRUPT_IMAGE, "too short");
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }

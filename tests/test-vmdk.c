@@ -94,10 +94,8 @@ static char *
 write_text (const char *dir, const char *name, const char *text)
 {
 	char *path = g_build_filename (dir, name, NULL);
-	g_autoptr(GError) error = NULL;
 
-	g_file_set_contents (path, text, -1, &error);
-	g_assert_no_error (error);
+	vmi_test_write_file (path, text, -1);
 	return path;
 }
 
@@ -622,8 +620,7 @@ test_hostile_extents (Fixture *f, gconstpointer data)
 		g_autofree char *padded = g_malloc0 (512);
 		memcpy (padded, secret, sizeof secret);
 		secret_path = g_build_filename (outside, "secret.bin", NULL);
-		g_file_set_contents (secret_path, padded, 512, &error);
-		g_assert_no_error (error);
+		vmi_test_write_file (secret_path, padded, 512);
 	}
 
 	/* Control: the same bytes in the folder are read, so a followed link would show them. */
@@ -835,11 +832,9 @@ test_bad_descriptors (Fixture *f, gconstpointer data)
 	{
 		g_autofree char *cowd = g_build_filename (f->dir, "delta-delta.vmdk", NULL);
 		g_autofree char *head = g_malloc0 (2048);
-		g_autoptr(GError) error = NULL;
 
 		memcpy (head, "COWD", 4);
-		g_file_set_contents (cowd, head, 2048, &error);
-		g_assert_no_error (error);
+		vmi_test_write_file (cowd, head, 2048);
 	}
 	p = write_text (f->dir, "delta.vmdk",
 			"# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n"
@@ -880,8 +875,7 @@ test_descriptor_mixed (Fixture *f, gconstpointer data)
 
 	for (guint i = 0; i < sizeof bytes; i++)
 		bytes[i] = (guint8) (i / 512 + 1);
-	g_file_set_contents (flat, (const char *) bytes, sizeof bytes, &error);
-	g_assert_no_error (error);
+	vmi_test_write_file (flat, bytes, sizeof bytes);
 	source = open_in_dir (vmdk, TRUE, &error);
 	g_assert_no_error (error);
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, 7 * 512);
@@ -980,8 +974,7 @@ test_many_extents (Fixture *f, gconstpointer data)
 		g_autofree char *path = g_build_filename (f->dir, name, NULL);
 
 		memset (sector, (int) i + 1, sizeof sector);
-		g_file_set_contents (path, (const char *) sector, sizeof sector, &error);
-		g_assert_no_error (error);
+		vmi_test_write_file (path, sector, sizeof sector);
 		g_string_append_printf (desc, "RW 1 FLAT \"%s\" 0\n", name);
 	}
 	vmdk = write_text (f->dir, "many.vmdk", desc->str);
@@ -1004,8 +997,7 @@ test_many_extents (Fixture *f, gconstpointer data)
 	}
 	/* The first file, closed by now, is swapped for another: that is not read. */
 	memset (sector, 0xee, sizeof sector);
-	g_file_set_contents (other, (const char *) sector, sizeof sector, &error);
-	g_assert_no_error (error);
+	vmi_test_write_file (other, sector, sizeof sector);
 	g_assert_cmpint (rename (other, first), ==, 0);
 	g_assert_false (vmi_vmdk_plugin.read (vmi_source_get_image (source), 0, buf, sizeof buf,
 					      &error));

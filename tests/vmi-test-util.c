@@ -113,6 +113,15 @@ vmi_test_sh_ok (const char *format, ...)
 }
 
 void
+vmi_test_write_file (const char *path, const void *bytes, gssize len)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_file_set_contents (path, bytes, len, &error);
+	g_assert_no_error (error);
+}
+
+void
 vmi_test_write_bytes (const char *path, guint64 offset, const void *bytes, gsize len)
 {
 	int fd = open (path, O_WRONLY | O_CLOEXEC);

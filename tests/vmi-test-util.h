@@ -35,6 +35,8 @@ int vmi_test_sh (char **out, const char *format, ...) G_GNUC_PRINTF (2, 3);
  * exits 0. */
 void vmi_test_sh_ok (const char *format, ...) G_GNUC_PRINTF (1, 2);
 
+/* Makes (or replaces) the file path with len bytes (-1: a NUL-terminated string); asserts. */
+void vmi_test_write_file (const char *path, const void *bytes, gssize len);
 /* Writes len bytes at offset into the existing file path, or reads them from it; asserts that
  * every byte was transferred. */
 void vmi_test_write_bytes (const char *path, guint64 offset, const void *bytes, gsize len);
