@@ -56,7 +56,7 @@ assert_same_as_qemu (VmiSource *source, const char *path)
 
 	g_assert_cmpstr (json_object_get_string_member (qemu, "format"), ==, "raw");
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==,
-			  (guint64) json_object_get_int_member (qemu, "virtual-size"));
+			  vmi_test_json_u64 (qemu, "virtual-size"));
 }
 
 static void

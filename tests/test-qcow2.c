@@ -153,9 +153,9 @@ compare_info (VmiSource *source, const char *path)
 	g_autoptr(GVariant) dirty = g_variant_lookup_value (fs, "dirty-flag", G_VARIANT_TYPE_BOOLEAN);
 
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==,
-			  (guint64) json_object_get_int_member (qemu, "virtual-size"));
+			  vmi_test_json_u64 (qemu, "virtual-size"));
 	g_assert_cmpuint (info->cluster_size, ==,
-			  (guint64) json_object_get_int_member (qemu, "cluster-size"));
+			  vmi_test_json_u64 (qemu, "cluster-size"));
 	g_assert_cmpstr (info->subformat, ==,
 			 g_str_equal (json_object_get_string_member (data, "compat"), "0.10") ? "v2"
 											      : "v3");
@@ -210,8 +210,8 @@ qemu_map (const char *path)
 	list = json_node_get_array (json_parser_get_root (parser));
 	for (guint i = 0; i < json_array_get_length (list); i++) {
 		JsonObject *o = json_array_get_object_element (list, i);
-		Extent e = { (guint64) json_object_get_int_member (o, "start"),
-			     (guint64) json_object_get_int_member (o, "length"), VMI_EXTENT_HOLE };
+		Extent e = { vmi_test_json_u64 (o, "start"),
+			     vmi_test_json_u64 (o, "length"), VMI_EXTENT_HOLE };
 
 		if (json_object_get_boolean_member (o, "data"))
 			e.kind = VMI_EXTENT_DATA;
@@ -1182,7 +1182,7 @@ write_and_check (const char *raw, const char *dir, guint64 cluster_size, gboolea
 	g_assert_true (vmi_test_qemu_img_check (path, "qcow2"));
 	g_assert_true (vmi_test_qemu_img_compare (raw, "raw", path, "qcow2"));
 	qemu = vmi_test_qemu_img_info (path, "qcow2");
-	g_assert_cmpuint ((guint64) json_object_get_int_member (qemu, "cluster-size"), ==, cluster_size);
+	g_assert_cmpuint (vmi_test_json_u64 (qemu, "cluster-size"), ==, cluster_size);
 	g_assert_cmpint (vmi_test_sh (&check, "qemu-img check --output=json '%s'", path), ==, 0);
 	{
 		g_autoptr(JsonParser) parser = json_parser_new ();
@@ -1284,7 +1284,7 @@ test_write_large_sparse (void)
 	g_assert_true (vmi_test_qemu_img_check (path, "qcow2"));
 	g_assert_true (vmi_test_qemu_img_compare (raw, "raw", path, "qcow2"));
 	qemu = vmi_test_qemu_img_info (path, "qcow2");
-	g_assert_cmpuint ((guint64) json_object_get_int_member (qemu, "virtual-size"), ==,
+	g_assert_cmpuint (vmi_test_json_u64 (qemu, "virtual-size"), ==,
 			  5 * G_GUINT64_CONSTANT (1024) * MiB + 4096);
 	/* only the data is stored: a few MiB, not 5 GiB */
 	g_assert_cmpint (g_stat (path, &st), ==, 0);

@@ -34,13 +34,6 @@ extern const VmiFormatPlugin vmi_raw_plugin;
 
 typedef VmiTestDirFixture Fixture;
 
-static guint64
-json_u64 (JsonObject *obj, const char *member)
-{
-	g_assert_true (json_object_has_member (obj, member));
-	return (guint64) json_object_get_int_member (obj, member);
-}
-
 static void
 expect_open_error (const char *path, VmiError code, const char *fragment)
 {
@@ -100,7 +93,8 @@ check_map_against_qemu (VmiSource *source, const char *path)
 	map = json_node_get_array (json_parser_get_root (parser));
 	for (guint i = 0; i < json_array_get_length (map); i++) {
 		JsonObject *e = json_array_get_object_element (map, i);
-		guint64 start = json_u64 (e, "start"), end = start + json_u64 (e, "length");
+		guint64 start = vmi_test_json_u64 (e, "start");
+		guint64 end = start + vmi_test_json_u64 (e, "length");
 		gboolean data = json_object_get_boolean_member (e, "data");
 		gboolean zero = json_object_get_boolean_member (e, "zero");
 
@@ -177,9 +171,10 @@ test_qemu_made (Fixture *f, gconstpointer data)
 
 	source = vmi_test_open (&vmi_vdi_plugin, vdi, NULL);
 	vinfo = vmi_source_get_info (source);
-	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, json_u64 (info, "virtual-size"));
+	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==,
+			  vmi_test_json_u64 (info, "virtual-size"));
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, (size + 511) / 512 * 512);
-	g_assert_cmpuint (vinfo->cluster_size, ==, json_u64 (info, "cluster-size"));
+	g_assert_cmpuint (vinfo->cluster_size, ==, vmi_test_json_u64 (info, "cluster-size"));
 	g_assert_cmpstr (vinfo->subformat, ==, is_static ? "static" : "dynamic");
 	g_assert_true (vmi_source_is_safe (source));
 	g_assert_cmpuint (vinfo->references->len, ==, 0);
@@ -194,7 +189,7 @@ test_qemu_made (Fixture *f, gconstpointer data)
 	g_assert_cmpuint (vmi_test_fact_u64 (source, "data-offset"), ==, 0x400);
 	g_assert_cmpuint (vmi_test_fact_u64 (source, "block-size"), ==, MiB);
 	g_assert_cmpuint (vmi_test_fact_u64 (source, "disk-size"), ==,
-			  json_u64 (info, "virtual-size"));
+			  vmi_test_json_u64 (info, "virtual-size"));
 	g_assert_cmpuint (vmi_test_fact_u64 (source, "blocks-in-image"), ==, 6);
 	g_assert_cmpuint (vmi_test_fact_u64 (source, "blocks-allocated"), ==,
 			  is_static ? 6 : vmi_test_read_le32 (vdi, OFF_ALLOCATED));
@@ -313,7 +308,8 @@ test_odd_disk_size (Fixture *f, gconstpointer data)
 	vmi_test_write_le64 (vdi, OFF_DISK_SIZE, 3 * MiB - 1000);
 	info = vmi_test_qemu_img_info (vdi, "vdi");
 	source = vmi_test_open (&vmi_vdi_plugin, vdi, NULL);
-	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, json_u64 (info, "virtual-size"));
+	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==,
+			  vmi_test_json_u64 (info, "virtual-size"));
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, 3 * MiB - 512);
 	g_assert_cmpuint (vmi_test_fact_u64 (source, "disk-size"), ==, 3 * MiB - 1000);
 	vmi_test_save_seed ("vdi", vdi);
@@ -358,8 +354,9 @@ test_write (Fixture *f, gconstpointer data)
 			       is_static ? "on" : "off", src, ref);
 	vmi_test_sh_ok ("%s", cmd);
 	qemus = vmi_test_open (&vmi_vdi_plugin, ref, NULL);
-	g_assert_cmpuint (json_u64 (info, "virtual-size"), ==, rounded);
-	g_assert_cmpuint (json_u64 (info, "virtual-size"), ==, vmi_source_get_virtual_size (qemus));
+	g_assert_cmpuint (vmi_test_json_u64 (info, "virtual-size"), ==, rounded);
+	g_assert_cmpuint (vmi_test_json_u64 (info, "virtual-size"), ==,
+			  vmi_source_get_virtual_size (qemus));
 	g_assert_true (vmi_test_qemu_img_compare (vdi, "vdi", src, "raw"));
 	g_assert_true (vmi_test_qemu_img_compare (vdi, "vdi", ref, "vdi"));
 
@@ -457,7 +454,7 @@ test_write_empty (Fixture *f, gconstpointer data)
 	g_assert_cmpuint (vmi_test_file_size (vdi), ==, vmi_test_file_size (ref));
 	g_assert_true (vmi_test_qemu_img_check (vdi, "vdi"));
 	info = vmi_test_qemu_img_info (vdi, "vdi");
-	g_assert_cmpuint (json_u64 (info, "virtual-size"), ==, size);
+	g_assert_cmpuint (vmi_test_json_u64 (info, "virtual-size"), ==, size);
 	g_assert_true (vmi_test_qemu_img_compare (vdi, "vdi", ref, "vdi"));
 	source = vmi_test_open (&vmi_vdi_plugin, vdi, NULL);
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, size);

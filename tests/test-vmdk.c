@@ -206,19 +206,19 @@ compare_with_qemu_info (VmiSource *source, const char *path)
 	g_autoptr(GVariant) extents = fs_lookup (source, "extents", G_VARIANT_TYPE ("aa{sv}"));
 
 	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==,
-			  (guint64) json_object_get_int_member (qi, "virtual-size"));
+			  vmi_test_json_u64 (qi, "virtual-size"));
 	if (json_object_has_member (qi, "cluster-size"))
 		g_assert_cmpuint (info->cluster_size, ==,
-				  (guint64) json_object_get_int_member (qi, "cluster-size"));
+				  vmi_test_json_u64 (qi, "cluster-size"));
 	g_assert_nonnull (create_type);
 	g_assert_cmpstr (g_variant_get_string (create_type, NULL), ==,
 			 json_object_get_string_member (data, "create-type"));
 	g_assert_cmpstr (info->subformat, ==, json_object_get_string_member (data, "create-type"));
 	g_assert_nonnull (cid);
-	g_assert_cmpuint (g_variant_get_uint32 (cid), ==, (guint64) json_object_get_int_member (data, "cid"));
+	g_assert_cmpuint (g_variant_get_uint32 (cid), ==, vmi_test_json_u64 (data, "cid"));
 	g_assert_nonnull (parent_cid);
 	g_assert_cmpuint (g_variant_get_uint32 (parent_cid), ==,
-			  (guint64) json_object_get_int_member (data, "parent-cid"));
+			  vmi_test_json_u64 (data, "parent-cid"));
 	g_assert_nonnull (extents);
 	g_assert_cmpuint (g_variant_n_children (extents), ==, json_array_get_length (qextents));
 	for (guint i = 0; i < json_array_get_length (qextents); i++) {
@@ -232,10 +232,10 @@ compare_with_qemu_info (VmiSource *source, const char *path)
 
 		g_variant_dict_init (&d, e);
 		g_assert_true (g_variant_dict_lookup (&d, "virtual-size", "t", &vsize));
-		g_assert_cmpuint (vsize, ==, (guint64) json_object_get_int_member (qe, "virtual-size"));
+		g_assert_cmpuint (vsize, ==, vmi_test_json_u64 (qe, "virtual-size"));
 		if (json_object_has_member (qe, "cluster-size")) {
 			g_assert_true (g_variant_dict_lookup (&d, "cluster-size", "t", &csize));
-			g_assert_cmpuint (csize, ==, (guint64) json_object_get_int_member (qe, "cluster-size"));
+			g_assert_cmpuint (csize, ==, vmi_test_json_u64 (qe, "cluster-size"));
 		} else {
 			g_assert_false (g_variant_dict_contains (&d, "cluster-size"));
 		}
@@ -373,8 +373,8 @@ test_write (Fixture *f, gconstpointer data)
 	qi = vmi_test_qemu_img_info (vmdk, "vmdk");
 	qdata = json_object_get_object_member (json_object_get_object_member (qi, "format-specific"),
 					       "data");
-	g_assert_cmpuint ((guint64) json_object_get_int_member (qi, "virtual-size"), ==, rounded);
-	g_assert_cmpuint ((guint64) json_object_get_int_member (qi, "cluster-size"), ==, 65536);
+	g_assert_cmpuint (vmi_test_json_u64 (qi, "virtual-size"), ==, rounded);
+	g_assert_cmpuint (vmi_test_json_u64 (qi, "cluster-size"), ==, 65536);
 	g_assert_cmpstr (json_object_get_string_member (qdata, "create-type"), ==, c->subformat);
 
 	/* Unwritten grains stay unallocated: the file holds about the data, not the disk. */

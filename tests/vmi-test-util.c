@@ -240,11 +240,18 @@ vmi_test_qemu_img_info (const char *path, const char *fmt)
 }
 
 guint64
+vmi_test_json_u64 (JsonObject *object, const char *member)
+{
+	g_assert_true (json_object_has_member (object, member));
+	return (guint64) json_object_get_int_member (object, member);
+}
+
+guint64
 vmi_test_qemu_img_virtual_size (const char *path, const char *fmt)
 {
 	g_autoptr(JsonObject) info = vmi_test_qemu_img_info (path, fmt);
 
-	return (guint64) json_object_get_int_member (info, "virtual-size");
+	return vmi_test_json_u64 (info, "virtual-size");
 }
 
 gboolean

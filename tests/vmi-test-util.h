@@ -61,6 +61,8 @@ char *vmi_test_qemu_img_create (const char *dir, const char *name, const char *f
 JsonObject *vmi_test_qemu_img_info (const char *path, const char *fmt);
 /* The virtual size qemu-img info reports for path (format detected unless fmt != NULL). */
 guint64 vmi_test_qemu_img_virtual_size (const char *path, const char *fmt);
+/* An integer member of a JSON object from qemu-img (a size, an offset); asserts it is there. */
+guint64 vmi_test_json_u64 (JsonObject *object, const char *member);
 /* qemu-img compare of a and b (formats detected unless given); TRUE if equal content. */
 gboolean vmi_test_qemu_img_compare (const char *a, const char *fmt_a, const char *b, const char *fmt_b);
 /* qemu-img check of path in fmt; TRUE when it reports no errors and no leaks. */
