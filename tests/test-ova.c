@@ -934,6 +934,31 @@ test_ova_manifest_cases (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* A file split into chunks (ovf:chunkSize) is stored as href.000000000, href.000000001, ... */
+static void
+test_ova_chunked (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autoptr(GByteArray) tar = g_byte_array_new ();
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GVariant) facts = NULL;
+	g_autofree char *missing = NULL;
+	g_autofree char *ovf = replace (tiny_ovf, "ovf:href=\"disk.vmdk\"",
+					"ovf:href=\"disk.vmdk\" ovf:chunkSize=\"2\"");
+
+	tar_member (tar, "vm.ovf", ovf);
+	tar_member (tar, "disk.vmdk.000000000", "AB");
+	tar_member (tar, "disk.vmdk.000000001", "CD");
+	tar_end (tar);
+	source = open_tar (dir, tar, NULL);
+	facts = facts_of (source);
+	missing = fact_strv (facts, "missing-members");
+	g_assert_cmpstr (missing, ==, "");
+	g_assert_cmpuint (vmi_source_get_info (source)->references->len, ==, 0);
+	g_assert_true (vmi_source_is_safe (source));
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 /* A file the OVF names that the archive lacks: listed as missing and as a reference. */
 static void
 test_ova_missing_member (void)
@@ -974,5 +999,6 @@ main (int argc, char **argv)
 	g_test_add_func ("/ova/order-and-detection", test_ova_order_and_detection);
 	g_test_add_func ("/ova/manifest-cases", test_ova_manifest_cases);
 	g_test_add_func ("/ova/missing-member", test_ova_missing_member);
+	g_test_add_func ("/ova/chunked", test_ova_chunked);
 	return g_test_run ();
 }

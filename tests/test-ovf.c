@@ -456,6 +456,58 @@ test_ovf_firmware (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* Items of a deployment option (ovf:configuration) yield to those that always apply. */
+static void
+test_ovf_configurations (void)
+{
+	static const struct {
+		const char *items;
+		const char *memory;
+		const char *cpus;
+	} cases[] = {
+		{ "<Item ovf:configuration=\"big\"><rasd:ResourceType>4</rasd:ResourceType>"
+		  "<rasd:AllocationUnits>byte * 2^20</rasd:AllocationUnits><rasd:VirtualQuantity>4096"
+		  "</rasd:VirtualQuantity></Item>"
+		  "<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:AllocationUnits>byte * 2^20"
+		  "</rasd:AllocationUnits><rasd:VirtualQuantity>1024</rasd:VirtualQuantity></Item>"
+		  "<Item ovf:configuration=\"big\"><rasd:ResourceType>3</rasd:ResourceType>"
+		  "<rasd:VirtualQuantity>8</rasd:VirtualQuantity></Item>",
+		  "1073741824", "8" },
+		{ "<Item><rasd:ResourceType>3</rasd:ResourceType><rasd:VirtualQuantity>2"
+		  "</rasd:VirtualQuantity></Item>"
+		  "<Item ovf:configuration=\"big\"><rasd:ResourceType>3</rasd:ResourceType>"
+		  "<rasd:VirtualQuantity>8</rasd:VirtualQuantity></Item>"
+		  "<Item ovf:configuration=\"small\"><rasd:ResourceType>4</rasd:ResourceType>"
+		  "<rasd:AllocationUnits>GigaBytes</rasd:AllocationUnits><rasd:VirtualQuantity>2"
+		  "</rasd:VirtualQuantity></Item>"
+		  "<Item ovf:configuration=\"big\"><rasd:ResourceType>4</rasd:ResourceType>"
+		  "<rasd:AllocationUnits>GigaBytes</rasd:AllocationUnits><rasd:VirtualQuantity>16"
+		  "</rasd:VirtualQuantity></Item>",
+		  "2147483648", "2" },
+		/* memory in a unit that is not bytes is left out, not guessed */
+		{ "<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:AllocationUnits>hertz"
+		  "</rasd:AllocationUnits><rasd:VirtualQuantity>2</rasd:VirtualQuantity></Item>",
+		  "-", "-" },
+	};
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+
+	for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+		g_autofree char *body = g_strdup_printf ("<VirtualSystem ovf:id=\"vm\"><Info>x</Info>"
+							 "<VirtualHardwareSection><Info>x</Info>%s"
+							 "</VirtualHardwareSection></VirtualSystem>",
+							 cases[i].items);
+		g_autofree char *path = write_ovf (dir, "config.ovf", "", body);
+		g_autoptr(VmiSource) source = vmi_test_open (&vmi_ovf_plugin, path, NULL);
+		g_autoptr(GVariant) facts = facts_of (source);
+		g_autofree char *got = flatten (facts, "virtual-systems",
+						(const char *const[]){ "memory:t", "cpus:t", NULL });
+		g_autofree char *expected = g_strdup_printf ("%s|%s", cases[i].memory, cases[i].cpus);
+
+		g_assert_cmpstr (got, ==, expected);
+	}
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 /* hrefs that lead outside the package make the descriptor unsafe, and are never opened. */
 static void
 test_ovf_hostile_hrefs (void)
@@ -693,6 +745,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/ovf/capacity-units", test_ovf_capacity_units);
 	g_test_add_func ("/ovf/property-capacity", test_ovf_property_capacity);
 	g_test_add_func ("/ovf/firmware", test_ovf_firmware);
+	g_test_add_func ("/ovf/configurations", test_ovf_configurations);
 	g_test_add_func ("/ovf/hostile-hrefs", test_ovf_hostile_hrefs);
 	g_test_add_func ("/ovf/xxe", test_ovf_xxe);
 	g_test_add_func ("/ovf/billion-laughs", test_ovf_billion_laughs);
