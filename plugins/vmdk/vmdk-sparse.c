@@ -1,6 +1,4 @@
-#include <errno.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "vmdk-sparse.h"
@@ -55,28 +53,20 @@ struct _VmdkSparse {
 gboolean
 vmdk_pread_exact (int fd, void *buf, gsize len, guint64 offset, const char *what, GError **error)
 {
-	gsize done = 0;
+	g_autoptr(GError) local_error = NULL;
+	gsize got = 0;
 
-	while (done < len) {
-		ssize_t n = pread (fd, (guint8 *) buf + done, len - done, (off_t) (offset + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int errsv = errno;
-			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-				     "cannot read %s at offset 0x%" G_GINT64_MODIFIER "x: %s", what,
-				     offset + done, g_strerror (errsv));
-			return FALSE;
-		}
-		if (n == 0) {
-			g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-				     "%s at offset 0x%" G_GINT64_MODIFIER "x (%" G_GSIZE_FORMAT
-				     " bytes) is cut off by the end of the file",
-				     what, offset, len);
-			return FALSE;
-		}
-		done += (gsize) n;
+	/* what names a structure ("the grain directory") or an extent file, not the image. */
+	if (!vmi_pread_upto (fd, buf, len, offset, &got, "VMDK file", &local_error)) {
+		g_propagate_prefixed_error (error, g_steal_pointer (&local_error), "%s: ", what);
+		return FALSE;
+	}
+	if (got < len) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
+			     "%s at offset 0x%" G_GINT64_MODIFIER "x (%" G_GSIZE_FORMAT
+			     " bytes) is cut off by the end of the file",
+			     what, offset, len);
+		return FALSE;
 	}
 	return TRUE;
 }
