@@ -553,9 +553,11 @@ test_qemu_sparse_big (void)
 	guint8 buf[512];
 	guint64 offset = 0;
 	static const VmiExtent expect[] = {
-		/* qemu-img marks unwritten blocks ZERO (its block_state_zero default) */
-		{ VMI_EXTENT_ZERO, 1000 * MiB }, { VMI_EXTENT_DATA, MiB },
-		{ VMI_EXTENT_ZERO, 3099 * MiB }, { VMI_EXTENT_DATA, MiB },
+		/* qemu-img marks unwritten blocks ZERO (its block_state_zero default). Block 1000
+		 * holds 4 KiB of data; qemu left the rest of it a hole of the file, which reads
+		 * as zeros and joins the zero blocks after it. */
+		{ VMI_EXTENT_ZERO, 1000 * MiB }, { VMI_EXTENT_DATA, 4096 },
+		{ VMI_EXTENT_ZERO, 3099 * MiB + MiB - 4096 }, { VMI_EXTENT_DATA, MiB },
 		{ VMI_EXTENT_ZERO, 1018 * MiB }, { VMI_EXTENT_DATA, MiB },
 	};
 
@@ -1090,6 +1092,63 @@ static void
 test_log_replay_wrapped (void)
 {
 	check_log_replay (TRUE);
+}
+
+/*
+ * Block status inside a present block follows the file's holes, except where the replayed log
+ * writes: block 0 of the dirty image, its first 64 KiB punched out of the file, is data where
+ * entry 8 lands (the first 8 KiB) and zeros after it, up to the data qemu wrote.
+ */
+static void
+test_log_hole_is_data (void)
+{
+	DirtyImage d = { 0 };
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) bytes = NULL;
+	g_autofree guint8 *buf = g_malloc (64 * KiB);
+	VmiExtent extent = { 0 };
+	VmiImage *image;
+	guint8 *img;
+	guint64 block0;
+	int fd;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	make_dirty_image (&d, FALSE, FALSE, FALSE);
+	bytes = load (d.img);
+	img = (guint8 *) g_bytes_get_data (bytes, NULL);
+	block0 = (rd64 (img + region_offset (img, guid_bat)) >> 20) * MiB;
+	fd = open (d.img, O_RDWR);
+	g_assert_cmpint (fd, >=, 0);
+	if (fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) block0, 64 * KiB) != 0) {
+		close (fd);
+		dirty_image_clear (&d);
+		g_test_skip ("the file system cannot punch holes");
+		return;
+	}
+	close (fd);
+
+	source = open_path (d.img, NULL);
+	image = vmi_source_get_image (source);
+	/* The log writes the start of the block, so all of it from there on counts as data. */
+	g_assert_true (vmi_vhdx_plugin.block_status (image, 0, 16 * MiB, &extent, &error));
+	g_assert_no_error (error);
+	g_assert_cmpint (extent.kind, ==, VMI_EXTENT_DATA);
+	g_assert_cmpuint (extent.length, ==, 2 * MiB);
+	g_assert_true (vmi_vhdx_plugin.block_status (image, 8 * KiB, 16 * MiB, &extent, &error));
+	g_assert_cmpint (extent.kind, ==, VMI_EXTENT_ZERO);
+	g_assert_cmpuint (extent.length, ==, 56 * KiB);
+	g_assert_true (vmi_vhdx_plugin.block_status (image, 64 * KiB, 16 * MiB, &extent, &error));
+	g_assert_cmpint (extent.kind, ==, VMI_EXTENT_DATA);
+	g_assert_cmpuint (extent.length, ==, 2 * MiB - 64 * KiB);
+	g_assert_true (vmi_vhdx_plugin.read (image, 0, buf, 64 * KiB, &error));
+	g_assert_no_error (error);
+	for (guint i = 0; i < 4096; i++)
+		g_assert_cmpuint (buf[i], ==, (guint8) (i * 7 + 1));
+	for (guint i = 4096; i < 64 * KiB; i++)
+		g_assert_cmpuint (buf[i], ==, 0);
+	dirty_image_clear (&d);
 }
 
 static void
@@ -1805,6 +1864,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/vhdx/writer/bad-options", test_writer_bad_options);
 	g_test_add_func ("/vhdx/log/replay", test_log_replay);
 	g_test_add_func ("/vhdx/log/replay-wrapped", test_log_replay_wrapped);
+	g_test_add_func ("/vhdx/log/hole-is-data", test_log_hole_is_data);
 	g_test_add_func ("/vhdx/log/bad-crc", test_log_bad_crc);
 	g_test_add_func ("/vhdx/log/no-valid-sequence", test_log_no_valid_sequence);
 	g_test_add_func ("/vhdx/log/truncated-file", test_log_truncated_file);

@@ -365,6 +365,22 @@ vhdx_log_apply (const VhdxLog *log, guint64 offset, guint8 *buf, gsize len)
 }
 
 gboolean
+vhdx_log_touches (const VhdxLog *log, guint64 offset, guint64 len)
+{
+	guint64 end = offset + len;
+
+	if (log == NULL || log->updates->len == 0 || end <= log->lo || offset >= log->hi)
+		return FALSE;
+	for (guint i = 0; i < log->updates->len; i++) {
+		const VhdxLogUpdate *u = &g_array_index (log->updates, VhdxLogUpdate, i);
+
+		if (MAX (offset, u->offset) < MIN (end, u->offset + u->length))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+gboolean
 vhdx_file_read (int fd, const VhdxLog *log, guint64 offset, void *buf, gsize len, GError **error)
 {
 	if (!pread_exact (fd, offset, buf, len, error))

@@ -30,6 +30,9 @@ guint64 vhdx_log_get_head_sequence (const VhdxLog *log);
 /* Overwrites buf, which holds file bytes [offset, offset + len), with the replayed updates. */
 void vhdx_log_apply (const VhdxLog *log, guint64 offset, guint8 *buf, gsize len);
 
+/* Whether a replayed update overlaps file bytes [offset, offset + len). */
+gboolean vhdx_log_touches (const VhdxLog *log, guint64 offset, guint64 len);
+
 /* Reads the file at offset, bytes past its end as zeros, with the log (if any) applied. */
 gboolean vhdx_file_read (int fd, const VhdxLog *log, guint64 offset, void *buf, gsize len,
 			 GError **error);

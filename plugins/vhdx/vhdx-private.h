@@ -13,6 +13,7 @@ typedef struct _VhdxWriter VhdxWriter;
 struct _VmiImage {
 	int fd;
 	guint64 file_size; /* after log replay */
+	guint64 disk_file_size; /* st_size at open: past it the file has no data */
 	VhdxLog *log;	   /* NULL when nothing was replayed */
 
 	char *creator;
