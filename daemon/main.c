@@ -44,7 +44,8 @@ main (int argc, char **argv)
 		{ "plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &plugin_dir,
 		  "Load format plugins from DIR (default: " VMI_PLUGIN_DIR ")", "DIR" },
 		{ "cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &cache_dir,
-		  "Keep the cache in DIR (default: " VMI_SYSTEM_CACHE_DIR ")", "DIR" },
+		  "Keep the cache in DIR (default: " VMI_SYSTEM_CACHE_DIR
+		  ", or $XDG_CACHE_HOME/vmimaged with --session)", "DIR" },
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_file,
 		  "Read settings from FILE (default: " VMI_CONFIG_FILE ")", "FILE" },
 		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debugging messages", NULL },
@@ -86,6 +87,10 @@ main (int argc, char **argv)
 	if (cache_dir != NULL) {
 		g_free (config->cache_dir);
 		config->cache_dir = g_steal_pointer (&cache_dir);
+	} else if (session && !config->cache_dir_set) {
+		/* A session daemon runs as the user: the system cache is not its to write. */
+		g_free (config->cache_dir);
+		config->cache_dir = g_build_filename (g_get_user_cache_dir (), "vmimaged", NULL);
 	}
 
 	daemon = vmi_daemon_new (g_steal_pointer (&config), &error);

@@ -1,10 +1,12 @@
 /* The daemon's settings: compiled-in defaults, then the config file, then the command line. */
 #include "config.h"
 
+#include <string.h>
+
 #include "vmi-config.h"
 
 static const char *const vmi_config_keys[] = {
-	"PluginDirectory", "CacheDirectory", "MaxParallelJobs", "JobLingerSeconds", NULL,
+	"PluginDirectory", "CacheDirectory", "CacheLimit", "MaxParallelJobs", "JobLingerSeconds", NULL,
 };
 
 VmiConfig *
@@ -49,6 +51,44 @@ vmi_config_get_uint (GKeyFile *kf, const char *path, const char *key, guint min,
 		return FALSE;
 	}
 	*out = (guint) value;
+	return TRUE;
+}
+
+/* CacheLimit: a number of bytes, with an optional K, M, G or T suffix (powers of 1024). */
+static gboolean
+vmi_config_get_size (GKeyFile *kf, const char *path, const char *key, guint64 *out,
+		     GError **error)
+{
+	g_autofree char *text = NULL;
+	g_autoptr(GError) error_local = NULL;
+	guint64 value = 0;
+	guint64 unit = 1;
+	gsize len;
+
+	if (!g_key_file_has_key (kf, VMI_CONFIG_GROUP, key, NULL))
+		return TRUE;
+	text = g_key_file_get_string (kf, VMI_CONFIG_GROUP, key, error);
+	if (text == NULL)
+		return FALSE;
+	g_strstrip (text);
+	len = strlen (text);
+	if (len > 0) {
+		const char *suffixes = "KMGT";
+		const char *found = strchr (suffixes, g_ascii_toupper (text[len - 1]));
+
+		if (found != NULL && text[len - 1] != '\0') {
+			for (const char *s = suffixes; s <= found; s++)
+				unit *= 1024;
+			text[len - 1] = '\0';
+		}
+	}
+	if (!g_ascii_string_to_unsigned (text, 10, 0, G_MAXUINT64 / unit, &value, &error_local)) {
+		g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+			     "%s: [%s] %s: %s (give bytes, or a number with K, M, G or T)", path,
+			     VMI_CONFIG_GROUP, key, error_local->message);
+		return FALSE;
+	}
+	*out = value * unit;
 	return TRUE;
 }
 
@@ -115,7 +155,11 @@ vmi_config_load_file (VmiConfig *self, const char *path, gboolean required, GErr
 		return FALSE;
 	if (!vmi_config_get_path (kf, path, "PluginDirectory", &self->plugin_dir, error))
 		return FALSE;
+	if (g_key_file_has_key (kf, VMI_CONFIG_GROUP, "CacheDirectory", NULL))
+		self->cache_dir_set = TRUE;
 	if (!vmi_config_get_path (kf, path, "CacheDirectory", &self->cache_dir, error))
+		return FALSE;
+	if (!vmi_config_get_size (kf, path, "CacheLimit", &self->cache_limit, error))
 		return FALSE;
 	if (!vmi_config_get_uint (kf, path, "MaxParallelJobs", 1, 64, &self->max_parallel_jobs, error))
 		return FALSE;

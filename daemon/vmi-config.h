@@ -12,6 +12,8 @@ G_BEGIN_DECLS
 typedef struct {
 	char *plugin_dir;
 	char *cache_dir;
+	gboolean cache_dir_set;    /* by the file: then --session keeps it instead of XDG's */
+	guint64 cache_limit;       /* bytes on disk; 0: no limit */
 	guint max_parallel_jobs;   /* >= 1 */
 	guint job_linger_seconds;  /* how long a finished job stays on the bus */
 } VmiConfig;
@@ -21,7 +23,7 @@ void vmi_config_free (VmiConfig *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmiConfig, vmi_config_free)
 
 /*
- * Reads [Daemon] PluginDirectory, CacheDirectory, MaxParallelJobs and JobLingerSeconds from
+ * Reads [Daemon] PluginDirectory, CacheDirectory, CacheLimit, MaxParallelJobs and JobLingerSeconds from
  * path. A missing file is fine unless required (the user named it); a malformed file or value,
  * or an unknown key, is an error so a typo does not silently keep the default.
  */

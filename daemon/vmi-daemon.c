@@ -4,9 +4,15 @@
 #include <glib-unix.h>
 #include <signal.h>
 
+#include "vmi-cache-job.h"
 #include "vmi-daemon.h"
 #include "vmi-dbus-error.h"
+#include "vmi-image.h"
 #include "vmi-manager.h"
+
+/* With --replace, how long to wait for the replaced daemon to let go of the cache. */
+#define VMI_DAEMON_CACHE_WAIT_SECONDS 30
+#define VMI_DAEMON_CACHE_RETRY_MS 100
 
 struct _VmiDaemon {
 	VmiConfig *config;
@@ -16,6 +22,11 @@ struct _VmiDaemon {
 	GDBusObjectManagerServer *object_manager;
 	VmiManagerImpl *manager;
 	VmiJobQueue *jobs;
+	VmiCache *cache;         /* set from any thread only before the bus; main thread after */
+	GMutex cache_lock;       /* guards the pointer for the worker threads */
+	GHashTable *images;      /* id → VmiObjectSkeleton exported under images/ */
+	guint cache_retry_id;
+	gint64 cache_retry_end;
 	GMainLoop *loop;
 	guint owner_id;
 	gboolean name_acquired;
@@ -55,6 +66,8 @@ vmi_daemon_new (VmiConfig *config, GError **error)
 		return NULL;
 	vmi_daemon_log_formats (self);
 	self->loop = g_main_loop_new (NULL, FALSE);
+	g_mutex_init (&self->cache_lock);
+	self->images = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
 	return g_steal_pointer (&self);
 }
 
@@ -64,7 +77,14 @@ vmi_daemon_free (VmiDaemon *self)
 	if (self == NULL)
 		return;
 	g_clear_handle_id (&self->owner_id, g_bus_unown_name);
+	g_clear_handle_id (&self->cache_retry_id, g_source_remove);
 	g_clear_pointer (&self->jobs, vmi_job_queue_free);
+	g_clear_pointer (&self->images, g_hash_table_unref);
+	if (self->cache != NULL) {
+		vmi_cache_set_changed_func (self->cache, NULL, NULL);
+		g_clear_pointer (&self->cache, vmi_cache_free);
+	}
+	g_mutex_clear (&self->cache_lock);
 	g_clear_object (&self->manager);
 	g_clear_object (&self->object_manager);
 	g_clear_object (&self->connection);
@@ -103,6 +123,156 @@ VmiJobQueue *
 vmi_daemon_get_jobs (VmiDaemon *self)
 {
 	return self->jobs;
+}
+
+VmiCache *
+vmi_daemon_get_cache (VmiDaemon *self, GError **error)
+{
+	VmiCache *cache;
+
+	g_mutex_lock (&self->cache_lock);
+	cache = self->cache;
+	g_mutex_unlock (&self->cache_lock);
+	if (cache == NULL)
+		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
+			     "The image cache %s is not open yet (the daemon this one replaces "
+			     "still has it); try again in a moment", self->config->cache_dir);
+	return cache;
+}
+
+/* ---- The cache's entries as Image objects ---- */
+
+static void
+vmi_daemon_update_cache_properties (VmiDaemon *self)
+{
+	if (self->manager == NULL || self->cache == NULL)
+		return;
+	vmi_manager_set_cache_size (VMI_MANAGER (self->manager), vmi_cache_get_size (self->cache));
+	vmi_manager_set_cache_limit (VMI_MANAGER (self->manager),
+				     vmi_cache_get_limit (self->cache));
+}
+
+/* Main thread: the Image object of id as the cache has it now (exported, updated or gone). */
+static void
+vmi_daemon_sync_image (VmiDaemon *self, const char *id)
+{
+	g_autoptr(VmiCacheEntry) entry = NULL;
+	g_autoptr(GError) error = NULL;
+	VmiObjectSkeleton *object;
+
+	if (self->object_manager == NULL || self->cache == NULL)
+		return;
+	/* Notifications from several threads may arrive out of order: ask for the present. */
+	entry = vmi_cache_lookup (self->cache, id, &error);
+	object = g_hash_table_lookup (self->images, id);
+	if (entry == NULL && object != NULL) {
+		g_autofree char *path = vmi_cache_job_image_path (id);
+
+		g_debug ("Image %s left the cache", id);
+		g_dbus_object_manager_server_unexport (self->object_manager, path);
+		g_hash_table_remove (self->images, id);
+	} else if (entry != NULL && object != NULL) {
+		g_autoptr(VmiCacheImage) image = vmi_object_get_cache_image (VMI_OBJECT (object));
+
+		vmi_image_impl_update (VMI_IMAGE_IMPL (image), entry);
+	} else if (entry != NULL) {
+		g_autofree char *path = vmi_cache_job_image_path (id);
+		g_autoptr(VmiImageImpl) image = vmi_image_impl_new (entry);
+
+		object = vmi_object_skeleton_new (path);
+		vmi_object_skeleton_set_cache_image (object, VMI_CACHE_IMAGE (image));
+		vmi_manager_impl_watch_image (self->manager, image);
+		g_dbus_object_manager_server_export (self->object_manager,
+						     G_DBUS_OBJECT_SKELETON (object));
+		g_hash_table_insert (self->images, g_strdup (id), object);
+	}
+	vmi_daemon_update_cache_properties (self);
+}
+
+typedef struct {
+	VmiDaemon *daemon;
+	char *id;
+} VmiDaemonImageChange;
+
+static gboolean
+vmi_daemon_image_changed_idle (gpointer user_data)
+{
+	VmiDaemonImageChange *change = user_data;
+
+	vmi_daemon_sync_image (change->daemon, change->id);
+	g_free (change->id);
+	g_free (change);
+	return G_SOURCE_REMOVE;
+}
+
+/* Any thread (a job's, a worker's): D-Bus objects change only in the main thread. */
+static void
+vmi_daemon_cache_changed_cb (VmiCache *cache, const char *id, VmiCacheEntry *entry,
+			     gpointer user_data)
+{
+	VmiDaemonImageChange *change = g_new0 (VmiDaemonImageChange, 1);
+
+	change->daemon = user_data;
+	change->id = g_strdup (id);
+	g_main_context_invoke (NULL, vmi_daemon_image_changed_idle, change);
+}
+
+/* Main thread, once both the bus objects and the cache exist. */
+static void
+vmi_daemon_publish_cache (VmiDaemon *self)
+{
+	g_autoptr(GPtrArray) entries = NULL;
+
+	if (self->cache == NULL || self->object_manager == NULL)
+		return;
+	vmi_cache_set_changed_func (self->cache, vmi_daemon_cache_changed_cb, self);
+	entries = vmi_cache_list (self->cache);
+	for (guint i = 0; i < entries->len; i++)
+		vmi_daemon_sync_image (self, vmi_cache_entry_get_id (g_ptr_array_index (entries, i)));
+	vmi_daemon_update_cache_properties (self);
+}
+
+static gboolean
+vmi_daemon_open_cache (VmiDaemon *self, GError **error)
+{
+	VmiCache *cache = vmi_cache_open (self->config->cache_dir, self->config->cache_limit,
+					  error);
+	g_autoptr(GPtrArray) entries = NULL;
+
+	if (cache == NULL)
+		return FALSE;
+	entries = vmi_cache_list (cache);
+	g_mutex_lock (&self->cache_lock);
+	self->cache = cache;
+	g_mutex_unlock (&self->cache_lock);
+	g_message ("Image cache %s: %u images, %" G_GUINT64_FORMAT " bytes, limit %" G_GUINT64_FORMAT
+		   "%s", self->config->cache_dir, entries->len,
+		   vmi_cache_get_size (cache), vmi_cache_get_limit (cache),
+		   vmi_cache_get_limit (cache) == 0 ? " (none)" : "");
+	return TRUE;
+}
+
+static void vmi_daemon_stop (VmiDaemon *self, int exit_status);
+
+/* --replace: the daemon being replaced lets go of the cache when it exits. */
+static gboolean
+vmi_daemon_cache_retry_cb (gpointer user_data)
+{
+	VmiDaemon *self = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (vmi_daemon_open_cache (self, &error)) {
+		self->cache_retry_id = 0;
+		vmi_daemon_publish_cache (self);
+		return G_SOURCE_REMOVE;
+	}
+	if (g_error_matches (error, VMI_ERROR, VMI_ERROR_EXISTS) &&
+	    g_get_monotonic_time () < self->cache_retry_end)
+		return G_SOURCE_CONTINUE;
+	self->cache_retry_id = 0;
+	g_warning ("Cannot open the image cache: %s", error->message);
+	vmi_daemon_stop (self, 1);
+	return G_SOURCE_REMOVE;
 }
 
 gboolean
@@ -178,6 +348,7 @@ vmi_daemon_bus_acquired_cb (GDBusConnection *connection, const char *name, gpoin
 	vmi_object_skeleton_set_manager (object, VMI_MANAGER (self->manager));
 	g_dbus_object_manager_server_export (self->object_manager, G_DBUS_OBJECT_SKELETON (object));
 	g_dbus_object_manager_server_set_connection (self->object_manager, connection);
+	vmi_daemon_publish_cache (self);
 }
 
 static void
@@ -233,6 +404,29 @@ vmi_daemon_run (VmiDaemon *self, gboolean session, gboolean replace)
 	if (self->authority == NULL) {
 		g_warning ("%s", error->message);
 		return 1;
+	}
+	/*
+	 * The cache before the bus: an unsafe cache directory stops the daemon before it offers
+	 * anything. A cache held by another process is the daemon this one replaces (it lets go
+	 * when it exits) or, without --replace, a reason to stop.
+	 */
+	if (!vmi_daemon_open_cache (self, &error)) {
+		if (!replace || !g_error_matches (error, VMI_ERROR, VMI_ERROR_EXISTS)) {
+			if (g_error_matches (error, VMI_ERROR, VMI_ERROR_EXISTS))
+				g_warning ("Cannot open the image cache: %s; another vmimaged uses "
+					   "it: stop it, start with --replace, or give another "
+					   "--cache-dir", error->message);
+			else
+				g_warning ("Cannot open the image cache: %s", error->message);
+			return 1;
+		}
+		g_message ("The image cache is in use by the daemon being replaced; waiting up to "
+			   "%d s for it", VMI_DAEMON_CACHE_WAIT_SECONDS);
+		g_clear_error (&error);
+		self->cache_retry_end = g_get_monotonic_time () +
+					VMI_DAEMON_CACHE_WAIT_SECONDS * G_USEC_PER_SEC;
+		self->cache_retry_id = g_timeout_add (VMI_DAEMON_CACHE_RETRY_MS,
+						      vmi_daemon_cache_retry_cb, self);
 	}
 	if (replace)
 		flags |= G_BUS_NAME_OWNER_FLAGS_REPLACE;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "vmi-authority.h"
+#include "vmi-cache.h"
 #include "vmi-config.h"
 #include "vmi-job-queue.h"
 #include "vmi-registry.h"
@@ -33,6 +34,11 @@ VmiRegistry *vmi_daemon_get_registry (VmiDaemon *self);
 VmiAuthority *vmi_daemon_get_authority (VmiDaemon *self);
 GDBusConnection *vmi_daemon_get_connection (VmiDaemon *self);
 VmiJobQueue *vmi_daemon_get_jobs (VmiDaemon *self);
+/*
+ * The image cache, or NULL (with VMI_ERROR_FAILED) while it is not open yet: a daemon started
+ * with --replace waits for the one it replaces to let go of it.
+ */
+VmiCache *vmi_daemon_get_cache (VmiDaemon *self, GError **error);
 /* TRUE once a stop has begun: no new jobs are accepted. */
 gboolean vmi_daemon_is_stopping (VmiDaemon *self);
 /* During a stop: ends the main loop once no job runs and no call is in flight. */

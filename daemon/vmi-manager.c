@@ -5,11 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vmi-cache-job.h"
 #include "vmi-caller.h"
 #include "vmi-convert-job.h"
 #include "vmi-convert.h"
 #include "vmi-daemon.h"
 #include "vmi-dbus-error.h"
+#include "vmi-image.h"
 #include "vmi-manager.h"
 #include "vmi-options.h"
 
@@ -25,7 +27,33 @@ typedef enum {
 	VMI_CALL_INSPECT,
 	VMI_CALL_CONVERT,
 	VMI_CALL_CANCEL,
+	VMI_CALL_CACHE_IMPORT,
+	VMI_CALL_CACHE_PRUNE,
+	VMI_CALL_IMAGE_EXPORT,
+	VMI_CALL_IMAGE_REMOVE,
+	VMI_CALL_IMAGE_SET_PROPERTIES,
+	VMI_CALL_IMAGE_VERIFY,
 } VmiCallKind;
+
+/* The store format of CacheImport without a "format" option. */
+#define VMI_CACHE_DEFAULT_FORMAT "qcow2"
+
+/* "properties" (a{ss}) is taken out before the rest is normalized: it is listed here so that
+ * the message for an unknown option names it too. */
+static const VmiOptionSpec vmi_cache_import_options[] = {
+	{ "name", "s", "the image's Name" },
+	{ "format", "s", "the format the cache stores the image in (default qcow2)" },
+	{ "source-format", "s", "format of the source; detected when absent" },
+	{ "properties", "a{ss}", "metadata of the image" },
+	{ "cancel-on-disconnect", "b", "cancel the job when its caller leaves the bus" },
+	{ NULL },
+};
+
+static const VmiOptionSpec vmi_cache_export_options[] = {
+	{ "overwrite", "b", "replace an existing destination" },
+	{ "cancel-on-disconnect", "b", "cancel the job when its caller leaves the bus" },
+	{ NULL },
+};
 
 /* One method call on its way through the worker thread. */
 typedef struct {
@@ -40,11 +68,19 @@ typedef struct {
 	mode_t source_mode; /* permission bits of the source, for the output */
 	int dest_fd;
 	VmiJobImpl *job;   /* Cancel */
+	VmiImageImpl *image; /* the Image methods */
+	GVariant *set;     /* SetProperties */
+	GVariant *unset;
 
 	/* Results, for the main thread. */
 	VmiCaller *caller;
 	GVariant *info;
 	VmiConvertJob *convert;
+	VmiCacheImportJob *import;
+	VmiCacheExportJob *export;
+	VmiCacheVerifyJob *verify;
+	guint64 bytes_freed;
+	guint64 job_bytes_total;
 	gboolean cancel_on_disconnect;
 } VmiCall;
 
@@ -65,6 +101,12 @@ vmi_call_free (VmiCall *call)
 	if (call->dest_fd >= 0)
 		close (call->dest_fd);
 	g_clear_object (&call->job);
+	g_clear_object (&call->image);
+	g_clear_pointer (&call->set, g_variant_unref);
+	g_clear_pointer (&call->unset, g_variant_unref);
+	g_clear_pointer (&call->import, vmi_cache_import_job_free);
+	g_clear_pointer (&call->export, vmi_cache_export_job_free);
+	g_clear_pointer (&call->verify, vmi_cache_verify_job_free);
 	g_clear_pointer (&call->caller, vmi_caller_free);
 	g_clear_pointer (&call->info, g_variant_unref);
 	g_clear_pointer (&call->convert, vmi_convert_job_free);
@@ -318,6 +360,256 @@ vmi_call_cancel (VmiCall *call, GError **error)
 				    TRUE, NULL, error);
 }
 
+/* ---- The cache ---- */
+
+/* Who calls, may they use the cache, and is it open. */
+static VmiCache *
+vmi_call_authorize_cache (VmiCall *call, GError **error)
+{
+	if (!vmi_call_authorize (call, VMI_ACTION_CACHE, error))
+		return NULL;
+	return vmi_daemon_get_cache (call->manager->daemon, error);
+}
+
+/* Takes "properties" (a{ss}, each checked) out of options; *rest is the other entries. */
+static gboolean
+vmi_call_split_properties (GVariant *options, GVariant **rest, GHashTable **properties,
+			   GError **error)
+{
+	GVariantBuilder builder;
+	GVariantIter iter;
+	const char *name;
+	GVariant *value;
+
+	g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+	g_variant_iter_init (&iter, options);
+	while (g_variant_iter_next (&iter, "{&sv}", &name, &value)) {
+		g_autoptr(GVariant) owned = value;
+		GVariantIter props;
+		const char *key;
+		const char *text;
+
+		if (g_strcmp0 (name, "properties") != 0) {
+			g_variant_builder_add (&builder, "{sv}", name, owned);
+			continue;
+		}
+		if (!g_variant_is_of_type (owned, G_VARIANT_TYPE ("a{ss}"))) {
+			g_variant_builder_clear (&builder);
+			g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+				     "option \"properties\" must be a dictionary of strings (a{ss}), "
+				     "not a value of type %s", g_variant_get_type_string (owned));
+			return FALSE;
+		}
+		if (*properties == NULL)
+			*properties = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+		g_variant_iter_init (&props, owned);
+		while (g_variant_iter_next (&props, "{&s&s}", &key, &text))
+			g_hash_table_insert (*properties, g_strdup (key), g_strdup (text));
+	}
+	*rest = g_variant_ref_sink (g_variant_builder_end (&builder));
+	return TRUE;
+}
+
+/* The format the cache stores in: one it can write and read back. */
+static const VmiFormatPlugin *
+vmi_call_store_format (VmiCall *call, const char *name, GError **error)
+{
+	VmiRegistry *registry = vmi_daemon_get_registry (call->manager->daemon);
+	const VmiFormatPlugin *plugin = vmi_registry_lookup (registry, name, error);
+	const guint32 needed = VMI_FORMAT_CAN_WRITE | VMI_FORMAT_CAN_READ | VMI_FORMAT_CAN_INSPECT;
+
+	if (plugin == NULL)
+		return NULL;
+	if ((plugin->flags & needed) != needed) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+			     "The cache cannot store images as %s: vmimaged must be able to write "
+			     "and read back that format; see Formats (qcow2 and raw can)",
+			     plugin->name);
+		return NULL;
+	}
+	return plugin;
+}
+
+static gboolean
+vmi_call_cache_import (VmiCall *call, GError **error)
+{
+	VmiCache *cache;
+	g_autoptr(VmiCacheImportJob) import = NULL;
+	g_autoptr(GVariant) rest = NULL;
+	g_autoptr(GVariant) options = NULL;
+	g_autoptr(GHashTable) properties = NULL;
+	const VmiFormatPlugin *src_plugin;
+	const char *name;
+
+	cache = vmi_call_authorize_cache (call, error);
+	if (cache == NULL)
+		return FALSE;
+	if (call->source != NULL && !vmi_caller_check_path (call->source, "source", error))
+		return FALSE;
+	if (!vmi_call_split_properties (call->options, &rest, &properties, error))
+		return FALSE;
+	options = vmi_options_normalize (rest, vmi_cache_import_options, NULL, error);
+	if (options == NULL)
+		return FALSE;
+	if (properties != NULL) {
+		GHashTableIter iter;
+		gpointer key, value;
+
+		g_hash_table_iter_init (&iter, properties);
+		while (g_hash_table_iter_next (&iter, &key, &value)) {
+			if (!vmi_cache_entry_check_property (key, value, error))
+				return FALSE;
+		}
+	}
+	import = vmi_cache_import_job_new (cache);
+	import->store_format = vmi_call_store_format (
+		call, vmi_options_get_string (options, "format", VMI_CACHE_DEFAULT_FORMAT), error);
+	if (import->store_format == NULL)
+		return FALSE;
+	name = vmi_options_get_string (options, "name", NULL);
+	if (name != NULL)
+		import->name = g_strdup (name);
+	else if (call->source != NULL)
+		import->name = g_path_get_basename (call->source);
+	if (import->name != NULL && !vmi_cache_entry_check_name (import->name, error))
+		return FALSE;
+	import->origin = g_strdup (call->source != NULL ? call->source : "fd");
+	import->properties = g_steal_pointer (&properties);
+	call->cancel_on_disconnect = vmi_options_get_boolean (options, "cancel-on-disconnect",
+							      FALSE);
+	import->source = vmi_call_open_source (
+		call, vmi_options_get_string (options, "source-format", NULL), FALSE, error);
+	if (import->source == NULL)
+		return FALSE;
+	src_plugin = vmi_source_get_plugin (import->source);
+	if ((src_plugin->flags & VMI_FORMAT_CAN_READ) == 0) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+			     "vmimaged can inspect %s images but not read their content",
+			     src_plugin->name);
+		return FALSE;
+	}
+	call->job_bytes_total = vmi_source_get_virtual_size (import->source);
+	call->import = g_steal_pointer (&import);
+	return TRUE;
+}
+
+static gboolean
+vmi_call_image_export (VmiCall *call, GError **error)
+{
+	VmiRegistry *registry = vmi_daemon_get_registry (call->manager->daemon);
+	const char *id = vmi_image_impl_get_id (call->image);
+	g_autoptr(VmiCacheExportJob) export = NULL;
+	VmiConvertJob *convert;
+	VmiCache *cache;
+
+	cache = vmi_call_authorize_cache (call, error);
+	if (cache == NULL)
+		return FALSE;
+	if (!vmi_caller_check_path (call->destination, "destination", error))
+		return FALSE;
+	/* Held from here: not evicted between this call and the end of the job. */
+	export = vmi_cache_export_job_new (cache, id, error);
+	if (export == NULL)
+		return FALSE;
+	convert = export->convert;
+	convert->plugin = vmi_registry_lookup (registry, call->format, error);
+	if (convert->plugin == NULL)
+		return FALSE;
+	if ((convert->plugin->flags & VMI_FORMAT_CAN_WRITE) == 0) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+			     "vmimaged can read %s images but not write them; see Formats for the "
+			     "formats with can-write", convert->plugin->name);
+		return FALSE;
+	}
+	convert->options = vmi_options_normalize (call->options, vmi_cache_export_options,
+						  convert->plugin->create_options, error);
+	if (convert->options == NULL)
+		return FALSE;
+	convert->overwrite = vmi_options_get_boolean (convert->options, "overwrite", FALSE);
+	call->cancel_on_disconnect = vmi_options_get_boolean (convert->options,
+							      "cancel-on-disconnect", FALSE);
+	if (!vmi_cache_export_job_open (export, registry, error))
+		return FALSE;
+	/* The cached file is the daemon's (0600); the copy is private to the caller too. */
+	call->source_mode = 0;
+	if (!vmi_call_prepare_destination (call, convert, error))
+		return FALSE;
+	convert->caller = vmi_caller_copy (call->caller);
+	call->job_bytes_total = vmi_source_get_virtual_size (convert->source);
+	call->export = g_steal_pointer (&export);
+	return TRUE;
+}
+
+static gboolean
+vmi_call_image_verify (VmiCall *call, GError **error)
+{
+	const char *id = vmi_image_impl_get_id (call->image);
+	g_autoptr(VmiCacheEntry) entry = NULL;
+	VmiCache *cache;
+
+	cache = vmi_call_authorize_cache (call, error);
+	if (cache == NULL)
+		return FALSE;
+	entry = vmi_cache_lookup (cache, id, error);
+	if (entry == NULL)
+		return FALSE;
+	call->job_bytes_total = vmi_cache_entry_get_file_size (entry);
+	call->verify = vmi_cache_verify_job_new (cache,
+						 vmi_daemon_get_registry (call->manager->daemon), id);
+	return TRUE;
+}
+
+static gboolean
+vmi_call_image_remove (VmiCall *call, GError **error)
+{
+	VmiCache *cache = vmi_call_authorize_cache (call, error);
+
+	if (cache == NULL)
+		return FALSE;
+	if (!vmi_cache_remove (cache, vmi_image_impl_get_id (call->image), error))
+		return FALSE;
+	g_info ("Image %s removed from the cache for uid %u", vmi_image_impl_get_id (call->image),
+		(guint) call->caller->uid);
+	return TRUE;
+}
+
+static gboolean
+vmi_call_image_set_properties (VmiCall *call, GError **error)
+{
+	g_autoptr(GHashTable) set = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+	g_autofree const char **unset = NULL;
+	g_autoptr(VmiCacheEntry) entry = NULL;
+	GVariantIter iter;
+	const char *key;
+	const char *value;
+	VmiCache *cache;
+
+	cache = vmi_call_authorize_cache (call, error);
+	if (cache == NULL)
+		return FALSE;
+	g_variant_iter_init (&iter, call->set);
+	while (g_variant_iter_next (&iter, "{&s&s}", &key, &value))
+		g_hash_table_insert (set, g_strdup (key), g_strdup (value));
+	unset = g_variant_get_strv (call->unset, NULL);
+	entry = vmi_cache_set_properties (cache, vmi_image_impl_get_id (call->image), set, unset,
+					  error);
+	return entry != NULL;
+}
+
+static gboolean
+vmi_call_cache_prune (VmiCall *call, GError **error)
+{
+	VmiCache *cache = vmi_call_authorize_cache (call, error);
+
+	if (cache == NULL)
+		return FALSE;
+	if (!vmi_cache_prune (cache, &call->bytes_freed, error))
+		return FALSE;
+	g_info ("Cache pruned for uid %u: %" G_GUINT64_FORMAT " bytes freed",
+		(guint) call->caller->uid, call->bytes_freed);
+	return TRUE;
+}
+
 static void
 vmi_call_thread (GTask *task, gpointer source_object, gpointer task_data, GCancellable *cancellable)
 {
@@ -335,6 +627,24 @@ vmi_call_thread (GTask *task, gpointer source_object, gpointer task_data, GCance
 	case VMI_CALL_CANCEL:
 		ok = vmi_call_cancel (call, &error);
 		break;
+	case VMI_CALL_CACHE_IMPORT:
+		ok = vmi_call_cache_import (call, &error);
+		break;
+	case VMI_CALL_CACHE_PRUNE:
+		ok = vmi_call_cache_prune (call, &error);
+		break;
+	case VMI_CALL_IMAGE_EXPORT:
+		ok = vmi_call_image_export (call, &error);
+		break;
+	case VMI_CALL_IMAGE_REMOVE:
+		ok = vmi_call_image_remove (call, &error);
+		break;
+	case VMI_CALL_IMAGE_SET_PROPERTIES:
+		ok = vmi_call_image_set_properties (call, &error);
+		break;
+	case VMI_CALL_IMAGE_VERIFY:
+		ok = vmi_call_image_verify (call, &error);
+		break;
 	}
 	if (!ok) {
 		vmi_dbus_error_normalize (&error);
@@ -345,6 +655,69 @@ vmi_call_thread (GTask *task, gpointer source_object, gpointer task_data, GCance
 }
 
 static void vmi_manager_impl_watch_job (VmiManagerImpl *self, VmiJobImpl *job);
+
+/* Exports and queues a job for the call's caller; returns its object path. */
+static const char *
+vmi_call_queue_job (VmiCall *call, const char *operation, guint64 bytes_total, VmiJobFunc func,
+		    gpointer data, GDestroyNotify data_free)
+{
+	VmiDaemon *daemon = call->manager->daemon;
+	g_autoptr(VmiJobImpl) job = NULL;
+	const char *path;
+
+	job = vmi_job_impl_new (operation, call->caller->uid, call->caller->sender, bytes_total,
+				func, data, data_free);
+	vmi_manager_impl_watch_job (call->manager, job);
+	path = vmi_job_queue_add (vmi_daemon_get_jobs (daemon), job);
+	if (call->cancel_on_disconnect)
+		vmi_job_impl_watch_owner (job, vmi_daemon_get_connection (daemon));
+	return path;
+}
+
+static void
+vmi_call_start_cache_job (VmiCall *call)
+{
+	const char *path = NULL;
+
+	switch (call->kind) {
+	case VMI_CALL_CACHE_IMPORT:
+		path = vmi_call_queue_job (call, "cache-import", call->job_bytes_total,
+					   vmi_cache_import_job_run, g_steal_pointer (&call->import),
+					   (GDestroyNotify) vmi_cache_import_job_free);
+		g_info ("Job %s: import %s into the cache for uid %u", path,
+			call->source != NULL ? call->source : "a file descriptor",
+			(guint) call->caller->uid);
+		if (call->source != NULL)
+			vmi_manager_complete_cache_import (VMI_MANAGER (call->manager),
+							   g_steal_pointer (&call->invocation), path);
+		else
+			vmi_manager_complete_cache_import_fd (VMI_MANAGER (call->manager),
+							      g_steal_pointer (&call->invocation),
+							      NULL, path);
+		break;
+	case VMI_CALL_IMAGE_EXPORT:
+		path = vmi_call_queue_job (call, "cache-export", call->job_bytes_total,
+					   vmi_cache_export_job_run, g_steal_pointer (&call->export),
+					   (GDestroyNotify) vmi_cache_export_job_free);
+		g_info ("Job %s: export image %s to %s for uid %u", path,
+			vmi_image_impl_get_id (call->image), call->destination,
+			(guint) call->caller->uid);
+		vmi_cache_image_complete_export (VMI_CACHE_IMAGE (call->image),
+						 g_steal_pointer (&call->invocation), path);
+		break;
+	case VMI_CALL_IMAGE_VERIFY:
+		path = vmi_call_queue_job (call, "cache-verify", call->job_bytes_total,
+					   vmi_cache_verify_job_run, g_steal_pointer (&call->verify),
+					   (GDestroyNotify) vmi_cache_verify_job_free);
+		g_info ("Job %s: verify image %s for uid %u", path,
+			vmi_image_impl_get_id (call->image), (guint) call->caller->uid);
+		vmi_cache_image_complete_verify (VMI_CACHE_IMAGE (call->image),
+						 g_steal_pointer (&call->invocation), path);
+		break;
+	default:
+		g_assert_not_reached ();
+	}
+}
 
 static void
 vmi_call_start_job (VmiCall *call)
@@ -383,8 +756,11 @@ vmi_call_done_cb (GObject *source_object, GAsyncResult *result, gpointer user_da
 	VmiCall *call = g_task_get_task_data (G_TASK (result));
 
 	vmi_call_reply (call, result);
-	/* What the call held (a temporary file of a refused Convert) goes now, not later. */
+	/* What the call held (a temporary file of a refused Convert, a hold on a cached image)
+	 * goes now, not later. */
 	g_clear_pointer (&call->convert, vmi_convert_job_free);
+	g_clear_pointer (&call->export, vmi_cache_export_job_free);
+	g_clear_pointer (&call->import, vmi_cache_import_job_free);
 	self->n_calls--;
 	vmi_daemon_check_idle (self->daemon);
 }
@@ -423,6 +799,30 @@ vmi_call_reply (VmiCall *call, GAsyncResult *result)
 	case VMI_CALL_CANCEL:
 		vmi_job_impl_cancel (call->job);
 		vmi_job_complete_cancel (VMI_JOB (call->job), g_steal_pointer (&call->invocation));
+		break;
+	case VMI_CALL_CACHE_IMPORT:
+	case VMI_CALL_IMAGE_EXPORT:
+	case VMI_CALL_IMAGE_VERIFY:
+		if (vmi_daemon_is_stopping (call->manager->daemon)) {
+			g_dbus_method_invocation_return_error_literal (
+				g_steal_pointer (&call->invocation), VMI_ERROR, VMI_ERROR_FAILED,
+				"The daemon is stopping; try again when it is back");
+			return;
+		}
+		vmi_call_start_cache_job (call);
+		break;
+	case VMI_CALL_CACHE_PRUNE:
+		vmi_manager_complete_cache_prune (VMI_MANAGER (call->manager),
+						  g_steal_pointer (&call->invocation),
+						  call->bytes_freed);
+		break;
+	case VMI_CALL_IMAGE_REMOVE:
+		vmi_cache_image_complete_remove (VMI_CACHE_IMAGE (call->image),
+						 g_steal_pointer (&call->invocation));
+		break;
+	case VMI_CALL_IMAGE_SET_PROPERTIES:
+		vmi_cache_image_complete_set_properties (VMI_CACHE_IMAGE (call->image),
+							 g_steal_pointer (&call->invocation));
 		break;
 	}
 }
@@ -555,6 +955,124 @@ vmi_manager_impl_handle_cancel (VmiJob *object, GDBusMethodInvocation *invocatio
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+static gboolean
+vmi_manager_impl_handle_cache_import (VmiManager *object, GDBusMethodInvocation *invocation,
+				      const char *source, GVariant *options, gpointer user_data)
+{
+	VmiCall *call;
+
+	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (object), invocation))
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	call = vmi_call_new (VMI_CALL_CACHE_IMPORT, VMI_MANAGER_IMPL (object), invocation);
+	call->source = g_strdup (source);
+	call->options = g_variant_ref (options);
+	vmi_call_run (call);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+vmi_manager_impl_handle_cache_import_fd (VmiManager *object, GDBusMethodInvocation *invocation,
+					 GUnixFDList *fd_list, GVariant *source, GVariant *options,
+					 gpointer user_data)
+{
+	g_autoptr(VmiCall) call = NULL;
+	GError *error = NULL;
+
+	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (object), invocation))
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	call = vmi_call_new (VMI_CALL_CACHE_IMPORT, VMI_MANAGER_IMPL (object), invocation);
+	if (!vmi_call_take_fd (call, fd_list, source, &call->source_fd, &error)) {
+		vmi_dbus_error_normalize (&error);
+		g_dbus_method_invocation_take_error (g_steal_pointer (&call->invocation), error);
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	call->options = g_variant_ref (options);
+	vmi_call_run (g_steal_pointer (&call));
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+vmi_manager_impl_handle_cache_prune (VmiManager *object, GDBusMethodInvocation *invocation,
+				     gpointer user_data)
+{
+	vmi_call_run (vmi_call_new (VMI_CALL_CACHE_PRUNE, VMI_MANAGER_IMPL (object), invocation));
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static VmiCall *
+vmi_manager_impl_image_call (VmiManagerImpl *self, VmiCallKind kind, VmiCacheImage *image,
+			     GDBusMethodInvocation *invocation)
+{
+	VmiCall *call = vmi_call_new (kind, self, invocation);
+
+	call->image = g_object_ref (VMI_IMAGE_IMPL (image));
+	return call;
+}
+
+static gboolean
+vmi_manager_impl_handle_export (VmiCacheImage *image, GDBusMethodInvocation *invocation,
+				const char *destination, const char *format, GVariant *options,
+				gpointer user_data)
+{
+	VmiCall *call;
+
+	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (user_data), invocation))
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	call = vmi_manager_impl_image_call (user_data, VMI_CALL_IMAGE_EXPORT, image, invocation);
+	call->destination = g_strdup (destination);
+	call->format = g_strdup (format);
+	call->options = g_variant_ref (options);
+	vmi_call_run (call);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+vmi_manager_impl_handle_remove (VmiCacheImage *image, GDBusMethodInvocation *invocation,
+				gpointer user_data)
+{
+	vmi_call_run (vmi_manager_impl_image_call (user_data, VMI_CALL_IMAGE_REMOVE, image,
+						   invocation));
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+vmi_manager_impl_handle_set_properties (VmiCacheImage *image, GDBusMethodInvocation *invocation,
+					GVariant *set, const char *const *unset,
+					gpointer user_data)
+{
+	VmiCall *call = vmi_manager_impl_image_call (user_data, VMI_CALL_IMAGE_SET_PROPERTIES,
+						     image, invocation);
+
+	call->set = g_variant_ref (set);
+	call->unset = g_variant_ref_sink (g_variant_new_strv (unset, -1));
+	vmi_call_run (call);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+vmi_manager_impl_handle_verify (VmiCacheImage *image, GDBusMethodInvocation *invocation,
+				gpointer user_data)
+{
+	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (user_data), invocation))
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	vmi_call_run (vmi_manager_impl_image_call (user_data, VMI_CALL_IMAGE_VERIFY, image,
+						   invocation));
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+void
+vmi_manager_impl_watch_image (VmiManagerImpl *self, VmiImageImpl *image)
+{
+	g_signal_connect_object (image, "handle-export",
+				 G_CALLBACK (vmi_manager_impl_handle_export), self, 0);
+	g_signal_connect_object (image, "handle-remove",
+				 G_CALLBACK (vmi_manager_impl_handle_remove), self, 0);
+	g_signal_connect_object (image, "handle-set-properties",
+				 G_CALLBACK (vmi_manager_impl_handle_set_properties), self, 0);
+	g_signal_connect_object (image, "handle-verify",
+				 G_CALLBACK (vmi_manager_impl_handle_verify), self, 0);
+}
+
 static void
 vmi_manager_impl_watch_job (VmiManagerImpl *self, VmiJobImpl *job)
 {
@@ -576,6 +1094,12 @@ vmi_manager_impl_init (VmiManagerImpl *self)
 	g_signal_connect (self, "handle-convert", G_CALLBACK (vmi_manager_impl_handle_convert), NULL);
 	g_signal_connect (self, "handle-convert-fd",
 			  G_CALLBACK (vmi_manager_impl_handle_convert_fd), NULL);
+	g_signal_connect (self, "handle-cache-import",
+			  G_CALLBACK (vmi_manager_impl_handle_cache_import), NULL);
+	g_signal_connect (self, "handle-cache-import-fd",
+			  G_CALLBACK (vmi_manager_impl_handle_cache_import_fd), NULL);
+	g_signal_connect (self, "handle-cache-prune",
+			  G_CALLBACK (vmi_manager_impl_handle_cache_prune), NULL);
 }
 
 guint
