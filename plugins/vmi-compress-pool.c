@@ -54,47 +54,61 @@ struct _VmiCompressPool {
 	GError *error; /* sticky: the first failure */
 };
 
+/*
+ * How far the byte counts of the first n bytes are from uniform (chi-squared). The entropy
+ * falls short of 8 bits by about chi2 / (2 n ln 2), so below n / 36 it is above 7.98 bits and
+ * Huffman coding could save at most 0.25%. Random bytes give about 255.
+ */
+static gboolean
+counts_look_uniform (guint32 (*hist)[256], gsize n)
+{
+	double expected = (double) n / 256, chi2 = 0;
+
+	for (guint b = 0; b < 256; b++) {
+		double c = (double) hist[0][b] + hist[1][b] + hist[2][b] + hist[3][b];
+
+		chi2 += (c - expected) * (c - expected) / expected;
+	}
+	return chi2 <= (double) n / 36;
+}
+
 gboolean
 vmi_compress_looks_incompressible (const guint8 *data, gsize len)
 {
-	guint32 hist[256] = { 0 };
+	/* Four tables, so that runs of one byte value do not wait on one counter. */
+	guint32 hist[4][256] = { { 0 } };
 	guint32 *seen;
-	double expected = (double) len / 256, chi2 = 0;
-	gsize repeats = 0;
+	gsize repeats = 0, limit = len / 512, first = 16 * 1024;
 
 	/* The estimate of a small sample is too low to say anything; deflate it. */
-	if (len < 16 * 1024)
+	if (len < first)
 		return FALSE;
-	for (gsize i = 0; i < len; i++)
-		hist[data[i]]++;
-	for (guint b = 0; b < 256; b++)
-		chi2 += ((double) hist[b] - expected) * ((double) hist[b] - expected) / expected;
-	/*
-	 * How far the byte counts are from uniform. The entropy falls short of 8 bits by about
-	 * chi2 / (2 len ln 2), so below len / 36 it is above 7.98 bits and Huffman coding could
-	 * save at most 0.25%. Random bytes give about 255.
-	 */
-	if (chi2 > (double) len / 36)
+	/* The first 16 KiB already tell text or code (most clusters) from random bytes. */
+	for (gsize i = 0; i < first; i++)
+		hist[i % 4][data[i]]++;
+	if (!counts_look_uniform (hist, first))
+		return FALSE;
+	for (gsize i = first; i < len; i++)
+		hist[i % 4][data[i]]++;
+	if (!counts_look_uniform (hist, len))
 		return FALSE;
 
 	/*
-	 * What else deflate gains is repeated strings. Count 4-byte strings seen before (most
-	 * recent position per hash); random data has next to none.
+	 * What else deflate gains is repeated strings. Count 4-byte strings seen before (the last
+	 * one per hash); random data has next to none.
 	 */
-	seen = g_new (guint32, 4096);
-	memset (seen, 0xff, 4096 * sizeof (guint32));
+	seen = g_new0 (guint32, 4096);
 	for (gsize i = 0; i + 4 <= len; i++) {
-		guint32 v, h, prev;
+		guint32 v, h;
 
 		memcpy (&v, data + i, 4);
 		h = (v * 2654435761u) >> 20;
-		prev = seen[h];
-		if (prev != G_MAXUINT32 && memcmp (data + prev, data + i, 4) == 0)
-			repeats++;
-		seen[h] = (guint32) i;
+		if (seen[h] == v && ++repeats >= limit)
+			break;
+		seen[h] = v;
 	}
 	g_free (seen);
-	return repeats < len / 512;
+	return repeats < limit;
 }
 
 static void
