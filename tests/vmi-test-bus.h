@@ -32,7 +32,7 @@ GSubprocess *vmi_test_bus_get_daemon (VmiTestBus *bus);
 /* A GSpawnChildSetupFunc for a test's own child processes: they get SIGTERM if the test dies. */
 void vmi_test_bus_child_setup (gpointer user_data);
 
-/* Stops vmimaged with SIGTERM and asserts that it exits 0 within 10 s. Idempotent. */
+/* Stops vmimaged with SIGTERM and asserts that it exits 0 within 60 s. Idempotent. */
 void vmi_test_bus_stop_daemon (VmiTestBus *bus);
 
 /* Stops vmimaged (if running) and the bus, and removes the folder. */
