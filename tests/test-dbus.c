@@ -2111,7 +2111,8 @@ test_daemon_replace (void)
 
 	/* Without --replace a second daemon leaves the first alone and says why. */
 	second = g_subprocess_launcher_spawn (launcher, &error, path, "--session", "--plugin-dir",
-					      test_plugin_dir (), "--config", t.config, NULL);
+					      test_plugin_dir (), "--cache-dir", t.cache_dir,
+					      "--config", t.config, NULL);
 	g_assert_no_error (error);
 	g_subprocess_communicate_utf8 (second, NULL, NULL, NULL, &err, &error);
 	g_assert_no_error (error);
@@ -2123,10 +2124,11 @@ test_daemon_replace (void)
 	g_assert_nonnull (g_subprocess_get_identifier (t.daemon));
 	g_clear_object (&second);
 
-	/* With it, the first one hands over and exits 0. */
+	/* With it, the first one hands over and exits 0 (and the second takes over its cache,
+	 * which the first holds until it exits). */
 	second = g_subprocess_launcher_spawn (launcher, &error, path, "--session", "--replace",
-					      "--plugin-dir", test_plugin_dir (), "--config",
-					      t.config, NULL);
+					      "--plugin-dir", test_plugin_dir (), "--cache-dir",
+					      t.cache_dir, "--config", t.config, NULL);
 	g_assert_no_error (error);
 	first = g_steal_pointer (&t.daemon);
 	g_subprocess_wait (first, NULL, &error);
