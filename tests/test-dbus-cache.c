@@ -1234,6 +1234,20 @@ test_prune_restart (void)
 
 	/* Under a 1 KiB limit b goes too, but the pinned a stays. */
 	daemon_start ("1K", 2);
+	{
+		g_autofree char *job = cache_import_start (c_src, "{}", &error);
+		g_autofree char *error_name = NULL;
+		g_autofree char *state = NULL;
+
+		/* An image that cannot fit even after every eviction: NoSpace, nothing evicted. */
+		g_assert_no_error (error);
+		state = job_wait (job, &error_name);
+		g_assert_cmpstr (state, ==, "failed");
+		g_assert_cmpstr (error_name, ==, ERROR_PREFIX "NoSpace");
+		g_clear_pointer (&after, g_ptr_array_unref);
+		after = listed_images ();
+		g_assert_cmpuint (after->len, ==, 2);
+	}
 	g_assert_cmpuint (cache_prune (), ==, size_b);
 	g_clear_pointer (&after, g_ptr_array_unref);
 	after = listed_images ();
@@ -1327,6 +1341,225 @@ test_export_held (void)
 	listed = listed_images ();
 	g_assert_cmpuint (listed->len, ==, 0);
 	g_assert_cmpuint (count_cache_files (".img"), ==, 0);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
+/* ---- polkit ---- */
+
+/*
+ * A stand-in for polkitd on the private bus, in its own thread and connection so that it
+ * answers while the test blocks in a call: it allows inspect, refuses everything else and
+ * records what it was asked.
+ */
+static const char mock_polkit_xml[] =
+	"<node><interface name='org.freedesktop.PolicyKit1.Authority'>"
+	"<method name='CheckAuthorization'>"
+	"<arg type='(sa{sv})' name='subject' direction='in'/>"
+	"<arg type='s' name='action_id' direction='in'/>"
+	"<arg type='a{ss}' name='details' direction='in'/>"
+	"<arg type='u' name='flags' direction='in'/>"
+	"<arg type='s' name='cancellation_id' direction='in'/>"
+	"<arg type='(bba{ss})' name='result' direction='out'/>"
+	"</method></interface></node>";
+
+typedef struct {
+	GMutex lock;
+	GPtrArray *asked; /* "action subject-kind subject-name flags" */
+	GMainContext *context;
+	GMainLoop *loop;
+	GThread *thread;
+	gboolean ready;
+	GCond cond;
+} MockPolkit;
+
+static void
+mock_polkit_method (GDBusConnection *connection, const char *sender, const char *path,
+		    const char *iface, const char *method, GVariant *params,
+		    GDBusMethodInvocation *invocation, gpointer user_data)
+{
+	MockPolkit *mock = user_data;
+	g_autoptr(GVariant) subject = NULL;
+	g_autoptr(GVariant) details = NULL;
+	const char *kind = NULL;
+	const char *action = NULL;
+	const char *cancellation = NULL;
+	const char *name = "";
+	guint32 flags = 0;
+	GVariant *subject_details = NULL;
+	gboolean allowed;
+
+	g_variant_get (params, "(@(sa{sv})&s@a{ss}u&s)", &subject, &action, &details, &flags,
+		       &cancellation);
+	g_variant_get (subject, "(&s@a{sv})", &kind, &subject_details);
+	g_variant_lookup (subject_details, "name", "&s", &name);
+	g_mutex_lock (&mock->lock);
+	g_ptr_array_add (mock->asked, g_strdup_printf ("%s %s %s %u", action, kind, name, flags));
+	g_mutex_unlock (&mock->lock);
+	allowed = g_strcmp0 (action, "org.vmimaged.VMImage1.inspect") == 0;
+	g_dbus_method_invocation_return_value (invocation,
+					       g_variant_new ("((bb@a{ss}))", allowed, FALSE,
+							      g_variant_new ("a{ss}", NULL)));
+	g_variant_unref (subject_details);
+}
+
+static gpointer
+mock_polkit_thread (gpointer data)
+{
+	MockPolkit *mock = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GDBusConnection) connection = NULL;
+	g_autoptr(GDBusNodeInfo) info = g_dbus_node_info_new_for_xml (mock_polkit_xml, &error);
+	g_autoptr(GVariant) reply = NULL;
+	const GDBusInterfaceVTable vtable = { mock_polkit_method, NULL, NULL, { 0 } };
+	guint id;
+
+	g_assert_no_error (error);
+	g_main_context_push_thread_default (mock->context);
+	connection = g_dbus_connection_new_for_address_sync (
+		t.address,
+		G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+			G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+		NULL, NULL, &error);
+	g_assert_no_error (error);
+	id = g_dbus_connection_register_object (connection, "/org/freedesktop/PolicyKit1/Authority",
+						info->interfaces[0], &vtable, mock, NULL, &error);
+	g_assert_no_error (error);
+	reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus",
+					     "/org/freedesktop/DBus", "org.freedesktop.DBus",
+					     "RequestName",
+					     g_variant_new ("(su)", "org.freedesktop.PolicyKit1", 4u),
+					     G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+					     &error);
+	g_assert_no_error (error);
+	g_mutex_lock (&mock->lock);
+	mock->ready = TRUE;
+	g_cond_signal (&mock->cond);
+	g_mutex_unlock (&mock->lock);
+	g_main_loop_run (mock->loop);
+	g_dbus_connection_unregister_object (connection, id);
+	g_dbus_connection_close_sync (connection, NULL, NULL);
+	g_main_context_pop_thread_default (mock->context);
+	return NULL;
+}
+
+static MockPolkit *
+mock_polkit_start (void)
+{
+	MockPolkit *mock = g_new0 (MockPolkit, 1);
+
+	g_mutex_init (&mock->lock);
+	g_cond_init (&mock->cond);
+	mock->asked = g_ptr_array_new_with_free_func (g_free);
+	mock->context = g_main_context_new ();
+	mock->loop = g_main_loop_new (mock->context, FALSE);
+	mock->thread = g_thread_new ("mock-polkit", mock_polkit_thread, mock);
+	g_mutex_lock (&mock->lock);
+	while (!mock->ready)
+		g_cond_wait (&mock->cond, &mock->lock);
+	g_mutex_unlock (&mock->lock);
+	return mock;
+}
+
+static void
+mock_polkit_stop (MockPolkit *mock)
+{
+	g_main_loop_quit (mock->loop);
+	g_thread_join (mock->thread);
+	g_main_loop_unref (mock->loop);
+	g_main_context_unref (mock->context);
+	g_ptr_array_unref (mock->asked);
+	g_mutex_clear (&mock->lock);
+	g_cond_clear (&mock->cond);
+	g_free (mock);
+}
+
+/* The questions asked so far, joined with "; ". */
+static char *
+mock_polkit_asked (MockPolkit *mock)
+{
+	char *text;
+
+	g_mutex_lock (&mock->lock);
+	g_ptr_array_add (mock->asked, NULL);
+	text = g_strjoinv ("; ", (char **) mock->asked->pdata);
+	g_ptr_array_remove_index (mock->asked, mock->asked->len - 1);
+	g_ptr_array_set_size (mock->asked, 0);
+	g_mutex_unlock (&mock->lock);
+	return text;
+}
+
+static void
+test_polkit (void)
+{
+	MockPolkit *mock = mock_polkit_start ();
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *raw = g_build_filename (dir, "disk.raw", NULL);
+	g_autofree char *image = NULL;
+	g_autofree char *asked = NULL;
+	g_autofree char *expected = NULL;
+	g_autofree char *daemon_path = daemon_executable ();
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GPtrArray) listed = NULL;
+	g_autoptr(GError) error = NULL;
+	const char *me = g_dbus_connection_get_unique_name (t.connection);
+
+	/* An image in the cache, put there by a session daemon that does not ask polkit. */
+	fresh_daemon ("0", 2);
+	vmi_test_make_pattern_image (raw, MiB, 91);
+	image = cache_import (raw, "{}");
+	daemon_stop ();
+
+	/* The same cache under a daemon as on the system bus: every cache method asks polkit for
+	 * org.vmimaged.VMImage1.cache about the calling bus name, first; refused, nothing is
+	 * done, not even argument checks. */
+	launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+	g_subprocess_launcher_set_child_setup (launcher, die_with_parent, GINT_TO_POINTER (SIGTERM),
+					       NULL);
+	g_subprocess_launcher_take_stdout_fd (launcher, dup (STDERR_FILENO));
+	g_subprocess_launcher_setenv (launcher, "DBUS_SYSTEM_BUS_ADDRESS", t.address, TRUE);
+	t.daemon = g_subprocess_launcher_spawn (launcher, &error, daemon_path, "--plugin-dir",
+						test_plugin_dir (), "--cache-dir", t.cache_dir,
+						"--config", t.config, "--verbose", NULL);
+	g_assert_no_error (error);
+	g_assert_true (spin_until (name_owned_cond, GINT_TO_POINTER (TRUE), 60));
+	expected = g_strdup_printf ("org.vmimaged.VMImage1.cache system-bus-name %s 1", me);
+
+	expect_import_error (raw, "{}", "NotAuthorized", "org.vmimaged.VMImage1.cache");
+	asked = mock_polkit_asked (mock);
+	g_assert_cmpstr (asked, ==, expected);
+	g_clear_pointer (&asked, g_free);
+	expect_import_error ("relative", "{'colour': <1>}", "NotAuthorized", NULL);
+	asked = mock_polkit_asked (mock);
+	g_assert_cmpstr (asked, ==, expected);
+	g_clear_pointer (&asked, g_free);
+
+	reply = call (MANAGER_PATH, MANAGER_IFACE, "CachePrune", NULL, "(t)", &error);
+	assert_dbus_error (error, "NotAuthorized", NULL);
+	g_clear_error (&error);
+	reply = call (image, IMAGE_IFACE, "Remove", NULL, "()", &error);
+	assert_dbus_error (error, "NotAuthorized", NULL);
+	g_clear_error (&error);
+	set_properties (image, "{'os_type': 'linux'}", "[]", &error);
+	assert_dbus_error (error, "NotAuthorized", NULL);
+	g_clear_error (&error);
+	reply = call (image, IMAGE_IFACE, "Verify", NULL, "(o)", &error);
+	assert_dbus_error (error, "NotAuthorized", NULL);
+	g_clear_error (&error);
+	g_assert_null (image_export_start (image, "/tmp/x.raw", "raw", "{}", &error));
+	assert_dbus_error (error, "NotAuthorized", NULL);
+	g_clear_error (&error);
+	asked = mock_polkit_asked (mock);
+	for (guint i = 0; i < 5; i++)
+		g_assert_nonnull (strstr (asked, "org.vmimaged.VMImage1.cache system-bus-name"));
+	g_assert_null (strstr (asked, "convert"));
+	/* Still there, unchanged; the listing itself needs no action. */
+	listed = listed_images ();
+	g_assert_cmpuint (listed->len, ==, 1);
+	g_assert_true (ptr_array_has (listed, image));
+	g_assert_null (image_property (image, "os_type"));
+	daemon_stop ();
+	mock_polkit_stop (mock);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
@@ -1429,6 +1662,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/dbus-cache/prune-restart", test_prune_restart);
 	g_test_add_func ("/dbus-cache/export-held", test_export_held);
 	g_test_add_func ("/dbus-cache/bad-input", test_bad_input);
+	g_test_add_func ("/dbus-cache/polkit", test_polkit);
 	g_test_add_func ("/dbus-cache/unsafe-cache-dir", test_unsafe_cache_dir);
 	ret = g_test_run ();
 
