@@ -469,8 +469,12 @@ vmi_call_cache_import (VmiCall *call, GError **error)
 	name = vmi_options_get_string (options, "name", NULL);
 	if (name != NULL)
 		import->name = g_strdup (name);
-	else if (call->source != NULL)
-		import->name = g_path_get_basename (call->source);
+	else if (call->source != NULL) {
+		/* A file name need not be UTF-8; a Name must be. */
+		g_autofree char *base = g_path_get_basename (call->source);
+
+		import->name = g_utf8_make_valid (base, -1);
+	}
 	if (import->name != NULL && !vmi_cache_entry_check_name (import->name, error))
 		return FALSE;
 	import->origin = g_strdup (call->source != NULL ? call->source : "fd");
