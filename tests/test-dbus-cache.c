@@ -1643,6 +1643,55 @@ test_unsafe_cache_dir (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* --session keeps its cache in $XDG_CACHE_HOME/vmimaged; CacheLimit is checked at start. */
+static void
+test_cache_settings (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *xdg = g_build_filename (dir, "xdg-cache", NULL);
+	g_autofree char *cache = g_build_filename (xdg, "vmimaged", NULL);
+	g_autofree char *bad_conf = g_build_filename (dir, "bad.conf", NULL);
+	g_autofree char *daemon_path = daemon_executable ();
+	g_autofree char *err = NULL;
+	g_autoptr(GSubprocessLauncher) launcher = NULL;
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "DBUS_SESSION_BUS_ADDRESS",
+					       t.address, TRUE);
+	const char *bad_argv[] = { daemon_path, "--session", "--plugin-dir", test_plugin_dir (),
+				   "--cache-dir", t.cache_dir, "--config", bad_conf, NULL };
+	int status = 0;
+	struct stat st;
+
+	daemon_stop ();
+	launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+	g_subprocess_launcher_set_child_setup (launcher, die_with_parent, GINT_TO_POINTER (SIGTERM),
+					       NULL);
+	g_subprocess_launcher_take_stdout_fd (launcher, dup (STDERR_FILENO));
+	g_subprocess_launcher_setenv (launcher, "DBUS_SESSION_BUS_ADDRESS", t.address, TRUE);
+	g_subprocess_launcher_setenv (launcher, "XDG_CACHE_HOME", xdg, TRUE);
+	t.daemon = g_subprocess_launcher_spawn (launcher, &error, daemon_path, "--session",
+						"--plugin-dir", test_plugin_dir (), "--config",
+						t.config, NULL);
+	g_assert_no_error (error);
+	g_assert_true (spin_until (name_owned_cond, GINT_TO_POINTER (TRUE), 60));
+	g_assert_cmpint (stat (cache, &st), ==, 0);
+	g_assert_true (S_ISDIR (st.st_mode));
+	g_assert_cmpuint (st.st_mode & 0777, ==, 0700);
+	daemon_stop ();
+
+	/* A CacheLimit that is not a size stops the daemon, naming the key. */
+	vmi_test_write_file (bad_conf, "[Daemon]\nCacheLimit=lots\n", -1);
+	g_spawn_sync (NULL, (char **) bad_argv, envp, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+		      NULL, &err, &status, &error);
+	g_assert_no_error (error);
+	g_assert_true (WIFEXITED (status));
+	g_assert_cmpint (WEXITSTATUS (status), !=, 0);
+	if (strstr (err, "CacheLimit") == NULL)
+		g_error ("the daemon's message does not name CacheLimit: %s", err);
+	g_assert_false (name_has_owner ());
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1664,6 +1713,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/dbus-cache/bad-input", test_bad_input);
 	g_test_add_func ("/dbus-cache/polkit", test_polkit);
 	g_test_add_func ("/dbus-cache/unsafe-cache-dir", test_unsafe_cache_dir);
+	g_test_add_func ("/dbus-cache/settings", test_cache_settings);
 	ret = g_test_run ();
 
 	daemon_stop ();
