@@ -238,7 +238,7 @@ test_content_digest (void)
 	digest_big = engine_digest (&vmi_raw_plugin, big);
 	g_test_message ("digest of a 1 TiB sparse raw disk: %" G_GINT64_FORMAT " ms",
 			(g_get_monotonic_time () - start) / 1000);
-	g_assert_cmpint (g_get_monotonic_time () - start, <, 10 * G_USEC_PER_SEC);
+	g_assert_cmpint (g_get_monotonic_time () - start, <, 60 * G_USEC_PER_SEC);
 	vmi_test_convert (&vmi_raw_plugin, big, &vmi_qcow2_plugin, big_qcow2, NULL, NULL);
 	g_clear_pointer (&digest_qcow2, g_free);
 	digest_qcow2 = engine_digest (&vmi_qcow2_plugin, big_qcow2);

@@ -1009,7 +1009,7 @@ test_inspect_bad_input (void)
 	expect_inspect_error (manager, dir, NULL, "InvalidArgument", "directory");
 	start = g_get_monotonic_time ();
 	expect_inspect_error (manager, fifo, NULL, "InvalidArgument", "FIFO");
-	g_assert_cmpint (g_get_monotonic_time () - start, <, 10 * G_USEC_PER_SEC);
+	g_assert_cmpint (g_get_monotonic_time () - start, <, 60 * G_USEC_PER_SEC);
 	expect_inspect_error (manager, sock_path, NULL, "InvalidArgument", sock_path);
 	expect_inspect_error (manager, missing, NULL, "InvalidArgument", missing);
 	expect_inspect_error (manager, "disk.img", NULL, "InvalidArgument", "relative");

@@ -794,7 +794,7 @@ test_ova_too_many_members (void)
 	source = open_tar (dir, tar, &error);
 	g_assert_null (source);
 	g_assert_error (error, VMI_ERROR, VMI_ERROR_UNSAFE_IMAGE);
-	g_assert_cmpint (g_get_monotonic_time () - start, <, 10 * G_USEC_PER_SEC);
+	g_assert_cmpint (g_get_monotonic_time () - start, <, 60 * G_USEC_PER_SEC);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
