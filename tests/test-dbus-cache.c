@@ -2,6 +2,7 @@
  * The image cache over D-Bus: a private dbus-daemon, the built vmimaged on it with its own cache
  * folder, and calls as a client makes them (CacheImport, the Image objects, CachePrune).
  */
+#include "vmi-test-polkit.h"
 #include "config.h"
 
 #include <fcntl.h>
@@ -1346,152 +1347,10 @@ test_export_held (void)
 
 /* ---- polkit ---- */
 
-/*
- * A stand-in for polkitd on the private bus, in its own thread and connection so that it
- * answers while the test blocks in a call: it allows inspect, refuses everything else and
- * records what it was asked.
- */
-static const char mock_polkit_xml[] =
-	"<node><interface name='org.freedesktop.PolicyKit1.Authority'>"
-	"<method name='CheckAuthorization'>"
-	"<arg type='(sa{sv})' name='subject' direction='in'/>"
-	"<arg type='s' name='action_id' direction='in'/>"
-	"<arg type='a{ss}' name='details' direction='in'/>"
-	"<arg type='u' name='flags' direction='in'/>"
-	"<arg type='s' name='cancellation_id' direction='in'/>"
-	"<arg type='(bba{ss})' name='result' direction='out'/>"
-	"</method></interface></node>";
-
-typedef struct {
-	GMutex lock;
-	GPtrArray *asked; /* "action subject-kind subject-name flags" */
-	GMainContext *context;
-	GMainLoop *loop;
-	GThread *thread;
-	gboolean ready;
-	GCond cond;
-} MockPolkit;
-
-static void
-mock_polkit_method (GDBusConnection *connection, const char *sender, const char *path,
-		    const char *iface, const char *method, GVariant *params,
-		    GDBusMethodInvocation *invocation, gpointer user_data)
-{
-	MockPolkit *mock = user_data;
-	g_autoptr(GVariant) subject = NULL;
-	g_autoptr(GVariant) details = NULL;
-	const char *kind = NULL;
-	const char *action = NULL;
-	const char *cancellation = NULL;
-	const char *name = "";
-	guint32 flags = 0;
-	GVariant *subject_details = NULL;
-	gboolean allowed;
-
-	g_variant_get (params, "(@(sa{sv})&s@a{ss}u&s)", &subject, &action, &details, &flags,
-		       &cancellation);
-	g_variant_get (subject, "(&s@a{sv})", &kind, &subject_details);
-	g_variant_lookup (subject_details, "name", "&s", &name);
-	g_mutex_lock (&mock->lock);
-	g_ptr_array_add (mock->asked, g_strdup_printf ("%s %s %s %u", action, kind, name, flags));
-	g_mutex_unlock (&mock->lock);
-	allowed = g_strcmp0 (action, "org.vmimaged.VMImage1.inspect") == 0;
-	g_dbus_method_invocation_return_value (invocation,
-					       g_variant_new ("((bb@a{ss}))", allowed, FALSE,
-							      g_variant_new ("a{ss}", NULL)));
-	g_variant_unref (subject_details);
-}
-
-static gpointer
-mock_polkit_thread (gpointer data)
-{
-	MockPolkit *mock = data;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GDBusConnection) connection = NULL;
-	g_autoptr(GDBusNodeInfo) info = g_dbus_node_info_new_for_xml (mock_polkit_xml, &error);
-	g_autoptr(GVariant) reply = NULL;
-	const GDBusInterfaceVTable vtable = { mock_polkit_method, NULL, NULL, { 0 } };
-	guint id;
-
-	g_assert_no_error (error);
-	g_main_context_push_thread_default (mock->context);
-	connection = g_dbus_connection_new_for_address_sync (
-		t.address,
-		G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-			G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-		NULL, NULL, &error);
-	g_assert_no_error (error);
-	id = g_dbus_connection_register_object (connection, "/org/freedesktop/PolicyKit1/Authority",
-						info->interfaces[0], &vtable, mock, NULL, &error);
-	g_assert_no_error (error);
-	reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus",
-					     "/org/freedesktop/DBus", "org.freedesktop.DBus",
-					     "RequestName",
-					     g_variant_new ("(su)", "org.freedesktop.PolicyKit1", 4u),
-					     G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
-					     &error);
-	g_assert_no_error (error);
-	g_mutex_lock (&mock->lock);
-	mock->ready = TRUE;
-	g_cond_signal (&mock->cond);
-	g_mutex_unlock (&mock->lock);
-	g_main_loop_run (mock->loop);
-	g_dbus_connection_unregister_object (connection, id);
-	g_dbus_connection_close_sync (connection, NULL, NULL);
-	g_main_context_pop_thread_default (mock->context);
-	return NULL;
-}
-
-static MockPolkit *
-mock_polkit_start (void)
-{
-	MockPolkit *mock = g_new0 (MockPolkit, 1);
-
-	g_mutex_init (&mock->lock);
-	g_cond_init (&mock->cond);
-	mock->asked = g_ptr_array_new_with_free_func (g_free);
-	mock->context = g_main_context_new ();
-	mock->loop = g_main_loop_new (mock->context, FALSE);
-	mock->thread = g_thread_new ("mock-polkit", mock_polkit_thread, mock);
-	g_mutex_lock (&mock->lock);
-	while (!mock->ready)
-		g_cond_wait (&mock->cond, &mock->lock);
-	g_mutex_unlock (&mock->lock);
-	return mock;
-}
-
-static void
-mock_polkit_stop (MockPolkit *mock)
-{
-	g_main_loop_quit (mock->loop);
-	g_thread_join (mock->thread);
-	g_main_loop_unref (mock->loop);
-	g_main_context_unref (mock->context);
-	g_ptr_array_unref (mock->asked);
-	g_mutex_clear (&mock->lock);
-	g_cond_clear (&mock->cond);
-	g_free (mock);
-}
-
-/* The questions asked so far, joined with "; ". */
-static char *
-mock_polkit_asked (MockPolkit *mock)
-{
-	char *text;
-
-	g_mutex_lock (&mock->lock);
-	g_ptr_array_add (mock->asked, NULL);
-	text = g_strjoinv ("; ", (char **) mock->asked->pdata);
-	g_ptr_array_remove_index (mock->asked, mock->asked->len - 1);
-	g_ptr_array_set_size (mock->asked, 0);
-	g_mutex_unlock (&mock->lock);
-	return text;
-}
-
 static void
 test_polkit (void)
 {
-	MockPolkit *mock = mock_polkit_start ();
+	VmiTestPolkit *mock = vmi_test_polkit_start (t.address);
 	g_autofree char *dir = vmi_test_tmpdir_new ();
 	g_autofree char *raw = g_build_filename (dir, "disk.raw", NULL);
 	g_autofree char *image = NULL;
@@ -1526,11 +1385,11 @@ test_polkit (void)
 	expected = g_strdup_printf ("org.vmimaged.VMImage1.cache system-bus-name %s 1", me);
 
 	expect_import_error (raw, "{}", "NotAuthorized", "org.vmimaged.VMImage1.cache");
-	asked = mock_polkit_asked (mock);
+	asked = vmi_test_polkit_asked (mock);
 	g_assert_cmpstr (asked, ==, expected);
 	g_clear_pointer (&asked, g_free);
 	expect_import_error ("relative", "{'colour': <1>}", "NotAuthorized", NULL);
-	asked = mock_polkit_asked (mock);
+	asked = vmi_test_polkit_asked (mock);
 	g_assert_cmpstr (asked, ==, expected);
 	g_clear_pointer (&asked, g_free);
 
@@ -1549,7 +1408,7 @@ test_polkit (void)
 	g_assert_null (image_export_start (image, "/tmp/x.raw", "raw", "{}", &error));
 	assert_dbus_error (error, "NotAuthorized", NULL);
 	g_clear_error (&error);
-	asked = mock_polkit_asked (mock);
+	asked = vmi_test_polkit_asked (mock);
 	for (guint i = 0; i < 5; i++)
 		g_assert_nonnull (strstr (asked, "org.vmimaged.VMImage1.cache system-bus-name"));
 	g_assert_null (strstr (asked, "convert"));
@@ -1559,7 +1418,7 @@ test_polkit (void)
 	g_assert_true (ptr_array_has (listed, image));
 	g_assert_null (image_property (image, "os_type"));
 	daemon_stop ();
-	mock_polkit_stop (mock);
+	vmi_test_polkit_stop (mock);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 

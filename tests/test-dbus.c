@@ -2,6 +2,7 @@
  * Integration tests: a private dbus-daemon, the built vmimaged on it, and calls through the
  * generated proxies, as a client would make them.
  */
+#include "vmi-test-polkit.h"
 #include "config.h"
 
 #include <errno.h>
@@ -1846,152 +1847,10 @@ test_job_linger (void)
 
 /* ---- polkit ---- */
 
-/*
- * A stand-in for polkitd on the private bus, in its own thread and connection so that it
- * answers while the test blocks in a call: it allows inspect, refuses everything else and
- * records what it was asked.
- */
-static const char mock_polkit_xml[] =
-	"<node><interface name='org.freedesktop.PolicyKit1.Authority'>"
-	"<method name='CheckAuthorization'>"
-	"<arg type='(sa{sv})' name='subject' direction='in'/>"
-	"<arg type='s' name='action_id' direction='in'/>"
-	"<arg type='a{ss}' name='details' direction='in'/>"
-	"<arg type='u' name='flags' direction='in'/>"
-	"<arg type='s' name='cancellation_id' direction='in'/>"
-	"<arg type='(bba{ss})' name='result' direction='out'/>"
-	"</method></interface></node>";
-
-typedef struct {
-	GMutex lock;
-	GPtrArray *asked; /* "action subject-kind subject-name flags" */
-	GMainContext *context;
-	GMainLoop *loop;
-	GThread *thread;
-	gboolean ready;
-	GCond cond;
-} MockPolkit;
-
-static void
-mock_polkit_method (GDBusConnection *connection, const char *sender, const char *path,
-		    const char *iface, const char *method, GVariant *params,
-		    GDBusMethodInvocation *invocation, gpointer user_data)
-{
-	MockPolkit *mock = user_data;
-	g_autoptr(GVariant) subject = NULL;
-	g_autoptr(GVariant) details = NULL;
-	const char *kind = NULL;
-	const char *action = NULL;
-	const char *cancellation = NULL;
-	const char *name = "";
-	guint32 flags = 0;
-	GVariant *subject_details = NULL;
-	gboolean allowed;
-
-	g_variant_get (params, "(@(sa{sv})&s@a{ss}u&s)", &subject, &action, &details, &flags,
-		       &cancellation);
-	g_variant_get (subject, "(&s@a{sv})", &kind, &subject_details);
-	g_variant_lookup (subject_details, "name", "&s", &name);
-	g_mutex_lock (&mock->lock);
-	g_ptr_array_add (mock->asked, g_strdup_printf ("%s %s %s %u", action, kind, name, flags));
-	g_mutex_unlock (&mock->lock);
-	allowed = g_strcmp0 (action, "org.vmimaged.VMImage1.inspect") == 0;
-	g_dbus_method_invocation_return_value (invocation,
-					       g_variant_new ("((bb@a{ss}))", allowed, FALSE,
-							      g_variant_new ("a{ss}", NULL)));
-	g_variant_unref (subject_details);
-}
-
-static gpointer
-mock_polkit_thread (gpointer data)
-{
-	MockPolkit *mock = data;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GDBusConnection) connection = NULL;
-	g_autoptr(GDBusNodeInfo) info = g_dbus_node_info_new_for_xml (mock_polkit_xml, &error);
-	g_autoptr(GVariant) reply = NULL;
-	const GDBusInterfaceVTable vtable = { mock_polkit_method, NULL, NULL, { 0 } };
-	guint id;
-
-	g_assert_no_error (error);
-	g_main_context_push_thread_default (mock->context);
-	connection = g_dbus_connection_new_for_address_sync (
-		t.address,
-		G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-			G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-		NULL, NULL, &error);
-	g_assert_no_error (error);
-	id = g_dbus_connection_register_object (connection, "/org/freedesktop/PolicyKit1/Authority",
-						info->interfaces[0], &vtable, mock, NULL, &error);
-	g_assert_no_error (error);
-	reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus",
-					     "/org/freedesktop/DBus", "org.freedesktop.DBus",
-					     "RequestName",
-					     g_variant_new ("(su)", "org.freedesktop.PolicyKit1", 4u),
-					     G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
-					     &error);
-	g_assert_no_error (error);
-	g_mutex_lock (&mock->lock);
-	mock->ready = TRUE;
-	g_cond_signal (&mock->cond);
-	g_mutex_unlock (&mock->lock);
-	g_main_loop_run (mock->loop);
-	g_dbus_connection_unregister_object (connection, id);
-	g_dbus_connection_close_sync (connection, NULL, NULL);
-	g_main_context_pop_thread_default (mock->context);
-	return NULL;
-}
-
-static MockPolkit *
-mock_polkit_start (void)
-{
-	MockPolkit *mock = g_new0 (MockPolkit, 1);
-
-	g_mutex_init (&mock->lock);
-	g_cond_init (&mock->cond);
-	mock->asked = g_ptr_array_new_with_free_func (g_free);
-	mock->context = g_main_context_new ();
-	mock->loop = g_main_loop_new (mock->context, FALSE);
-	mock->thread = g_thread_new ("mock-polkit", mock_polkit_thread, mock);
-	g_mutex_lock (&mock->lock);
-	while (!mock->ready)
-		g_cond_wait (&mock->cond, &mock->lock);
-	g_mutex_unlock (&mock->lock);
-	return mock;
-}
-
-static void
-mock_polkit_stop (MockPolkit *mock)
-{
-	g_main_loop_quit (mock->loop);
-	g_thread_join (mock->thread);
-	g_main_loop_unref (mock->loop);
-	g_main_context_unref (mock->context);
-	g_ptr_array_unref (mock->asked);
-	g_mutex_clear (&mock->lock);
-	g_cond_clear (&mock->cond);
-	g_free (mock);
-}
-
-/* The questions asked so far, joined with "; ". */
-static char *
-mock_polkit_asked (MockPolkit *mock)
-{
-	char *text;
-
-	g_mutex_lock (&mock->lock);
-	g_ptr_array_add (mock->asked, NULL);
-	text = g_strjoinv ("; ", (char **) mock->asked->pdata);
-	g_ptr_array_remove_index (mock->asked, mock->asked->len - 1);
-	g_ptr_array_set_size (mock->asked, 0);
-	g_mutex_unlock (&mock->lock);
-	return text;
-}
-
 static void
 test_polkit (void)
 {
-	MockPolkit *mock = mock_polkit_start ();
+	VmiTestPolkit *mock = vmi_test_polkit_start (t.address);
 	g_autoptr(VmiManager) manager = NULL;
 	g_autofree char *dir = vmi_test_tmpdir_new ();
 	g_autofree char *src = g_build_filename (dir, "source.img", NULL);
@@ -2012,7 +1871,7 @@ test_polkit (void)
 	vmi_test_make_pattern_image (src, MiB, 6);
 	vmi_manager_call_inspect_sync (manager, src, no_options (), &info, NULL, &error);
 	g_assert_no_error (error);
-	asked = mock_polkit_asked (mock);
+	asked = vmi_test_polkit_asked (mock);
 	expected = g_strdup_printf ("org.vmimaged.VMImage1.inspect system-bus-name %s 1", me);
 	g_assert_cmpstr (asked, ==, expected);
 
@@ -2021,7 +1880,7 @@ test_polkit (void)
 			      "org.vmimaged.VMImage1.convert");
 	g_free (asked);
 	g_free (expected);
-	asked = mock_polkit_asked (mock);
+	asked = vmi_test_polkit_asked (mock);
 	expected = g_strdup_printf ("org.vmimaged.VMImage1.convert system-bus-name %s 1", me);
 	g_assert_cmpstr (asked, ==, expected);
 	g_assert_false (g_file_test (dst, G_FILE_TEST_EXISTS));
@@ -2031,7 +1890,7 @@ test_polkit (void)
 
 	g_assert_cmpint (daemon_stop (), ==, 0);
 	t.system_mode = FALSE;
-	mock_polkit_stop (mock);
+	vmi_test_polkit_stop (mock);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
