@@ -486,3 +486,37 @@ vmi_test_save_seed (const char *plugin_name, const char *path)
 	dst = g_build_filename (dir, base, NULL);
 	g_assert_true (g_file_set_contents (dst, contents, (gssize) len, NULL));
 }
+
+static char *self_copy_dir;
+
+static void
+vmi_test_remove_self_copy (void)
+{
+	vmi_test_tmpdir_free (g_steal_pointer (&self_copy_dir));
+}
+
+const char *
+vmi_test_self_for_other_users (void)
+{
+	static char *copy;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *self = NULL;
+	g_autofree char *contents = NULL;
+	gsize len = 0;
+
+	if (copy != NULL)
+		return copy;
+	self = g_file_read_link ("/proc/self/exe", &error);
+	g_assert_no_error (error);
+	self_copy_dir = g_strdup ("/tmp/vmimaged-test-self-XXXXXX");
+	g_assert_nonnull (g_mkdtemp_full (self_copy_dir, 0755));
+	g_assert_cmpint (g_chmod (self_copy_dir, 0755), ==, 0);
+	atexit (vmi_test_remove_self_copy);
+	copy = g_build_filename (self_copy_dir, "test-client", NULL);
+	g_file_get_contents (self, &contents, &len, &error);
+	g_assert_no_error (error);
+	g_file_set_contents_full (copy, contents, (gssize) len, G_FILE_SET_CONTENTS_NONE, 0755,
+				  &error);
+	g_assert_no_error (error);
+	return copy;
+}

@@ -104,4 +104,11 @@ const char *vmi_test_fact_string (VmiSource *source, const char *key);
  * the fuzz targets start from the images the tests made. */
 void vmi_test_save_seed (const char *plugin_name, const char *path);
 
+/*
+ * A copy of this test program that any user may run (in a 0755 folder under /tmp, removed at
+ * exit), for tests that re-run themselves as another uid: the build folder may sit in a 0700
+ * home that the other user cannot enter.
+ */
+const char *vmi_test_self_for_other_users (void);
+
 G_END_DECLS
