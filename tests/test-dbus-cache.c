@@ -275,14 +275,26 @@ call (const char *path, const char *iface, const char *method, GVariant *params,
 					    120000, NULL, error);
 }
 
+/* A floating a{sv} from its text, for g_variant_new's "@a{sv}", which sinks only floating
+ * references (g_variant_parse returns a full one). */
 static GVariant *
 options (const char *text)
 {
 	g_autoptr(GError) error = NULL;
-	GVariant *value = g_variant_parse (G_VARIANT_TYPE_VARDICT, text, NULL, NULL, &error);
+	g_autoptr(GVariant) parsed = g_variant_parse (G_VARIANT_TYPE_VARDICT, text, NULL, NULL,
+						      &error);
+	GVariantBuilder builder;
+	GVariantIter iter;
+	GVariant *entry;
 
 	g_assert_no_error (error);
-	return value;
+	g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+	g_variant_iter_init (&iter, parsed);
+	while ((entry = g_variant_iter_next_value (&iter)) != NULL) {
+		g_variant_builder_add_value (&builder, entry);
+		g_variant_unref (entry);
+	}
+	return g_variant_builder_end (&builder);
 }
 
 static void
