@@ -551,9 +551,10 @@ set_properties (const char *image, const char *set, const char *unset, GError **
 {
 	g_autoptr(GVariant) reply = NULL;
 	g_autoptr(GError) parse_error = NULL;
-	GVariant *set_value = g_variant_parse (G_VARIANT_TYPE ("a{ss}"), set, NULL, NULL,
-					       &parse_error);
-	GVariant *unset_value;
+	/* g_variant_parse returns full references, which "@" does not take over. */
+	g_autoptr(GVariant) set_value = g_variant_parse (G_VARIANT_TYPE ("a{ss}"), set, NULL, NULL,
+							 &parse_error);
+	g_autoptr(GVariant) unset_value = NULL;
 
 	g_assert_no_error (parse_error);
 	unset_value = g_variant_parse (G_VARIANT_TYPE ("as"), unset, NULL, NULL, &parse_error);
