@@ -15,6 +15,10 @@
  * part of it. Compressed clusters are packed one after the other, byte to byte, as qemu packs
  * them; every host cluster that the 512-byte sectors of a compressed cluster touch counts one
  * reference for it, which is how qemu-img check counts them.
+ *
+ * The deflate runs on a pool of threads (vmi-compress-pool.h), several clusters at once; the
+ * results come back in guest order, so the file is laid out as if deflated one by one. A
+ * cluster that looks random is stored as is without trying: deflate would not have shrunk it.
  */
 #define G_LOG_DOMAIN "vmimaged-qcow2"
 
@@ -22,6 +26,7 @@
 #include <zlib.h>
 
 #include "qcow2-private.h"
+#include "vmi-compress-pool.h"
 
 #define HEX G_GINT64_MODIFIER "x"
 
@@ -52,9 +57,7 @@ struct _Qcow2Writer {
 	/* compress */
 	guint64 pending;   /* guest cluster held in cbuf, or QCOW2_NO_INDEX */
 	guint8 *cbuf;
-	guint8 *zbuf;
-	z_stream zs;
-	gboolean zs_ready;
+	VmiCompressPool *pool;
 };
 
 void
@@ -62,13 +65,12 @@ qcow2_writer_free (Qcow2Writer *w)
 {
 	if (w == NULL)
 		return;
-	if (w->zs_ready)
-		deflateEnd (&w->zs);
+	/* First: its threads stop before the state its callback uses goes away. */
+	vmi_compress_pool_free (w->pool);
 	g_free (w->l1);
 	g_free (w->l2);
 	g_free (w->raw);
 	g_free (w->cbuf);
-	g_free (w->zbuf);
 	if (w->refcounts != NULL)
 		g_array_unref (w->refcounts);
 	g_free (w);
@@ -162,39 +164,31 @@ l2_entry (Qcow2Writer *w, guint64 guest_cluster, guint64 **entry, GError **error
 	return TRUE;
 }
 
-/* Stores the buffered guest cluster, compressed if that makes it smaller. */
+/*
+ * The pool hands back each guest cluster in order, deflated when that made it smaller (data,
+ * len) or as it is.
+ */
 static gboolean
-flush_pending (Qcow2Writer *w, GError **error)
+store_cluster (gpointer user_data, guint64 guest, const guint8 *data, gsize len,
+	       gboolean compressed, GError **error)
 {
+	Qcow2Writer *w = user_data;
 	guint64 *entry, host, nb_sectors, stored;
 	guint32 csize_shift = 62 - (w->cluster_bits - 8);
-	gsize clen;
-	int ret;
 
-	if (w->pending == QCOW2_NO_INDEX)
-		return TRUE;
-	if (!l2_entry (w, w->pending, &entry, error))
+	if (!l2_entry (w, guest, &entry, error))
 		return FALSE;
-	w->pending = QCOW2_NO_INDEX;
 	w->l2_used = TRUE;
-
-	deflateReset (&w->zs);
-	w->zs.next_in = w->cbuf;
-	w->zs.avail_in = w->cluster_size;
-	w->zs.next_out = w->zbuf;
-	w->zs.avail_out = w->cluster_size - 1;
-	ret = deflate (&w->zs, Z_FINISH);
-	if (ret != Z_STREAM_END) {
+	if (!compressed) {
 		if (!alloc_cluster (w, &host, error) ||
-		    !vmi_pwrite_all (w->fd, w->cbuf, w->cluster_size, host, "qcow2 image", error))
+		    !vmi_pwrite_all (w->fd, data, len, host, "qcow2 image", error))
 			return FALSE;
 		*entry = host | QCOW2_OFLAG_COPIED;
 		return TRUE;
 	}
-	clen = w->cluster_size - 1 - w->zs.avail_out;
 	/* Packed byte to byte, as qemu does; the entry counts the 512-byte sectors touched. */
 	host = w->next;
-	nb_sectors = (host + clen - 1) / QCOW2_COMPRESSED_SECTOR - host / QCOW2_COMPRESSED_SECTOR + 1;
+	nb_sectors = (host + len - 1) / QCOW2_COMPRESSED_SECTOR - host / QCOW2_COMPRESSED_SECTOR + 1;
 	stored = nb_sectors * QCOW2_COMPRESSED_SECTOR - host % QCOW2_COMPRESSED_SECTOR;
 	if (host >= (G_GUINT64_CONSTANT (1) << csize_shift)) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
@@ -204,11 +198,23 @@ flush_pending (Qcow2Writer *w, GError **error)
 		return FALSE;
 	}
 	if (!add_refs (w, host, stored, error) ||
-	    !vmi_pwrite_all (w->fd, w->zbuf, clen, host, "qcow2 image", error))
+	    !vmi_pwrite_all (w->fd, data, len, host, "qcow2 image", error))
 		return FALSE;
-	w->next = host + clen;
+	w->next = host + len;
 	*entry = QCOW2_OFLAG_COMPRESSED | ((nb_sectors - 1) << csize_shift) | host;
 	return TRUE;
+}
+
+/* Hands the buffered guest cluster to the compression pool. */
+static gboolean
+flush_pending (Qcow2Writer *w, GError **error)
+{
+	guint64 guest = w->pending;
+
+	if (guest == QCOW2_NO_INDEX)
+		return TRUE;
+	w->pending = QCOW2_NO_INDEX;
+	return vmi_compress_pool_submit (w->pool, guest, w->cbuf, error);
 }
 
 Qcow2Writer *
@@ -261,14 +267,20 @@ qcow2_writer_new (int fd, guint64 virtual_size, GVariant *options, GError **erro
 	w->pending = QCOW2_NO_INDEX;
 	w->refcounts = g_array_new (FALSE, TRUE, sizeof (guint16));
 	if (compress) {
+		/* qemu-img convert -c: raw deflate, 4 KiB window, default level, memLevel 9. */
+		const VmiCompressPoolConfig config = {
+			.cluster_size = w->cluster_size,
+			.level = Z_DEFAULT_COMPRESSION,
+			.window_bits = -12,
+			.mem_level = 9,
+			.raw_above = w->cluster_size - 1,
+			.skip_incompressible = TRUE,
+		};
+
 		w->cbuf = g_malloc (w->cluster_size);
-		w->zbuf = g_malloc (w->cluster_size);
-		if (deflateInit2 (&w->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
-				  Z_DEFAULT_STRATEGY) != Z_OK) {
-			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED, "Could not set up zlib");
+		w->pool = vmi_compress_pool_new (&config, store_cluster, w, error);
+		if (w->pool == NULL)
 			return NULL;
-		}
-		w->zs_ready = TRUE;
 	}
 	/* Cluster 0 is the header, written by finish. */
 	if (!alloc_cluster (w, &header, error))
@@ -378,7 +390,10 @@ qcow2_writer_finish (Qcow2Writer *w, GError **error)
 	guint64 rb_entries = w->cluster_size / 2;
 	guint64 rb_offset;
 
-	if (!flush_pending (w, error) || !flush_l2 (w, error))
+	if (w->compress &&
+	    (!flush_pending (w, error) || !vmi_compress_pool_finish (w->pool, error)))
+		return FALSE;
+	if (!flush_l2 (w, error))
 		return FALSE;
 
 	/* The L1 table; an empty disk has none and, as qemu writes it, an L1 offset of 0. */

@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include "vmdk-writer.h"
+#include "vmi-compress-pool.h"
 
 #define VMDK_W_GRAIN_SECTORS 128u /* 64 KiB, as qemu and VMware write */
 #define VMDK_W_GRAIN_BYTES (VMDK_W_GRAIN_SECTORS * VMDK_SECTOR)
@@ -33,8 +34,9 @@ struct _VmdkWriter {
 
 	guint8 *grain_buf; /* streamOptimized: the grain being filled */
 	guint64 grain_index;
-	guint8 *zbuf;
+	guint8 *zbuf;	   /* a grain marker, its compressed grain and the padding */
 	gsize zbuf_len;
+	VmiCompressPool *pool; /* streamOptimized: deflates grains on several threads */
 };
 
 void
@@ -42,6 +44,8 @@ vmdk_writer_free (VmdkWriter *w)
 {
 	if (w == NULL)
 		return;
+	/* First: its threads stop before the state its callback uses goes away. */
+	vmi_compress_pool_free (w->pool);
 	g_free (w->gd);
 	g_free (w->grain_buf);
 	g_free (w->zbuf);
@@ -155,6 +159,8 @@ vmdk_writer_reserve (VmdkWriter *w, guint64 sectors, GError **error)
 	return TRUE;
 }
 
+static gboolean vmdk_writer_start_pool (VmdkWriter *w, GError **error);
+
 VmdkWriter *
 vmdk_writer_new (int fd, guint64 virtual_size, const char *subformat, const char *adapter_type,
 		 const char *name, GError **error)
@@ -198,8 +204,10 @@ vmdk_writer_new (int fd, guint64 virtual_size, const char *subformat, const char
 	if (w->stream) {
 		meta_end = VMDK_W_DESC_SECTOR + VMDK_W_DESC_SECTORS;
 		w->grain_buf = g_malloc0 (VMDK_W_GRAIN_BYTES);
-		w->zbuf_len = compressBound (VMDK_W_GRAIN_BYTES) + VMDK_SECTOR;
+		w->zbuf_len = compressBound (VMDK_W_GRAIN_BYTES) + 64 + VMDK_SECTOR;
 		w->zbuf = g_malloc (w->zbuf_len);
+		if (!vmdk_writer_start_pool (w, error))
+			return NULL;
 	} else {
 		/* Like qemu: redundant directory and tables, then the primary ones, all reserved. */
 		w->rgd_sector = VMDK_W_DESC_SECTOR + VMDK_W_DESC_SECTORS;
@@ -259,32 +267,73 @@ vmdk_writer_flush_gt (VmdkWriter *w, GError **error)
 	return TRUE;
 }
 
-/* Compresses the buffered grain behind a grain marker. */
+/*
+ * Writes one compressed grain behind its grain marker, in guest order as the pool hands them
+ * back, and the grain table before it when the grain belongs to the next table.
+ */
 static gboolean
-vmdk_writer_flush_grain (VmdkWriter *w, GError **error)
+vmdk_writer_store_grain (gpointer user_data, guint64 grain, const guint8 *data, gsize len,
+			 gboolean compressed, GError **error)
 {
-	uLongf zlen = (uLongf) (w->zbuf_len - VMDK_GRAIN_MARKER_SIZE);
+	VmdkWriter *w = user_data;
+	guint64 gt_index = grain / VMDK_W_GTES;
 	guint64 sectors;
 
-	if (w->grain_index == G_MAXUINT64)
-		return TRUE;
-	if (compress2 (w->zbuf + VMDK_GRAIN_MARKER_SIZE, &zlen, w->grain_buf, VMDK_W_GRAIN_BYTES,
-		       Z_DEFAULT_COMPRESSION) != Z_OK) {
-		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_FAILED, "zlib failed to compress a grain");
+	/* The pool never hands back raw grains (raw_above = 0), and bounds what deflate makes. */
+	g_assert (compressed);
+	if (len > w->zbuf_len - VMDK_GRAIN_MARKER_SIZE - VMDK_SECTOR) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
+			     "zlib made %" G_GSIZE_FORMAT " bytes of a %u-byte grain", len,
+			     VMDK_W_GRAIN_BYTES);
 		return FALSE;
 	}
-	vmdk_put_le64 (w->zbuf, w->grain_index * VMDK_W_GRAIN_SECTORS);
-	vmdk_put_le32 (w->zbuf + 8, (guint32) zlen);
-	sectors = vmdk_div_round_up (zlen + VMDK_GRAIN_MARKER_SIZE, VMDK_SECTOR);
-	memset (w->zbuf + VMDK_GRAIN_MARKER_SIZE + zlen, 0,
-		sectors * VMDK_SECTOR - VMDK_GRAIN_MARKER_SIZE - zlen);
+	if (gt_index != w->gt_index) {
+		if (!vmdk_writer_flush_gt (w, error))
+			return FALSE;
+		memset (w->gt, 0, sizeof w->gt);
+		w->gt_index = gt_index;
+	}
+	vmdk_put_le64 (w->zbuf, grain * VMDK_W_GRAIN_SECTORS);
+	vmdk_put_le32 (w->zbuf + 8, (guint32) len);
+	memcpy (w->zbuf + VMDK_GRAIN_MARKER_SIZE, data, len);
+	sectors = vmdk_div_round_up (len + VMDK_GRAIN_MARKER_SIZE, VMDK_SECTOR);
+	memset (w->zbuf + VMDK_GRAIN_MARKER_SIZE + len, 0,
+		sectors * VMDK_SECTOR - VMDK_GRAIN_MARKER_SIZE - len);
 	if (!vmdk_writer_reserve (w, sectors, error) ||
 	    !vmi_pwrite_all (w->fd, w->zbuf, sectors * VMDK_SECTOR, w->next_sector * VMDK_SECTOR,
 			     "VMDK image", error))
 		return FALSE;
-	w->gt[w->grain_index % VMDK_W_GTES] = (guint32) w->next_sector;
+	w->gt[grain % VMDK_W_GTES] = (guint32) w->next_sector;
 	w->gt_used = TRUE;
 	w->next_sector += sectors;
+	return TRUE;
+}
+
+static gboolean
+vmdk_writer_start_pool (VmdkWriter *w, GError **error)
+{
+	/* What compress2 does, as qemu writes grains: zlib format, default level and memLevel. */
+	const VmiCompressPoolConfig config = {
+		.cluster_size = VMDK_W_GRAIN_BYTES,
+		.level = Z_DEFAULT_COMPRESSION,
+		.window_bits = 15,
+		.mem_level = 8,
+		.raw_above = 0,
+		.skip_incompressible = TRUE,
+	};
+
+	w->pool = vmi_compress_pool_new (&config, vmdk_writer_store_grain, w, error);
+	return w->pool != NULL;
+}
+
+/* Hands the buffered grain to the compression pool. */
+static gboolean
+vmdk_writer_flush_grain (VmdkWriter *w, GError **error)
+{
+	if (w->grain_index == G_MAXUINT64)
+		return TRUE;
+	if (!vmi_compress_pool_submit (w->pool, w->grain_index, w->grain_buf, error))
+		return FALSE;
 	w->grain_index = G_MAXUINT64;
 	memset (w->grain_buf, 0, VMDK_W_GRAIN_BYTES);
 	return TRUE;
@@ -312,7 +361,8 @@ vmdk_writer_write (VmdkWriter *w, guint64 offset, const guint8 *buf, gsize len, 
 
 		if (w->stream && grain != w->grain_index && !vmdk_writer_flush_grain (w, error))
 			return FALSE;
-		if (gt_index != w->gt_index) {
+		/* A stream's grain tables follow the grains the pool hands back. */
+		if (!w->stream && gt_index != w->gt_index) {
 			if (!vmdk_writer_flush_gt (w, error))
 				return FALSE;
 			memset (w->gt, 0, sizeof w->gt);
@@ -345,7 +395,8 @@ vmdk_writer_write (VmdkWriter *w, guint64 offset, const guint8 *buf, gsize len, 
 gboolean
 vmdk_writer_finish (VmdkWriter *w, GError **error)
 {
-	if (w->stream && !vmdk_writer_flush_grain (w, error))
+	if (w->stream && (!vmdk_writer_flush_grain (w, error) ||
+			  !vmi_compress_pool_finish (w->pool, error)))
 		return FALSE;
 	if (!vmdk_writer_flush_gt (w, error))
 		return FALSE;
