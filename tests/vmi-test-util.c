@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "vmi-test-util.h"
 
 char *
@@ -519,4 +521,134 @@ vmi_test_self_for_other_users (void)
 				  &error);
 	g_assert_no_error (error);
 	return copy;
+}
+
+static void
+vmi_test_put_be32 (guint8 *p, guint32 v)
+{
+	v = GUINT32_TO_BE (v);
+	memcpy (p, &v, 4);
+}
+
+static void
+vmi_test_put_be64 (guint8 *p, guint64 v)
+{
+	v = GUINT64_TO_BE (v);
+	memcpy (p, &v, 8);
+}
+
+static void
+vmi_test_put_be16 (guint8 *p, guint16 v)
+{
+	v = GUINT16_TO_BE (v);
+	memcpy (p, &v, 2);
+}
+
+/* Raw deflate, as qcow2 stores a compressed cluster; returns the length written to out. */
+static gsize
+vmi_test_deflate_cluster (const guint8 *in, gsize len, guint8 *out)
+{
+	z_stream z = { 0 };
+	gsize out_len;
+
+	g_assert_cmpint (deflateInit2 (&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+				       Z_DEFAULT_STRATEGY), ==, Z_OK);
+	z.next_in = (guint8 *) in;
+	z.avail_in = (uInt) len;
+	z.next_out = out;
+	z.avail_out = (uInt) len;
+	g_assert_cmpint (deflate (&z, Z_FINISH), ==, Z_STREAM_END);
+	out_len = len - z.avail_out;
+	deflateEnd (&z);
+	return out_len;
+}
+
+void
+vmi_test_make_compressed_qcow2 (const char *path, guint64 virtual_size, guint8 fill)
+{
+	const guint cluster_bits = 16;
+	const guint64 cs = 1u << cluster_bits;
+	const guint64 n_clusters = virtual_size / cs;
+	const guint64 l2_entries = cs / 8;
+	const guint64 l1_size = (n_clusters + l2_entries - 1) / l2_entries;
+	g_autofree guint8 *plain = g_malloc (cs);
+	g_autofree guint8 *blob_zero = g_malloc (cs);
+	g_autofree guint8 *blob_fill = g_malloc (cs);
+	g_autofree guint8 *header = g_malloc0 (cs);
+	g_autofree guint8 *l1 = g_malloc0 (cs);
+	g_autofree guint8 *reftable = g_malloc0 (cs);
+	g_autofree guint8 *refblock = g_malloc0 (cs);
+	g_autofree guint8 *l2 = g_malloc0 (cs * l1_size);
+	g_autoptr(GByteArray) data = g_byte_array_new ();
+	gsize zero_len, fill_len;
+	guint64 data_start;
+	guint64 n_data_clusters;
+	int fd;
+
+	g_assert_cmpuint (virtual_size % cs, ==, 0);
+	g_assert_cmpuint (l1_size * 8, <=, cs);
+	memset (plain, 0, cs);
+	zero_len = vmi_test_deflate_cluster (plain, cs, blob_zero);
+	memset (plain, fill, cs);
+	fill_len = vmi_test_deflate_cluster (plain, cs, blob_fill);
+
+	/* Clusters: 0 header, 1 L1, 2 refcount table, 3 refcount block, 4.. L2 tables, data. */
+	data_start = (4 + l1_size) * cs;
+	for (guint64 i = 0; i < n_clusters; i++) {
+		const guint8 *blob = i % 64 == 0 ? blob_fill : blob_zero;
+		gsize blob_len = i % 64 == 0 ? fill_len : zero_len;
+		guint64 host, extra;
+
+		if (i % 4 == 3)
+			continue; /* a hole */
+		/* A compressed cluster never straddles a host cluster here. */
+		if (data->len % cs + blob_len > cs)
+			g_byte_array_set_size (data, (guint) ((data->len / cs + 1) * cs));
+		host = data_start + data->len;
+		extra = ((host + blob_len - 1) >> 9) - (host >> 9);
+		vmi_test_put_be64 (l2 + i * 8, (1ull << 62) | (extra << (62 - (cluster_bits - 8))) | host);
+		g_byte_array_append (data, blob, (guint) blob_len);
+	}
+	n_data_clusters = (data->len + cs - 1) / cs;
+	g_byte_array_set_size (data, (guint) (n_data_clusters * cs));
+
+	memcpy (header, "QFI\xfb", 4);
+	vmi_test_put_be32 (header + 4, 2);
+	vmi_test_put_be32 (header + 20, cluster_bits);
+	vmi_test_put_be64 (header + 24, virtual_size);
+	vmi_test_put_be32 (header + 36, (guint32) l1_size);
+	vmi_test_put_be64 (header + 40, cs);
+	vmi_test_put_be64 (header + 48, 2 * cs);
+	vmi_test_put_be32 (header + 56, 1);
+	for (guint64 i = 0; i < l1_size; i++)
+		vmi_test_put_be64 (l1 + i * 8, (1ull << 63) | ((4 + i) * cs));
+	vmi_test_put_be64 (reftable, 3 * cs);
+	/* Refcounts: one per metadata cluster, one per compressed cluster stored in a data one. */
+	for (guint64 c = 0; c < 4 + l1_size; c++)
+		vmi_test_put_be16 (refblock + c * 2, 1);
+	for (guint64 i = 0; i < n_clusters; i++) {
+		guint64 host, c;
+		guint16 old;
+
+		if (i % 4 == 3)
+			continue;
+		host = GUINT64_FROM_BE (*(guint64 *) (l2 + i * 8)) & ((1ull << 54) - 1);
+		c = host / cs;
+		g_assert_cmpuint (c * 2, <, cs);
+		old = GUINT16_FROM_BE (*(guint16 *) (refblock + c * 2));
+		vmi_test_put_be16 (refblock + c * 2, (guint16) (old + 1));
+	}
+
+	fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	g_assert_cmpint (fd, >=, 0);
+	g_assert_cmpint (pwrite (fd, header, cs, 0), ==, (gssize) cs);
+	g_assert_cmpint (pwrite (fd, l1, cs, cs), ==, (gssize) cs);
+	g_assert_cmpint (pwrite (fd, reftable, cs, 2 * cs), ==, (gssize) cs);
+	g_assert_cmpint (pwrite (fd, refblock, cs, 3 * cs), ==, (gssize) cs);
+	g_assert_cmpint (pwrite (fd, l2, cs * l1_size, 4 * cs), ==, (gssize) (cs * l1_size));
+	g_assert_cmpint (pwrite (fd, data->data, data->len, data_start), ==, (gssize) data->len);
+	close (fd);
+	/* The generator itself is checked by the oracle. */
+	if (g_find_program_in_path ("qemu-img") != NULL)
+		g_assert_true (vmi_test_qemu_img_check (path, "qcow2"));
 }
