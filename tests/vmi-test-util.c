@@ -566,6 +566,7 @@ vmi_test_deflate_cluster (const guint8 *in, gsize len, guint8 *out)
 void
 vmi_test_make_compressed_qcow2 (const char *path, guint64 virtual_size, guint8 fill)
 {
+	g_autofree char *qemu_img = NULL;
 	const guint cluster_bits = 16;
 	const guint64 cs = 1u << cluster_bits;
 	const guint64 n_clusters = virtual_size / cs;
@@ -649,6 +650,7 @@ vmi_test_make_compressed_qcow2 (const char *path, guint64 virtual_size, guint8 f
 	g_assert_cmpint (pwrite (fd, data->data, data->len, data_start), ==, (gssize) data->len);
 	close (fd);
 	/* The generator itself is checked by the oracle. */
-	if (g_find_program_in_path ("qemu-img") != NULL)
+	qemu_img = g_find_program_in_path ("qemu-img");
+	if (qemu_img != NULL)
 		g_assert_true (vmi_test_qemu_img_check (path, "qcow2"));
 }
