@@ -287,8 +287,9 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 	if (args->dir_fd < 0) {
 		vmi_vmdk_add_reference (image, name);
 		vmi_vmdk_set_read_error (image, VMI_ERROR_NOT_SUPPORTED,
-					 "the descriptor's folder is unknown (the image was passed as "
-					 "an open file), so its extent file '%s' cannot be opened",
+					 "the descriptor's folder is unknown here (the image came as an "
+					 "open file, or the daemon keeps the folder from callers other "
+					 "than its own user), so its extent file '%s' is not opened",
 					 name);
 		return TRUE;
 	}
