@@ -2,13 +2,13 @@
  * The image cache over D-Bus: a private dbus-daemon, the built vmimaged on it with its own cache
  * folder, and calls as a client makes them (CacheImport, the Image objects, CachePrune).
  */
+#include "vmi-test-nobody.h"
 #include "vmi-test-polkit.h"
 #include "config.h"
 
 #include <fcntl.h>
 #include <gio/gunixfdlist.h>
 #include <glib/gstdio.h>
-#include <grp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -26,8 +26,6 @@
 #define JOB_IFACE "org.vmimaged.VMImage1.Job"
 #define IMAGES_PREFIX "/org/vmimaged/VMImage1/images/"
 #define ERROR_PREFIX "org.vmimaged.VMImage1.Error."
-#define NOBODY_UID 65534
-#define NOBODY_GID 65534
 #define MiB (1024u * 1024u)
 #define GiB (1024ull * MiB)
 
@@ -599,77 +597,6 @@ require_qemu_img (void)
 }
 
 /* ---- A client running as nobody ---- */
-
-static void
-drop_to_nobody (gpointer data)
-{
-	if (setgroups (0, NULL) != 0 || setgid (NOBODY_GID) != 0 || setuid (NOBODY_UID) != 0)
-		_exit (99);
-}
-
-/* Runs this program as nobody to call method on path; "OK <reply>" or "<error name> <msg>". */
-static char *
-call_as_nobody (const char *path, const char *iface, const char *method, const char *args)
-{
-	g_autoptr(GError) error = NULL;
-	const char *self = vmi_test_self_for_other_users ();
-	g_autofree char *out = NULL;
-	g_autofree char *err = NULL;
-	const char *envp[] = { "ASAN_OPTIONS=detect_leaks=0", "LSAN_OPTIONS=detect_leaks=0", NULL };
-	const char *argv[] = { self, "--call", t.address, path, iface, method, args, NULL };
-	int status = 0;
-
-	g_assert_no_error (error);
-	g_spawn_sync ("/", (char **) argv, (char **) envp, G_SPAWN_DEFAULT, drop_to_nobody, NULL,
-		      &out, &err, &status, &error);
-	g_assert_no_error (error);
-	if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-		g_error ("the client as nobody failed (status %d): %s", status, err);
-	return g_strdup (g_strstrip (out));
-}
-
-static int
-client_main (int argc, char **argv)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GDBusConnection) connection = NULL;
-	g_autoptr(GVariant) params = NULL;
-	g_autoptr(GVariant) reply = NULL;
-
-	if (argc != 7) {
-		g_printerr ("usage: %s --call ADDRESS PATH INTERFACE METHOD ARGS\n", argv[0]);
-		return 2;
-	}
-	connection = g_dbus_connection_new_for_address_sync (
-		argv[2],
-		G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-			G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-		NULL, NULL, &error);
-	if (connection == NULL) {
-		g_printerr ("cannot connect to %s as uid %u: %s\n", argv[2], getuid (), error->message);
-		return 1;
-	}
-	params = g_variant_parse (NULL, argv[6], NULL, NULL, &error);
-	if (params == NULL) {
-		g_printerr ("bad arguments %s: %s\n", argv[6], error->message);
-		return 2;
-	}
-	reply = g_dbus_connection_call_sync (connection, BUS_NAME, argv[3], argv[4], argv[5],
-					     g_variant_ref_sink (params), NULL,
-					     G_DBUS_CALL_FLAGS_NONE, 60000, NULL, &error);
-	if (reply == NULL) {
-		g_autofree char *name = g_dbus_error_get_remote_error (error);
-
-		g_print ("%s %s\n", name != NULL ? name : "(not a D-Bus error)", error->message);
-		return 0;
-	}
-	{
-		g_autofree char *text = g_variant_print (reply, FALSE);
-
-		g_print ("OK %s\n", text);
-	}
-	return 0;
-}
 
 /* ---- Import and list ---- */
 
@@ -1340,7 +1267,7 @@ test_bad_input (void)
 	vmi_test_make_pattern_image (secret, MiB, 82);
 	g_assert_cmpint (chmod (secret, 0600), ==, 0);
 	args = g_strdup_printf ("('%s', @a{sv} {})", secret);
-	reply = call_as_nobody (MANAGER_PATH, MANAGER_IFACE, "CacheImport", args);
+	reply = vmi_test_call_as_nobody (t.address, MANAGER_PATH, MANAGER_IFACE, "CacheImport", args);
 	if (!g_str_has_prefix (reply, ERROR_PREFIX "AccessDenied "))
 		g_error ("expected AccessDenied for nobody, got: %s", reply);
 	g_assert_nonnull (strstr (reply, secret));
@@ -1434,8 +1361,8 @@ main (int argc, char **argv)
 	int ret;
 
 	/* The same program, run as nobody, is the client of the access test. */
-	if (argc > 1 && g_strcmp0 (argv[1], "--call") == 0)
-		return client_main (argc, argv);
+	if (vmi_test_nobody_client (argc, argv, &ret))
+		return ret;
 
 	g_test_init (&argc, &argv, NULL);
 	bus_start ();

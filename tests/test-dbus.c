@@ -2,6 +2,7 @@
  * Integration tests: a private dbus-daemon, the built vmimaged on it, and calls through the
  * generated proxies, as a client would make them.
  */
+#include "vmi-test-nobody.h"
 #include "vmi-test-polkit.h"
 #include "config.h"
 
@@ -9,7 +10,6 @@
 #include <fcntl.h>
 #include <gio/gunixfdlist.h>
 #include <glib/gstdio.h>
-#include <grp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -26,7 +26,6 @@
 #define MANAGER_PATH "/org/vmimaged/VMImage1/Manager"
 #define ERROR_PREFIX "org.vmimaged.VMImage1.Error."
 #define NOBODY_UID 65534
-#define NOBODY_GID 65534
 #define MiB (1024u * 1024u)
 
 /* ---- The private bus and the daemon on it ---- */
@@ -453,13 +452,6 @@ count_temp_files (const char *dir)
 
 /* ---- A client running as another user ---- */
 
-static void
-drop_to_nobody (gpointer data)
-{
-	if (setgroups (0, NULL) != 0 || setgid (NOBODY_GID) != 0 || setuid (NOBODY_UID) != 0)
-		_exit (99);
-}
-
 static gboolean
 require_root (void)
 {
@@ -467,73 +459,6 @@ require_root (void)
 		return TRUE;
 	g_test_skip ("needs root to run a client as nobody and see the daemon refuse it");
 	return FALSE;
-}
-
-/*
- * Runs this program as nobody to call method with args (GVariant text) on the daemon; returns
- * "OK <reply>" or "<D-Bus error name> <message>".
- */
-static char *
-call_as_nobody (const char *path, const char *iface, const char *method, const char *args)
-{
-	g_autoptr(GError) error = NULL;
-	const char *self = vmi_test_self_for_other_users ();
-	g_autofree char *out = NULL;
-	g_autofree char *err = NULL;
-	const char *envp[] = { "ASAN_OPTIONS=detect_leaks=0", "LSAN_OPTIONS=detect_leaks=0", NULL };
-	const char *argv[] = { self, "--call", t.address, path, iface, method, args, NULL };
-	int status = 0;
-
-	g_assert_no_error (error);
-	g_spawn_sync ("/", (char **) argv, (char **) envp, G_SPAWN_DEFAULT, drop_to_nobody, NULL,
-		      &out, &err, &status, &error);
-	g_assert_no_error (error);
-	if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-		g_error ("the client as nobody failed (status %d): %s", status, err);
-	return g_strdup (g_strstrip (out));
-}
-
-static int
-client_main (int argc, char **argv)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GDBusConnection) connection = NULL;
-	g_autoptr(GVariant) params = NULL;
-	g_autoptr(GVariant) reply = NULL;
-
-	if (argc != 7) {
-		g_printerr ("usage: %s --call ADDRESS PATH INTERFACE METHOD ARGS\n", argv[0]);
-		return 2;
-	}
-	connection = g_dbus_connection_new_for_address_sync (
-		argv[2],
-		G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-			G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-		NULL, NULL, &error);
-	if (connection == NULL) {
-		g_printerr ("cannot connect to %s as uid %u: %s\n", argv[2], getuid (), error->message);
-		return 1;
-	}
-	params = g_variant_parse (NULL, argv[6], NULL, NULL, &error);
-	if (params == NULL) {
-		g_printerr ("bad arguments %s: %s\n", argv[6], error->message);
-		return 2;
-	}
-	reply = g_dbus_connection_call_sync (connection, BUS_NAME, argv[3], argv[4], argv[5],
-					     g_variant_ref_sink (params), NULL,
-					     G_DBUS_CALL_FLAGS_NONE, 60000, NULL, &error);
-	if (reply == NULL) {
-		g_autofree char *name = g_dbus_error_get_remote_error (error);
-
-		g_print ("%s %s\n", name != NULL ? name : "(not a D-Bus error)", error->message);
-		return 0;
-	}
-	{
-		g_autofree char *text = g_variant_print (reply, FALSE);
-
-		g_print ("OK %s\n", text);
-	}
-	return 0;
 }
 
 /* ---- Manager properties ---- */
@@ -1509,20 +1434,20 @@ test_access_other_user (void)
 	vmi_manager_call_inspect_sync (manager, secret, no_options (), &info, NULL, &error);
 	g_assert_no_error (error);
 	args = g_strdup_printf ("('%s', @a{sv} {})", secret);
-	reply = call_as_nobody (MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Inspect", args);
+	reply = vmi_test_call_as_nobody (t.address, MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Inspect", args);
 	g_assert_true (g_str_has_prefix (reply, ERROR_PREFIX "AccessDenied "));
 	g_assert_nonnull (strstr (reply, secret));
 	g_free (args);
 	g_free (reply);
 	args = g_strdup_printf ("('%s', @a{sv} {})", public);
-	reply = call_as_nobody (MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Inspect", args);
+	reply = vmi_test_call_as_nobody (t.address, MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Inspect", args);
 	g_assert_true (g_str_has_prefix (reply, "OK "));
 
 	/* A folder the caller cannot write. */
 	g_free (args);
 	g_free (reply);
 	args = g_strdup_printf ("('%s', '%s', 'raw', @a{sv} {})", public, dst);
-	reply = call_as_nobody (MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Convert", args);
+	reply = vmi_test_call_as_nobody (t.address, MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Convert", args);
 	g_assert_true (g_str_has_prefix (reply, ERROR_PREFIX "AccessDenied "));
 	g_assert_nonnull (strstr (reply, dst));
 	g_assert_false (g_file_test (dst, G_FILE_TEST_EXISTS));
@@ -1530,7 +1455,7 @@ test_access_other_user (void)
 	g_free (args);
 	g_free (reply);
 	args = g_strdup_printf ("('%s', '%s', 'raw', @a{sv} {})", secret, dst_ok);
-	reply = call_as_nobody (MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Convert", args);
+	reply = vmi_test_call_as_nobody (t.address, MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Convert", args);
 	g_assert_true (g_str_has_prefix (reply, ERROR_PREFIX "AccessDenied "));
 	g_assert_cmpuint (count_temp_files (dropbox), ==, 0);
 
@@ -1538,7 +1463,7 @@ test_access_other_user (void)
 	g_free (args);
 	g_free (reply);
 	args = g_strdup_printf ("('%s', '%s', 'raw', @a{sv} {})", public, dst_ok);
-	reply = call_as_nobody (MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Convert", args);
+	reply = vmi_test_call_as_nobody (t.address, MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Convert", args);
 	g_assert_true (g_str_has_prefix (reply, "OK "));
 	g_assert_cmpint (sscanf (reply, "OK ('%255[^']'", path), ==, 1);
 	assert_job_completed (path);
@@ -1596,7 +1521,7 @@ test_access_sibling_file (void)
 	g_assert_cmpint (chmod (descriptor, 0644), ==, 0);
 
 	args = g_strdup_printf ("('%s', '%s', 'raw', @a{sv} {})", descriptor, dst);
-	reply = call_as_nobody (MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Convert", args);
+	reply = vmi_test_call_as_nobody (t.address, MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Convert", args);
 	if (g_str_has_prefix (reply, "OK ")) {
 		JobTrack *track;
 
@@ -1634,7 +1559,7 @@ test_cancel_other_user (void)
 	g_assert_no_error (error);
 	wait_progress (path, 2);
 	/* Only the owner (or root, or polkit's manage) may stop someone's job. */
-	reply = call_as_nobody (path, "org.vmimaged.VMImage1.Job", "Cancel", "()");
+	reply = vmi_test_call_as_nobody (t.address, path, "org.vmimaged.VMImage1.Job", "Cancel", "()");
 	g_assert_true (g_str_has_prefix (reply, ERROR_PREFIX "NotAuthorized "));
 	g_assert_false (job_track (path)->done);
 	job = job_proxy_new (path);
@@ -1901,8 +1826,8 @@ main (int argc, char **argv)
 	int ret;
 
 	/* The same program, run as another user, is the client of the access tests. */
-	if (argc > 1 && g_strcmp0 (argv[1], "--call") == 0)
-		return client_main (argc, argv);
+	if (vmi_test_nobody_client (argc, argv, &ret))
+		return ret;
 
 	g_test_init (&argc, &argv, NULL);
 	bus_start ();
