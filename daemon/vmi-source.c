@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,6 +42,7 @@ vmi_source_free (VmiSource *self)
 	g_clear_pointer (&self->format_specific, g_variant_unref);
 	g_clear_pointer (&self->info.unsafe_reasons, g_ptr_array_unref);
 	g_clear_pointer (&self->info.references, g_ptr_array_unref);
+	g_clear_pointer (&self->info.members, g_ptr_array_unref);
 	vmi_source_close_fd (&self->fd);
 	vmi_source_close_fd (&self->dir_fd);
 	g_free (self);
@@ -106,6 +108,39 @@ vmi_source_stat (VmiSource *self, GError **error)
 	return FALSE;
 }
 
+/*
+ * The plugin's open_sibling: a plain name in the image's folder, not a link, a regular file. The
+ * folder is only known for callers the daemon may open files for directly (see vmi-manager).
+ */
+static int
+vmi_source_open_sibling (const char *name, gpointer user_data, GError **error)
+{
+	VmiSource *self = user_data;
+	struct stat st;
+	int fd;
+
+	if (name[0] == '\0' || strchr (name, '/') != NULL || strcmp (name, ".") == 0 ||
+	    strcmp (name, "..") == 0) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_UNSAFE_IMAGE,
+			     "'%s' is not a plain name in the image's folder", name);
+		return -1;
+	}
+	fd = openat (self->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		int errsv = errno;
+		g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv), "cannot open '%s': %s",
+			     name, g_strerror (errsv));
+		return -1;
+	}
+	if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode)) {
+		close (fd);
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_REGULAR_FILE,
+			     "'%s' is not a regular file", name);
+		return -1;
+	}
+	return fd;
+}
+
 static VmiSource *
 vmi_source_new (int fd, int dir_fd, GError **error)
 {
@@ -128,8 +163,9 @@ vmi_source_open_plugin (VmiSource *self, const VmiFormatPlugin *plugin,
 {
 	VmiOpenArgs args = {
 		.fd = self->fd,
-		.dir_fd = self->dir_fd,
 		.file_size = self->file_size,
+		.open_sibling = self->dir_fd >= 0 ? vmi_source_open_sibling : NULL,
+		.open_sibling_data = self,
 		.cancellable = cancellable,
 	};
 
@@ -145,6 +181,7 @@ vmi_source_open_plugin (VmiSource *self, const VmiFormatPlugin *plugin,
 	self->info.format_specific = g_variant_dict_new (NULL);
 	self->info.unsafe_reasons = g_ptr_array_new_with_free_func (g_free);
 	self->info.references = g_ptr_array_new_with_free_func (g_free);
+	self->info.members = g_ptr_array_new_with_free_func ((GDestroyNotify) vmi_member_free);
 	if (!plugin->get_info (self->image, &self->info, error))
 		return FALSE;
 	/* Ending a dict empties it, so refill it from the snapshot for vmi_source_get_info. */

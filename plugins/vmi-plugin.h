@@ -20,7 +20,7 @@
 
 G_BEGIN_DECLS
 
-#define VMI_PLUGIN_ABI_VERSION 3u
+#define VMI_PLUGIN_ABI_VERSION 4u
 
 #define VMI_PLUGIN_ABI_VERSION_SYMBOL "vmi_plugin_abi_version"
 #define VMI_PLUGIN_QUERY_SYMBOL "vmi_plugin_query"
@@ -93,12 +93,103 @@ typedef struct {
 #define VMI_PROBE_HEAD_SIZE (64u * 1024u)
 #define VMI_PROBE_TAIL_SIZE 4096u
 
+/*
+ * Opens a file that an image names beside itself (a VMDK extent), as the caller who asked for the
+ * image: name is as the image writes it. The daemon refuses names with '/' or "..", symbolic links
+ * and anything but a regular file, and returns a read-only descriptor the plugin owns (and
+ * closes), or -1 with a G_IO_ERROR code made from errno (G_IO_ERROR_NOT_FOUND,
+ * G_IO_ERROR_PERMISSION_DENIED, G_IO_ERROR_TOO_MANY_LINKS for a link, G_IO_ERROR_NOT_REGULAR_FILE)
+ * or VMI_ERROR_UNSAFE_IMAGE for a name that leaves the folder. It may be called until close.
+ */
+typedef int (*VmiOpenSiblingFunc) (const char *name, gpointer user_data, GError **error);
+
 typedef struct {
-	int fd;		    /* the image, opened read-only by the daemon; the plugin must not close it */
-	int dir_fd;	    /* the image's directory, or -1 when unknown (fd passed over D-Bus) */
-	guint64 file_size;  /* st_size of fd at open time */
+	int fd;		    /* opened read-only by the daemon; the plugin must not close it */
+	/*
+	 * The image is the byte range [offset, offset + file_size) of fd: a member stored in an
+	 * archive (an OVA's disk) is read in place. Every read adds offset, none goes outside the
+	 * range, and SEEK_DATA/SEEK_HOLE answers are taken relative to it and clipped to it.
+	 */
+	guint64 offset;
+	guint64 file_size;  /* bytes of the image (st_size when offset is 0) */
+	/* NULL when the image has no folder: an fd passed over D-Bus, a member of an archive. */
+	VmiOpenSiblingFunc open_sibling;
+	gpointer open_sibling_data;
 	GCancellable *cancellable; /* nullable; long opens should check it */
 } VmiOpenArgs;
+
+/* Where the bytes of a member of a container (an OVA's disk, a UEC tarball's kernel) are. */
+typedef enum {
+	VMI_MEMBER_STORED,  /* bytes [offset, offset + size) of the container's file, as they are */
+	VMI_MEMBER_STREAM,  /* only through the plugin's read_member (compressed in the container) */
+	VMI_MEMBER_SIBLING, /* a file beside the container, opened with open_sibling (name) */
+	VMI_MEMBER_ABSENT,  /* named by the container but not in it */
+} VmiMemberLocation;
+
+/*
+ * A member that the daemon inspects (and converts) through its own plugin. Allocate with
+ * vmi_member_new; the daemon frees the array.
+ */
+typedef struct {
+	char *name;		    /* the member's name in the container: shown, never used as a path */
+	const char *role;	    /* static: "disk", "kernel", "ramdisk" or "other" */
+	VmiMemberLocation location;
+	guint64 offset;		    /* VMI_MEMBER_STORED: where the bytes start in the container's file */
+	guint64 size;		    /* bytes of content (uncompressed); 0 when unknown for STREAM */
+	GVariantDict *facts;	    /* what the container says about it (capacity, format URI) */
+} VmiMember;
+
+static inline VmiMember *
+vmi_member_new (const char *name, const char *role, VmiMemberLocation location)
+{
+	VmiMember *member = g_new0 (VmiMember, 1);
+
+	member->name = g_strdup (name);
+	member->role = role;
+	member->location = location;
+	member->facts = g_variant_dict_new (NULL);
+	return member;
+}
+
+static inline void
+vmi_member_free (VmiMember *member)
+{
+	if (member == NULL)
+		return;
+	g_free (member->name);
+	g_variant_dict_unref (member->facts);
+	g_free (member);
+}
+
+/*
+ * What check reports: the findings of a consistency check, like qemu-img check. Corruptions are
+ * errors that make data wrong or unsafe to write (overlapping clusters, tables pointing outside
+ * the file, bad reference counts); leaks only waste space.
+ */
+#define VMI_CHECK_MAX_PROBLEMS 100u
+
+typedef struct {
+	guint64 corruptions;
+	guint64 leaks;
+	guint64 total_clusters;	     /* 0 when the format has no clusters */
+	guint64 allocated_clusters;
+	guint64 fragmented_clusters;
+	guint64 compressed_clusters;
+	guint64 image_end_offset;    /* bytes of the file in use */
+	GPtrArray *problems;	     /* of char *, g_free'd: at most VMI_CHECK_MAX_PROBLEMS sentences */
+} VmiCheckResult;
+
+/* A run of the virtual disk, for measure: sorted, not overlapping. */
+typedef struct {
+	guint64 offset;
+	guint64 length;
+} VmiRange;
+
+/* What measure answers, like qemu-img measure. */
+typedef struct {
+	guint64 required;	 /* bytes the output needs for the given data */
+	guint64 fully_allocated; /* bytes the output needs with every block allocated */
+} VmiMeasurement;
 
 /*
  * What get_info fills in. The daemon allocates it zeroed (with the containers created) and owns
@@ -111,6 +202,13 @@ typedef struct {
 	GVariantDict *format_specific; /* facts, with names from qemu-img info's format-specific */
 	GPtrArray *unsafe_reasons;   /* of char *, g_free'd: sentences a person can read */
 	GPtrArray *references;	     /* of char *, g_free'd: paths named by the image, never opened */
+	/*
+	 * The names OpenStack's image service uses for the file (disk_format, container_format),
+	 * static strings; NULL means the plugin's name and "bare".
+	 */
+	const char *disk_format;
+	const char *container_format;
+	GPtrArray *members; /* of VmiMember *: what a container holds, in its order */
 } VmiImageInfo;
 
 /*
@@ -162,6 +260,21 @@ typedef struct {
 	void (*close) (VmiImage *image); /* also frees an image from create that was never finished */
 
 	/*
+	 * Optional, for VMI_MEMBER_STREAM members: reads up to len bytes of member index (in
+	 * info->members) at offset, setting *got (0 only at its end). Reading forward is cheap;
+	 * going back may restart the decompression.
+	 */
+	gboolean (*read_member) (VmiImage *image, guint index, guint64 offset, void *buf, gsize len,
+				 gsize *got, GError **error);
+
+	/*
+	 * Optional: a consistency check of the open image (qemu-img check). Findings go in result;
+	 * FALSE only when the check could not run (an I/O error, cancelled).
+	 */
+	gboolean (*check) (VmiImage *image, VmiCheckResult *result, GCancellable *cancellable,
+			   GError **error);
+
+	/*
 	 * Writing (VMI_FORMAT_CAN_WRITE). create gets an empty file opened read-write; every byte of
 	 * the new image reads as zero until written, so the caller only writes data. write is called
 	 * with increasing, non-overlapping ranges whose offset and length are multiples of 512 (the
@@ -174,6 +287,13 @@ typedef struct {
 	VmiImage *(*create) (int fd, guint64 virtual_size, GVariant *options /* a{sv} */, GError **error);
 	gboolean (*write) (VmiImage *image, guint64 offset, const void *buf, gsize len, GError **error);
 	gboolean (*finish) (VmiImage *image, GError **error);
+
+	/*
+	 * Optional, for writers: the size of an output holding the data ranges (qemu-img measure),
+	 * with the same options as create. data lists the runs of the source that hold data.
+	 */
+	gboolean (*measure) (guint64 virtual_size, const VmiRange *data, gsize n_data,
+			     GVariant *options /* a{sv} */, VmiMeasurement *out, GError **error);
 } VmiFormatPlugin;
 
 typedef const VmiFormatPlugin *(*VmiPluginQueryFunc) (void);

@@ -743,7 +743,7 @@ static void
 assert_plugin_refuses_fd (int fd, gint code)
 {
 	g_autoptr(GError) error = NULL;
-	VmiOpenArgs args = { .fd = fd, .dir_fd = -1, .file_size = 0 };
+	VmiOpenArgs args = { .fd = fd, .file_size = 0 };
 	VmiImage *image = vmi_raw_plugin.open (&args, &error);
 
 	g_assert_null (image);

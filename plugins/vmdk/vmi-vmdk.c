@@ -20,7 +20,6 @@
  * and then must still be the same file (device, inode and size).
  */
 #define VMDK_OPEN_EXTENT_FILES 32u
-#define VMDK_EXTENT_OPEN_FLAGS (O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
 
 typedef struct {
 	const VmdkDescExtent *desc; /* NULL for a monolithic sparse file */
@@ -50,7 +49,9 @@ struct _VmiImage {
 	int read_code;
 	char *read_message;
 
-	int dir_fd; /* our duplicate of the descriptor's folder, to open extents again */
+	/* From the open args, to open extents again after closing them to save descriptors. */
+	VmiOpenSiblingFunc open_sibling;
+	gpointer open_sibling_data;
 	guint n_open;
 	guint64 use_clock;
 
@@ -78,8 +79,6 @@ vmi_vmdk_close (VmiImage *image)
 	g_ptr_array_unref (image->unsafe);
 	g_ptr_array_unref (image->references);
 	g_free (image->read_message);
-	if (image->dir_fd >= 0)
-		close (image->dir_fd);
 	vmdk_writer_free (image->writer);
 	g_free (image);
 }
@@ -92,7 +91,6 @@ vmi_vmdk_image_new (void)
 	image->unsafe = g_ptr_array_new_with_free_func (g_free);
 	image->references = g_ptr_array_new_with_free_func (g_free);
 	image->budget = VMDK_METADATA_CAP;
-	image->dir_fd = -1;
 	return image;
 }
 
@@ -229,6 +227,7 @@ static gboolean
 vmi_vmdk_extent_open (VmiImage *image, VmdkExtent *e, GError **error)
 {
 	const char *name = e->desc != NULL ? e->desc->filename : NULL;
+	g_autoptr(GError) local_error = NULL;
 	struct stat st;
 	int fd;
 
@@ -237,11 +236,11 @@ vmi_vmdk_extent_open (VmiImage *image, VmdkExtent *e, GError **error)
 		return TRUE;
 	}
 	vmi_vmdk_make_room (image);
-	fd = openat (image->dir_fd, name, VMDK_EXTENT_OPEN_FLAGS);
+	fd = image->open_sibling (name, image->open_sibling_data, &local_error);
 	if (fd < 0) {
-		int errsv = errno;
 		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-			     "extent file '%s' cannot be opened again: %s", name, g_strerror (errsv));
+			     "extent file '%s' cannot be opened again: %s", name,
+			     local_error->message);
 		return FALSE;
 	}
 	if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode) || st.st_dev != e->dev ||
@@ -269,6 +268,7 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 			   GError **error)
 {
 	const char *name = e->desc->filename;
+	g_autoptr(GError) local_error = NULL;
 	struct stat st;
 	int fd;
 
@@ -284,7 +284,7 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 					 name);
 		return TRUE;
 	}
-	if (args->dir_fd < 0) {
+	if (args->open_sibling == NULL) {
 		vmi_vmdk_add_reference (image, name);
 		vmi_vmdk_set_read_error (image, VMI_ERROR_NOT_SUPPORTED,
 					 "the descriptor's folder is unknown here (the image came as an "
@@ -294,12 +294,10 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 		return TRUE;
 	}
 	vmi_vmdk_make_room (image);
-	fd = openat (args->dir_fd, name, VMDK_EXTENT_OPEN_FLAGS);
+	fd = args->open_sibling (name, args->open_sibling_data, &local_error);
 	if (fd < 0) {
-		int errsv = errno;
-
 		vmi_vmdk_add_reference (image, name);
-		if (errsv == ELOOP) {
+		if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_LINKS)) {
 			g_ptr_array_add (image->unsafe,
 					 g_strdup_printf ("extent file '%s' is a symbolic link; it was "
 							  "not followed",
@@ -308,7 +306,7 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 						 "extent file '%s' is a symbolic link, which is not "
 						 "followed",
 						 name);
-		} else if (errsv == ENOENT) {
+		} else if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) {
 			g_ptr_array_add (image->unsafe,
 					 g_strdup_printf ("extent file '%s' (descriptor line %u) is "
 							  "missing: the image is incomplete",
@@ -316,13 +314,20 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 			vmi_vmdk_set_read_error (image, VMI_ERROR_CORRUPT_IMAGE,
 						 "extent file '%s' is missing beside the descriptor",
 						 name);
+		} else if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_NOT_REGULAR_FILE)) {
+			g_ptr_array_add (image->unsafe,
+					 g_strdup_printf ("extent file '%s' is not a regular file; it "
+							  "was not read",
+							  name));
+			vmi_vmdk_set_read_error (image, VMI_ERROR_UNSAFE_IMAGE,
+						 "extent file '%s' is not a regular file", name);
 		} else {
 			g_ptr_array_add (image->unsafe,
 					 g_strdup_printf ("extent file '%s' cannot be opened: %s", name,
-							  g_strerror (errsv)));
+							  local_error->message));
 			vmi_vmdk_set_read_error (image, VMI_ERROR_FAILED,
 						 "cannot open extent file '%s': %s", name,
-						 g_strerror (errsv));
+						 local_error->message);
 		}
 		return TRUE;
 	}
@@ -343,8 +348,6 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 	e->ino = st.st_ino;
 	vmi_vmdk_adopt_fd (image, e, fd);
 	if (e->kind == VMDK_EXTENT_SPARSE) {
-		g_autoptr(GError) local_error = NULL;
-
 		e->sparse = vmdk_sparse_open (fd, e->file_size, name, &image->budget, &local_error);
 		if (e->sparse != NULL)
 			return TRUE;
@@ -418,15 +421,8 @@ vmi_vmdk_open_descriptor (const VmiOpenArgs *args, const guint8 *head, gsize hea
 		}
 	}
 	image->virtual_size = start;
-	if (args->dir_fd >= 0) {
-		image->dir_fd = fcntl (args->dir_fd, F_DUPFD_CLOEXEC, 3);
-		if (image->dir_fd < 0) {
-			int errsv = errno;
-			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-				     "cannot duplicate the folder descriptor: %s", g_strerror (errsv));
-			return NULL;
-		}
-	}
+	image->open_sibling = args->open_sibling;
+	image->open_sibling_data = args->open_sibling_data;
 
 	for (guint i = 0; i < image->n_extents; i++) {
 		VmdkExtent *e = &image->extents[i];
