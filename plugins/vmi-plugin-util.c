@@ -1,17 +1,19 @@
 #include <errno.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vmi-plugin-util.h"
 
-gboolean
-vmi_pread_upto (int fd, void *buf, gsize len, guint64 offset, gsize *got, const char *what,
-		GError **error)
+/* Reads at base + offset; messages name offset, the position within the image. */
+static gboolean
+pread_upto_at (int fd, guint64 base, void *buf, gsize len, guint64 offset, gsize *got,
+	       const char *what, GError **error)
 {
 	guint8 *p = buf;
 
 	*got = 0;
 	while (len > 0) {
-		ssize_t n = pread (fd, p, MIN (len, (gsize) G_MAXSSIZE), (off_t) offset);
+		ssize_t n = pread (fd, p, MIN (len, (gsize) G_MAXSSIZE), (off_t) (base + offset));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -34,12 +36,15 @@ vmi_pread_upto (int fd, void *buf, gsize len, guint64 offset, gsize *got, const 
 }
 
 gboolean
-vmi_pread_all (int fd, void *buf, gsize len, guint64 offset, const char *what, GError **error)
+vmi_pread_upto (int fd, void *buf, gsize len, guint64 offset, gsize *got, const char *what,
+		GError **error)
 {
-	gsize got = 0;
+	return pread_upto_at (fd, 0, buf, len, offset, got, what, error);
+}
 
-	if (!vmi_pread_upto (fd, buf, len, offset, &got, what, error))
-		return FALSE;
+static gboolean
+check_got_all (gsize got, gsize len, guint64 offset, const char *what, GError **error)
+{
 	if (got < len) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
 			     "the %s ends at offset 0x%" G_GINT64_MODIFIER
@@ -48,6 +53,64 @@ vmi_pread_all (int fd, void *buf, gsize len, guint64 offset, const char *what, G
 		return FALSE;
 	}
 	return TRUE;
+}
+
+gboolean
+vmi_pread_all (int fd, void *buf, gsize len, guint64 offset, const char *what, GError **error)
+{
+	gsize got = 0;
+
+	if (!vmi_pread_upto (fd, buf, len, offset, &got, what, error))
+		return FALSE;
+	return check_got_all (got, len, offset, what, error);
+}
+
+gboolean
+vmi_file_range_init (VmiFileRange *range, const VmiOpenArgs *args, GError **error)
+{
+	struct stat st;
+	guint64 end;
+
+	range->fd = args->fd;
+	range->base = args->offset;
+	range->size = args->file_size;
+	if (!g_uint64_checked_add (&end, args->offset, args->file_size) || end > G_MAXINT64) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "an image of %" G_GUINT64_FORMAT " bytes at offset %" G_GUINT64_FORMAT
+			     " would end beyond the largest file offset",
+			     args->file_size, args->offset);
+		return FALSE;
+	}
+	/* A block device's st_size is 0; only a regular file's end is known here. */
+	if (fstat (args->fd, &st) == 0 && S_ISREG (st.st_mode) && end > (guint64) st.st_size) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
+			     "the image of %" G_GUINT64_FORMAT " bytes at offset %" G_GUINT64_FORMAT
+			     " would end at offset %" G_GUINT64_FORMAT ", beyond the end of the %" G_GINT64_FORMAT
+			     "-byte file: it is truncated",
+			     args->file_size, args->offset, end, (gint64) st.st_size);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+vmi_range_pread_upto (const VmiFileRange *range, void *buf, gsize len, guint64 offset, gsize *got,
+		      const char *what, GError **error)
+{
+	gsize n = offset >= range->size ? 0 : (gsize) MIN ((guint64) len, range->size - offset);
+
+	return pread_upto_at (range->fd, range->base, buf, n, offset, got, what, error);
+}
+
+gboolean
+vmi_range_pread_all (const VmiFileRange *range, void *buf, gsize len, guint64 offset,
+		     const char *what, GError **error)
+{
+	gsize got = 0;
+
+	if (!vmi_range_pread_upto (range, buf, len, offset, &got, what, error))
+		return FALSE;
+	return check_got_all (got, len, offset, what, error);
 }
 
 gboolean
@@ -80,39 +143,41 @@ vmi_pwrite_all (int fd, const void *buf, gsize len, guint64 offset, const char *
 }
 
 gboolean
-vmi_file_block_status (int fd, guint64 size, guint64 offset, guint64 max_length,
-		       VmiExtent *extent, GError **error)
+vmi_range_block_status (const VmiFileRange *range, guint64 offset, guint64 max_length,
+			VmiExtent *extent, GError **error)
 {
-	guint64 remaining;
+	guint64 remaining, at;
 	off_t data, hole;
 
-	if (offset >= size || max_length == 0) {
+	if (offset >= range->size || max_length == 0) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
 			     "block status at offset %" G_GUINT64_FORMAT " of a %" G_GUINT64_FORMAT
 			     "-byte image is out of range",
-			     offset, size);
+			     offset, range->size);
 		return FALSE;
 	}
-	remaining = MIN (max_length, size - offset);
+	remaining = MIN (max_length, range->size - offset);
+	at = range->base + offset;
 	/* Any surprise from lseek (no SEEK_DATA support, a block device) means DATA: reading
-	 * zeros costs time, skipping data would lose it. */
+	 * zeros costs time, skipping data would lose it. The answers are file offsets, made
+	 * relative to at and clipped to remaining, so what lies past the range never counts. */
 	extent->kind = VMI_EXTENT_DATA;
 	extent->length = remaining;
-	data = lseek (fd, (off_t) offset, SEEK_DATA);
+	data = lseek (range->fd, (off_t) at, SEEK_DATA);
 	if (data < 0) {
 		if (errno == ENXIO)
 			extent->kind = VMI_EXTENT_HOLE;
 		return TRUE;
 	}
-	if ((guint64) data > offset) {
+	if ((guint64) data > at) {
 		extent->kind = VMI_EXTENT_HOLE;
-		extent->length = MIN (remaining, (guint64) data - offset);
+		extent->length = MIN (remaining, (guint64) data - at);
 		return TRUE;
 	}
-	if ((guint64) data < offset)
+	if ((guint64) data < at)
 		return TRUE;
-	hole = lseek (fd, (off_t) offset, SEEK_HOLE);
-	if (hole > 0 && (guint64) hole > offset)
-		extent->length = MIN (remaining, (guint64) hole - offset);
+	hole = lseek (range->fd, (off_t) at, SEEK_HOLE);
+	if (hole > 0 && (guint64) hole > at)
+		extent->length = MIN (remaining, (guint64) hole - at);
 	return TRUE;
 }

@@ -22,10 +22,34 @@ gboolean vmi_pwrite_all (int fd, const void *buf, gsize len, guint64 offset, con
 			 GError **error);
 
 /*
- * Block status of a plain file read as a disk (raw, ISO): holes by SEEK_DATA/SEEK_HOLE, DATA
- * otherwise, for the run at offset within size and max_length.
+ * Where an image's bytes are: [base, base + size) of fd, from VmiOpenArgs offset and file_size.
+ * A reader keeps one and reads only through it, so every read is relative to the image and none
+ * goes outside it.
  */
-gboolean vmi_file_block_status (int fd, guint64 size, guint64 offset, guint64 max_length,
-				VmiExtent *extent, GError **error);
+typedef struct {
+	int fd;
+	guint64 base;
+	guint64 size;
+} VmiFileRange;
+
+/*
+ * Fills range from args. The range must fit in a regular file: one that ends first is
+ * VMI_ERROR_CORRUPT_IMAGE (truncated), an offset + size beyond 2^63 VMI_ERROR_INVALID_ARGUMENT.
+ */
+gboolean vmi_file_range_init (VmiFileRange *range, const VmiOpenArgs *args, GError **error);
+
+/* vmi_pread_upto and vmi_pread_all at offset of the range; bytes past its end are never read
+ * (they count as the file's end), and messages name offsets within the range. */
+gboolean vmi_range_pread_upto (const VmiFileRange *range, void *buf, gsize len, guint64 offset,
+			       gsize *got, const char *what, GError **error);
+gboolean vmi_range_pread_all (const VmiFileRange *range, void *buf, gsize len, guint64 offset,
+			      const char *what, GError **error);
+
+/*
+ * Block status of a plain file read as a disk (raw, ISO): holes by SEEK_DATA/SEEK_HOLE, DATA
+ * otherwise, for the run at offset (within the range) up to max_length and the range's end.
+ */
+gboolean vmi_range_block_status (const VmiFileRange *range, guint64 offset, guint64 max_length,
+				 VmiExtent *extent, GError **error);
 
 G_END_DECLS

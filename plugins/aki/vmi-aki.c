@@ -57,7 +57,7 @@ typedef enum {
 } AkiKind;
 
 struct _VmiImage {
-	int fd;
+	VmiFileRange file; /* the image's bytes in the daemon's fd */
 	guint64 file_size;
 	AkiKind kind;
 	VmiBootCompression compression; /* of the whole file (vmlinux.gz, Image.gz) */
@@ -190,7 +190,7 @@ aki_read_kernel_version (VmiImage *self, guint64 setup_end, GError **error)
 		return FALSE;
 	}
 	len = (gsize) MIN ((guint64) sizeof buf, setup_end - at);
-	if (!vmi_pread_all (self->fd, buf, len, at, "kernel", error))
+	if (!vmi_range_pread_all (&self->file, buf, len, at, "kernel", error))
 		return FALSE;
 	self->kernel_version = aki_string (buf, len);
 	return TRUE;
@@ -217,7 +217,7 @@ aki_read_payload (VmiImage *self, guint64 setup_end, GError **error)
 	self->payload_offset = start;
 	if (self->payload_length < sizeof magic)
 		return TRUE;
-	if (!vmi_pread_all (self->fd, magic, sizeof magic, start, "kernel", error))
+	if (!vmi_range_pread_all (&self->file, magic, sizeof magic, start, "kernel", error))
 		return FALSE;
 	self->payload_compression = vmi_boot_compression_detect (magic, sizeof magic);
 	self->payload_is_elf = aki_is_elf (magic, sizeof magic);
@@ -269,7 +269,7 @@ aki_open_compressed (VmiImage *self, const VmiOpenArgs *args, GError **error)
 {
 	g_autoptr(VmiBootDecoder) decoder = NULL;
 
-	decoder = vmi_boot_decoder_new (self->fd, 0, self->file_size, self->compression,
+	decoder = vmi_boot_decoder_new (&self->file, 0, self->file_size, self->compression,
 					AKI_PREFIX_LIMIT, args->cancellable, error);
 	if (decoder == NULL)
 		return FALSE;
@@ -298,10 +298,11 @@ aki_open (const VmiOpenArgs *args, GError **error)
 {
 	g_autofree VmiImage *self = g_new0 (VmiImage, 1);
 
-	self->fd = args->fd;
+	if (!vmi_file_range_init (&self->file, args, error))
+		return NULL;
 	self->file_size = args->file_size;
 	self->head_len = (gsize) MIN (self->file_size, (guint64) sizeof self->head);
-	if (!vmi_pread_all (self->fd, self->head, self->head_len, 0, "kernel", error))
+	if (!vmi_range_pread_all (&self->file, self->head, self->head_len, 0, "kernel", error))
 		return NULL;
 	if (self->head_len >= X86_HEADER + 4 && memcmp (self->head + X86_HEADER, "HdrS", 4) == 0) {
 		self->kind = AKI_X86_BZIMAGE;
@@ -522,14 +523,14 @@ aki_get_info (VmiImage *self, VmiImageInfo *info, GError **error)
 static gboolean
 aki_read (VmiImage *self, guint64 offset, void *buf, gsize len, GError **error)
 {
-	return vmi_pread_all (self->fd, buf, len, offset, "kernel", error);
+	return vmi_range_pread_all (&self->file, buf, len, offset, "kernel", error);
 }
 
 static gboolean
 aki_block_status (VmiImage *self, guint64 offset, guint64 max_length, VmiExtent *extent,
 		  GError **error)
 {
-	return vmi_file_block_status (self->fd, self->file_size, offset, max_length, extent, error);
+	return vmi_range_block_status (&self->file, offset, max_length, extent, error);
 }
 
 static void

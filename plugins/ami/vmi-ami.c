@@ -44,7 +44,7 @@ ami_fs_clear (AmiFs *fs)
 }
 
 struct _VmiImage {
-	int fd;
+	VmiFileRange file; /* the image's bytes in the daemon's fd */
 	guint64 file_size;
 	const char *table; /* "gpt", "mbr" or "none" */
 	guint32 sector_size;
@@ -232,7 +232,7 @@ ami_detect_fs (VmiImage *self, const AmiRange *range, AmiFs *fs, GError **error)
 	guint64 avail = MIN (range->size, self->file_size - range->start);
 	gsize len = (gsize) MIN ((guint64) sizeof buf, avail);
 
-	if (!vmi_pread_all (self->fd, buf, len, range->start, "disk", error))
+	if (!vmi_range_pread_all (&self->file, buf, len, range->start, "disk", error))
 		return FALSE;
 	if (len >= 1024 + 264 && ami_le16 (buf + 1024 + 56) == 0xef53) {
 		const guint8 *sb = buf + 1024;
@@ -277,7 +277,7 @@ ami_detect_fs (VmiImage *self, const AmiRange *range, AmiFs *fs, GError **error)
 	} else if (avail >= AMI_BTRFS_SUPER + 4096) {
 		guint8 sb[4096];
 
-		if (!vmi_pread_all (self->fd, sb, sizeof sb, range->start + AMI_BTRFS_SUPER, "disk",
+		if (!vmi_range_pread_all (&self->file, sb, sizeof sb, range->start + AMI_BTRFS_SUPER, "disk",
 				    error))
 			return FALSE;
 		if (memcmp (sb + 64, "_BHRfS_M", 8) == 0) {
@@ -390,7 +390,7 @@ ami_parse_ebr_chain (VmiImage *self, GVariantBuilder *parts, guint64 extended_lb
 		if (ebr_lba > (self->file_size - AMI_SECTOR) / AMI_SECTOR ||
 		    self->file_size < AMI_SECTOR)
 			return TRUE;
-		if (!vmi_pread_all (self->fd, ebr, sizeof ebr, ebr_lba * AMI_SECTOR, "disk", error))
+		if (!vmi_range_pread_all (&self->file, ebr, sizeof ebr, ebr_lba * AMI_SECTOR, "disk", error))
 			return FALSE;
 		if (ebr[510] != 0x55 || ebr[511] != 0xaa)
 			return TRUE;
@@ -517,7 +517,7 @@ ami_parse_gpt (VmiImage *self, guint64 header_offset, GError **error)
 	guint64 array_offset;
 	gsize array_size;
 
-	if (!vmi_pread_all (self->fd, header, self->sector_size, header_offset, "disk", error))
+	if (!vmi_range_pread_all (&self->file, header, self->sector_size, header_offset, "disk", error))
 		return FALSE;
 	header_size = ami_le32 (header + 12);
 	if (header_size < AMI_GPT_HEADER_MIN || header_size > self->sector_size)
@@ -555,7 +555,7 @@ ami_parse_gpt (VmiImage *self, guint64 header_offset, GError **error)
 				      "-byte file",
 				      self->gpt_entries_lba, array_size, self->file_size);
 	array = g_malloc (array_size);
-	if (!vmi_pread_all (self->fd, array, array_size, array_offset, "disk", error))
+	if (!vmi_range_pread_all (&self->file, array, array_size, array_offset, "disk", error))
 		return FALSE;
 	if ((guint32) crc32 (0, array, (uInt) array_size) != entries_crc)
 		return ami_gpt_error (error, "the CRC32 of its %u partition entries (0x%08x) does not "
@@ -582,7 +582,8 @@ ami_open (const VmiOpenArgs *args, GError **error)
 	guint8 head[4096 + 8] = { 0 };
 	gsize len;
 
-	self->fd = args->fd;
+	if (!vmi_file_range_init (&self->file, args, error))
+		return NULL;
 	self->file_size = args->file_size;
 	self->sector_size = AMI_SECTOR;
 	self->table = "none";
@@ -594,7 +595,7 @@ ami_open (const VmiOpenArgs *args, GError **error)
 		return NULL;
 	}
 	len = (gsize) MIN (self->file_size, (guint64) sizeof head);
-	if (!vmi_pread_all (self->fd, head, len, 0, "disk", error))
+	if (!vmi_range_pread_all (&self->file, head, len, 0, "disk", error))
 		return NULL;
 	if (len >= 2 * AMI_SECTOR && memcmp (head + AMI_SECTOR, "EFI PART", 8) == 0) {
 		if (!ami_parse_gpt (self, AMI_SECTOR, error))
@@ -645,14 +646,14 @@ ami_get_info (VmiImage *self, VmiImageInfo *info, GError **error)
 static gboolean
 ami_read (VmiImage *self, guint64 offset, void *buf, gsize len, GError **error)
 {
-	return vmi_pread_all (self->fd, buf, len, offset, "disk", error);
+	return vmi_range_pread_all (&self->file, buf, len, offset, "disk", error);
 }
 
 static gboolean
 ami_block_status (VmiImage *self, guint64 offset, guint64 max_length, VmiExtent *extent,
 		  GError **error)
 {
-	return vmi_file_block_status (self->fd, self->file_size, offset, max_length, extent, error);
+	return vmi_range_block_status (&self->file, offset, max_length, extent, error);
 }
 
 static void

@@ -39,7 +39,7 @@ typedef struct {
 } AriSegment;
 
 struct _VmiImage {
-	int fd;
+	VmiFileRange file; /* the image's bytes in the daemon's fd */
 	guint64 file_size;
 	GCancellable *cancellable;
 	AriSegment segments[ARI_MAX_SEGMENTS];
@@ -56,7 +56,7 @@ struct _VmiImage {
 
 /* A plain segment read with pread, or a compressed one through the decoder. */
 typedef struct {
-	int fd;
+	const VmiFileRange *file;
 	guint64 pos;
 	guint64 end;
 	VmiBootDecoder *decoder;
@@ -72,7 +72,7 @@ ari_stream_read (AriStream *s, void *buf, gsize len, gsize *got, GError **error)
 			return FALSE;
 	} else {
 		*got = (gsize) MIN ((guint64) len, s->end - s->pos);
-		if (!vmi_pread_all (s->fd, buf, *got, s->pos, "ramdisk", error))
+		if (!vmi_range_pread_all (s->file, buf, *got, s->pos, "ramdisk", error))
 			return FALSE;
 		s->pos += *got;
 	}
@@ -344,7 +344,7 @@ ari_skip_padding (VmiImage *self, guint64 *offset, GError **error)
 		gsize len = (gsize) MIN ((guint64) sizeof buf, limit - *offset);
 		gsize i = 0;
 
-		if (!vmi_pread_all (self->fd, buf, len, *offset, "ramdisk", error))
+		if (!vmi_range_pread_all (&self->file, buf, len, *offset, "ramdisk", error))
 			return FALSE;
 		while (i + 4 <= len && memcmp (buf + i, "\0\0\0\0", 4) == 0)
 			i += 4;
@@ -368,7 +368,7 @@ ari_scan (VmiImage *self, GError **error)
 		guint8 magic[16] = { 0 };
 		gsize len = (gsize) MIN ((guint64) sizeof magic, self->file_size - offset);
 
-		if (!vmi_pread_all (self->fd, magic, len, offset, "ramdisk", error))
+		if (!vmi_range_pread_all (&self->file, magic, len, offset, "ramdisk", error))
 			return FALSE;
 		segment->offset = offset;
 		segment->compression = vmi_boot_compression_detect (magic, len);
@@ -384,11 +384,11 @@ ari_scan (VmiImage *self, GError **error)
 			break;
 		}
 		self->n_segments++;
-		s->fd = self->fd;
+		s->file = &self->file;
 		s->pos = offset;
 		s->end = self->file_size;
 		if (segment->compression != VMI_BOOT_COMPRESSION_NONE) {
-			decoder = vmi_boot_decoder_new (self->fd, offset, self->file_size,
+			decoder = vmi_boot_decoder_new (&self->file, offset, self->file_size,
 							segment->compression,
 							ARI_SCAN_LIMIT - self->examined,
 							self->cancellable, error);
@@ -413,7 +413,8 @@ ari_open (const VmiOpenArgs *args, GError **error)
 	g_autofree VmiImage *self = g_new0 (VmiImage, 1);
 	gboolean ok;
 
-	self->fd = args->fd;
+	if (!vmi_file_range_init (&self->file, args, error))
+		return NULL;
 	self->file_size = args->file_size;
 	self->cancellable = args->cancellable;
 	if (self->file_size == 0) {
@@ -480,14 +481,14 @@ ari_get_info (VmiImage *self, VmiImageInfo *info, GError **error)
 static gboolean
 ari_read (VmiImage *self, guint64 offset, void *buf, gsize len, GError **error)
 {
-	return vmi_pread_all (self->fd, buf, len, offset, "ramdisk", error);
+	return vmi_range_pread_all (&self->file, buf, len, offset, "ramdisk", error);
 }
 
 static gboolean
 ari_block_status (VmiImage *self, guint64 offset, guint64 max_length, VmiExtent *extent,
 		  GError **error)
 {
-	return vmi_file_block_status (self->fd, self->file_size, offset, max_length, extent, error);
+	return vmi_range_block_status (&self->file, offset, max_length, extent, error);
 }
 
 static void

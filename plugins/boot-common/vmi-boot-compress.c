@@ -96,7 +96,7 @@ vmi_boot_compression_can_decode (VmiBootCompression compression)
 
 struct _VmiBootDecoder {
 	struct archive *archive;
-	int fd;
+	const VmiFileRange *file;
 	guint64 offset; /* of the stream in the file */
 	guint64 pos;	/* next byte the read callback hands over */
 	guint64 end;
@@ -119,7 +119,7 @@ boot_decoder_read_cb (struct archive *archive, void *data, const void **buffer)
 	*buffer = self->chunk;
 	if (len == 0)
 		return 0;
-	if (!vmi_pread_all (self->fd, self->chunk, len, self->pos, "image", &self->read_error)) {
+	if (!vmi_range_pread_all (self->file, self->chunk, len, self->pos, "image", &self->read_error)) {
 		archive_set_error (archive, -1, "%s", self->read_error->message);
 		return -1;
 	}
@@ -224,7 +224,7 @@ boot_xz_dictionary (const guint8 *p, gsize len)
 }
 
 static gboolean
-boot_check_dictionary (int fd, guint64 offset, guint64 end, VmiBootCompression compression,
+boot_check_dictionary (const VmiFileRange *file, guint64 offset, guint64 end, VmiBootCompression compression,
 		       GError **error)
 {
 	guint8 head[12 + 1024] = { 0 };
@@ -233,7 +233,7 @@ boot_check_dictionary (int fd, guint64 offset, guint64 end, VmiBootCompression c
 
 	if (compression != VMI_BOOT_COMPRESSION_XZ && compression != VMI_BOOT_COMPRESSION_LZMA)
 		return TRUE;
-	if (!vmi_pread_all (fd, head, len, offset, "image", error))
+	if (!vmi_range_pread_all (file, head, len, offset, "image", error))
 		return FALSE;
 	if (compression == VMI_BOOT_COMPRESSION_XZ)
 		dictionary = boot_xz_dictionary (head, len);
@@ -252,7 +252,7 @@ boot_check_dictionary (int fd, guint64 offset, guint64 end, VmiBootCompression c
 }
 
 VmiBootDecoder *
-vmi_boot_decoder_new (int fd, guint64 offset, guint64 end, VmiBootCompression compression,
+vmi_boot_decoder_new (const VmiFileRange *file, guint64 offset, guint64 end, VmiBootCompression compression,
 		      guint64 limit, GCancellable *cancellable, GError **error)
 {
 	g_autoptr(VmiBootDecoder) self = NULL;
@@ -268,10 +268,10 @@ vmi_boot_decoder_new (int fd, guint64 offset, guint64 end, VmiBootCompression co
 			     vmi_boot_compression_name (compression));
 		return NULL;
 	}
-	if (!boot_check_dictionary (fd, offset, end, compression, error))
+	if (!boot_check_dictionary (file, offset, end, compression, error))
 		return NULL;
 	self = g_new0 (VmiBootDecoder, 1);
-	self->fd = fd;
+	self->file = file;
 	self->offset = offset;
 	self->pos = offset;
 	self->end = end;

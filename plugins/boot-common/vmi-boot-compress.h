@@ -6,6 +6,7 @@
 #pragma once
 
 #include "vmi-plugin.h"
+#include "vmi-plugin-util.h"
 
 G_BEGIN_DECLS
 
@@ -31,12 +32,13 @@ gboolean vmi_boot_compression_can_decode (VmiBootCompression compression);
 typedef struct _VmiBootDecoder VmiBootDecoder;
 
 /*
- * A decoder of the compressed stream stored in fd between offset and end. At most limit
+ * A decoder of the compressed stream stored in the image between offset and end (offsets within
+ * file, which must outlive the decoder). At most limit
  * decompressed bytes are handed out; vmi_boot_decoder_read then returns 0 and
  * vmi_boot_decoder_hit_limit says so. Fails with VMI_ERROR_NOT_SUPPORTED for a compression
  * this build cannot decode.
  */
-VmiBootDecoder *vmi_boot_decoder_new (int fd, guint64 offset, guint64 end,
+VmiBootDecoder *vmi_boot_decoder_new (const VmiFileRange *file, guint64 offset, guint64 end,
 				      VmiBootCompression compression, guint64 limit,
 				      GCancellable *cancellable, GError **error);
 /*

@@ -24,7 +24,7 @@ enum {
 };
 
 struct _VmiImage {
-	int fd;
+	VmiFileRange file; /* the image's bytes in the daemon's fd */
 	guint64 file_size;
 	guint8 pvd[ISO_SECTOR];
 	gboolean joliet;
@@ -141,7 +141,7 @@ iso_detect_rock_ridge (VmiImage *self, GError **error)
 
 	if ((lba + 1) * ISO_SECTOR > self->file_size)
 		return TRUE; /* a truncated image: nothing to learn, not an error */
-	if (!vmi_pread_all (self->fd, dir, sizeof dir, lba * ISO_SECTOR, "ISO image", error))
+	if (!vmi_range_pread_all (&self->file, dir, sizeof dir, lba * ISO_SECTOR, "ISO image", error))
 		return FALSE;
 	record_len = dir[0];
 	name_len = dir[32];
@@ -227,7 +227,7 @@ iso_read_boot_catalog (VmiImage *self, GError **error)
 		return TRUE;
 	}
 	catalog = g_malloc (len);
-	if (!vmi_pread_all (self->fd, catalog, len, start, "ISO image", error))
+	if (!vmi_range_pread_all (&self->file, catalog, len, start, "ISO image", error))
 		return FALSE;
 	if (!iso_validation_entry_ok (catalog)) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
@@ -272,7 +272,7 @@ iso_detect_partition_table (VmiImage *self, GError **error)
 	guint8 sectors[1024];
 	gboolean mbr = FALSE;
 
-	if (!vmi_pread_all (self->fd, sectors, sizeof sectors, 0, "ISO image", error))
+	if (!vmi_range_pread_all (&self->file, sectors, sizeof sectors, 0, "ISO image", error))
 		return FALSE;
 	if (memcmp (sectors + 512, "EFI PART", 8) == 0) {
 		self->partition_table = "gpt";
@@ -298,7 +298,7 @@ iso_read_descriptors (VmiImage *self, GError **error)
 
 		if (offset + ISO_SECTOR > self->file_size)
 			break;
-		if (!vmi_pread_all (self->fd, vd, sizeof vd, offset, "ISO image", error))
+		if (!vmi_range_pread_all (&self->file, vd, sizeof vd, offset, "ISO image", error))
 			return FALSE;
 		if (!iso_is_descriptor (vd)) {
 			if (i == 0) {
@@ -336,7 +336,8 @@ iso_open (const VmiOpenArgs *args, GError **error)
 	g_autofree VmiImage *self = g_new0 (VmiImage, 1);
 	guint16 block_size;
 
-	self->fd = args->fd;
+	if (!vmi_file_range_init (&self->file, args, error))
+		return NULL;
 	self->file_size = args->file_size;
 	if (self->file_size < (ISO_FIRST_DESCRIPTOR + 1) * ISO_SECTOR) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
@@ -425,14 +426,14 @@ iso_get_info (VmiImage *self, VmiImageInfo *info, GError **error)
 static gboolean
 iso_read (VmiImage *self, guint64 offset, void *buf, gsize len, GError **error)
 {
-	return vmi_pread_all (self->fd, buf, len, offset, "ISO image", error);
+	return vmi_range_pread_all (&self->file, buf, len, offset, "ISO image", error);
 }
 
 static gboolean
 iso_block_status (VmiImage *self, guint64 offset, guint64 max_length, VmiExtent *extent,
 		  GError **error)
 {
-	return vmi_file_block_status (self->fd, self->file_size, offset, max_length, extent, error);
+	return vmi_range_block_status (&self->file, offset, max_length, extent, error);
 }
 
 static void

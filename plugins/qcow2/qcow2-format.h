@@ -123,5 +123,5 @@ qcow2_put_be64 (guint8 *p, guint64 v)
  * Reads up to len bytes at offset; *got says how many (fewer only at the end of the file).
  * I/O errors are VMI_ERROR_FAILED naming what was being read.
  */
-gboolean qcow2_pread (int fd, void *buf, gsize len, guint64 offset, gsize *got, const char *what,
-		      GError **error);
+gboolean qcow2_pread (const VmiFileRange *file, void *buf, gsize len, guint64 offset, gsize *got,
+		      const char *what, GError **error);

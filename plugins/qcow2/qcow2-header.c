@@ -74,7 +74,7 @@ read_exact (Qcow2Reader *r, void *buf, gsize len, guint64 offset, const char *wh
 {
 	gsize got = 0;
 
-	if (!qcow2_pread (r->fd, buf, len, offset, &got, what, error))
+	if (!qcow2_pread (&r->file, buf, len, offset, &got, what, error))
 		return FALSE;
 	if (got != len)
 		return fail (error, VMI_ERROR_CORRUPT_IMAGE,
@@ -506,9 +506,10 @@ qcow2_reader_open (const VmiOpenArgs *args, GError **error)
 	guint64 backing_offset;
 	guint32 backing_size;
 
-	r->fd = args->fd;
+	if (!vmi_file_range_init (&r->file, args, error))
+		return NULL;
 	r->file_size = args->file_size;
-	if (!qcow2_pread (r->fd, head, sizeof head, 0, &got, "qcow2 header", error))
+	if (!qcow2_pread (&r->file, head, sizeof head, 0, &got, "qcow2 header", error))
 		return NULL;
 	if (got == 0)
 		return fail (error, VMI_ERROR_CORRUPT_IMAGE,
@@ -529,7 +530,7 @@ qcow2_reader_open (const VmiOpenArgs *args, GError **error)
 	/* The header, its extensions and the backing file name all live in the first cluster. */
 	cluster_len = (gsize) MIN ((guint64) r->cluster_size, r->file_size);
 	cluster = g_malloc (cluster_len);
-	if (!qcow2_pread (r->fd, cluster, cluster_len, 0, &got, "first cluster", error))
+	if (!qcow2_pread (&r->file, cluster, cluster_len, 0, &got, "first cluster", error))
 		return NULL;
 	cluster_len = got;
 	if (cluster_len < r->header_length)

@@ -1,11 +1,11 @@
 /*
- * vmi_pread_upto of a qcow2 structure, refused first when its offset cannot be a file offset.
- * A short read is not an error here: callers say what it means.
+ * vmi_range_pread_upto of a qcow2 structure, refused first when its offset cannot be a file
+ * offset. A short read is not an error here: callers say what it means.
  */
 #include "qcow2-format.h"
 
 gboolean
-qcow2_pread (int fd, void *buf, gsize len, guint64 offset, gsize *got, const char *what,
+qcow2_pread (const VmiFileRange *file, void *buf, gsize len, guint64 offset, gsize *got, const char *what,
 	     GError **error)
 {
 	if (offset > G_MAXINT64 || len > G_MAXINT64 - offset) {
@@ -13,6 +13,6 @@ qcow2_pread (int fd, void *buf, gsize len, guint64 offset, gsize *got, const cha
 			     "The %s at offset 0x%" G_GINT64_MODIFIER "x is out of range", what, offset);
 		return FALSE;
 	}
-	return vmi_pread_upto (fd, buf, len, offset, got, what, error);
+	return vmi_range_pread_upto (file, buf, len, offset, got, what, error);
 }
 

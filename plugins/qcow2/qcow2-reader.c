@@ -76,7 +76,7 @@ get_l2 (Qcow2Reader *r, guint64 l1_index, guint64 l2_offset, GError **error)
 	if (slot->data == NULL)
 		slot->data = g_malloc (r->cluster_size);
 	slot->offset = 0;
-	if (!qcow2_pread (r->fd, slot->data, r->cluster_size, l2_offset, &got, "L2 table", error))
+	if (!qcow2_pread (&r->file, slot->data, r->cluster_size, l2_offset, &got, "L2 table", error))
 		return NULL;
 	if (got != r->cluster_size) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
@@ -279,7 +279,7 @@ decompress_cluster (Qcow2Reader *r, guint64 guest, guint64 entry, GError **error
 	r->dbuf_entry = 0;
 	/* The last sector of the last compressed cluster may be cut short by the end of file. */
 	csize = MIN (csize, r->file_size - coffset);
-	if (!qcow2_pread (r->fd, r->cbuf, csize, coffset, &got, "compressed cluster", error))
+	if (!qcow2_pread (&r->file, r->cbuf, csize, coffset, &got, "compressed cluster", error))
 		return FALSE;
 	if (!r->zstream_ready) {
 		memset (&r->zstream, 0, sizeof r->zstream);
@@ -323,7 +323,7 @@ flush_run (Qcow2Reader *r, Qcow2DataRun *run, GError **error)
 
 	if (run->len == 0)
 		return TRUE;
-	if (!qcow2_pread (r->fd, run->out, run->len, run->host, &got, "data cluster", error))
+	if (!qcow2_pread (&r->file, run->out, run->len, run->host, &got, "data cluster", error))
 		return FALSE;
 	/* A last cluster cut short by the end of the file reads as zeros there, as in qemu. */
 	memset (run->out + got, 0, run->len - got);

@@ -17,7 +17,7 @@ typedef struct {
 } Qcow2L2Slot;
 
 struct _Qcow2Reader {
-	int fd; /* owned by the daemon */
+	VmiFileRange file; /* the image's bytes in the daemon's fd */
 	guint64 file_size;
 
 	/* header */

@@ -33,6 +33,7 @@
 struct _VmiImage {
 	int fd; /* owned by the daemon */
 	guint64 size;
+	VmiFileRange file; /* what open reads: the image's bytes in fd */
 };
 
 typedef struct {
@@ -127,11 +128,11 @@ raw_probe (const guint8 *head, gsize head_len, guint64 file_size)
  * failure of the host (VMI_ERROR_FAILED), not a corrupt image.
  */
 static gboolean
-raw_pread_all (int fd, void *buf, gsize len, guint64 offset, GError **error)
+raw_pread_all (VmiImage *image, void *buf, gsize len, guint64 offset, GError **error)
 {
 	gsize got = 0;
 
-	if (!vmi_pread_upto (fd, buf, len, offset, &got, "raw image", error))
+	if (!vmi_range_pread_upto (&image->file, buf, len, offset, &got, "raw image", error))
 		return FALSE;
 	if (got < len) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
@@ -146,15 +147,15 @@ raw_pread_all (int fd, void *buf, gsize len, guint64 offset, GError **error)
 
 /* The UDIF ("koly") trailer that ends every Apple DMG; no magic at the start. */
 static gboolean
-raw_check_dmg_trailer (int fd, guint64 size, GError **error)
+raw_check_dmg_trailer (VmiImage *image, GError **error)
 {
 	guint8 trailer[16];
 	guint64 at;
 
-	if (size < 512)
+	if (image->size < 512)
 		return TRUE;
-	at = size - 512;
-	if (!raw_pread_all (fd, trailer, sizeof trailer, at, error))
+	at = image->size - 512;
+	if (!raw_pread_all (image, trailer, sizeof trailer, at, error))
 		return FALSE;
 	/* magic "koly", then big-endian version and header size; the size is always 512 */
 	if (memcmp (trailer, "koly", 4) != 0 ||
@@ -225,15 +226,26 @@ raw_open (const VmiOpenArgs *args, GError **error)
 	g_autofree VmiImage *image = g_new0 (VmiImage, 1);
 
 	image->fd = args->fd;
-	if (!raw_fd_size (args->fd, &image->size, error))
-		return NULL;
+	/*
+	 * A whole file is as long as it is now (a block device's file_size may be 0); a range of a
+	 * file (an archive's member) is as long as the archive says.
+	 */
+	if (args->offset != 0) {
+		if (!vmi_file_range_init (&image->file, args, error))
+			return NULL;
+		image->size = args->file_size;
+	} else {
+		if (!raw_fd_size (args->fd, &image->size, error))
+			return NULL;
+		image->file = (VmiFileRange) { .fd = args->fd, .base = 0, .size = image->size };
+	}
 	if (image->size == 0) {
 		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
 				     "The file is empty (0 bytes), so it holds no disk image; "
 				     "was the download or copy that made it complete?");
 		return NULL;
 	}
-	if (!raw_check_dmg_trailer (args->fd, image->size, error))
+	if (!raw_check_dmg_trailer (image, error))
 		return NULL;
 	return g_steal_pointer (&image);
 }
@@ -264,14 +276,14 @@ raw_read (VmiImage *image, guint64 offset, void *buf, gsize len, GError **error)
 {
 	if (!raw_check_range (image, offset, len, error))
 		return FALSE;
-	return raw_pread_all (image->fd, buf, len, offset, error);
+	return raw_pread_all (image, buf, len, offset, error);
 }
 
 static gboolean
 raw_block_status (VmiImage *image, guint64 offset, guint64 max_length, VmiExtent *extent,
 		  GError **error)
 {
-	return vmi_file_block_status (image->fd, image->size, offset, max_length, extent, error);
+	return vmi_range_block_status (&image->file, offset, max_length, extent, error);
 }
 
 static void
