@@ -212,36 +212,20 @@ log_entry_collect (VhdxLog *log, const guint8 *e, guint64 *mem, guint64 mem_cap,
 	return TRUE;
 }
 
+/* Past the end of the file (only possible after log replay grew it) reads as zeros. */
 static gboolean
-pread_exact (int fd, guint64 offset, void *buf, gsize len, GError **error)
+pread_exact (const VmiFileRange *file, guint64 offset, void *buf, gsize len, GError **error)
 {
-	gsize done = 0;
+	gsize got = 0;
 
-	while (done < len) {
-		ssize_t n = pread (fd, (guint8 *) buf + done, len - done, (off_t) (offset + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int saved = errno;
-
-			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-				     "Could not read the VHDX file at offset 0x%" G_GINT64_MODIFIER "x: %s",
-				     offset + done, g_strerror (saved));
-			return FALSE;
-		}
-		if (n == 0) {
-			/* Past the end of the file (only possible after log replay grew it). */
-			memset ((guint8 *) buf + done, 0, len - done);
-			return TRUE;
-		}
-		done += (gsize) n;
-	}
+	if (!vmi_range_pread_upto (file, buf, len, offset, &got, "VHDX file", error))
+		return FALSE;
+	memset ((guint8 *) buf + got, 0, len - got);
 	return TRUE;
 }
 
 VhdxLog *
-vhdx_log_load (int fd, guint64 file_size, const guint8 *log_guid, guint64 log_offset,
+vhdx_log_load (const VmiFileRange *file, const guint8 *log_guid, guint64 log_offset,
 	       guint64 log_length, guint64 mem_cap, GError **error)
 {
 	g_autoptr(VhdxLog) log = g_new0 (VhdxLog, 1);
@@ -251,6 +235,7 @@ vhdx_log_load (int fd, guint64 file_size, const guint8 *log_guid, guint64 log_of
 	g_autoptr(GArray) current = g_array_new (FALSE, FALSE, sizeof (VhdxLogEntry));
 	VhdxLogScan scan = { 0 };
 	guint64 cur_tail = 0, old_tail = 0, best_sequence = 0, mem = 0;
+	guint64 file_size = file->size;
 	const VhdxLogEntry *head;
 	guint best_first = 0;
 
@@ -268,7 +253,7 @@ vhdx_log_load (int fd, guint64 file_size, const guint8 *log_guid, guint64 log_of
 	}
 	ring = g_malloc (log_length);
 	scratch = g_malloc (log_length);
-	if (!pread_exact (fd, log_offset, ring, log_length, error))
+	if (!pread_exact (file, log_offset, ring, log_length, error))
 		return NULL;
 	scan = (VhdxLogScan) { ring, log_length, log_guid, VHDX_LOG_CHECK_BUDGET (log_length), scratch };
 
@@ -381,9 +366,10 @@ vhdx_log_touches (const VhdxLog *log, guint64 offset, guint64 len)
 }
 
 gboolean
-vhdx_file_read (int fd, const VhdxLog *log, guint64 offset, void *buf, gsize len, GError **error)
+vhdx_file_read (const VmiFileRange *file, const VhdxLog *log, guint64 offset, void *buf, gsize len,
+		GError **error)
 {
-	if (!pread_exact (fd, offset, buf, len, error))
+	if (!pread_exact (file, offset, buf, len, error))
 		return FALSE;
 	vhdx_log_apply (log, offset, buf, len);
 	return TRUE;

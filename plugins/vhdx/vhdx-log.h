@@ -8,15 +8,17 @@
 
 #include <glib.h>
 
+#include "vmi-plugin-util.h"
+
 typedef struct _VhdxLog VhdxLog;
 
 /*
- * Finds the active log sequence in the log region [log_offset, log_offset + log_length) of fd
+ * Finds the active log sequence in the log region [log_offset, log_offset + log_length) of file
  * (entries must carry log_guid), checks every entry (header, descriptors, data sectors,
  * sequence numbers, CRC-32C) and keeps its updates. No valid sequence or a truncated file is
  * VMI_ERROR_CORRUPT_IMAGE. mem_cap bounds the memory the updates may take.
  */
-VhdxLog *vhdx_log_load (int fd, guint64 file_size, const guint8 *log_guid, guint64 log_offset,
+VhdxLog *vhdx_log_load (const VmiFileRange *file, const guint8 *log_guid, guint64 log_offset,
 			guint64 log_length, guint64 mem_cap, GError **error);
 void vhdx_log_free (VhdxLog *log);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VhdxLog, vhdx_log_free)
@@ -34,5 +36,5 @@ void vhdx_log_apply (const VhdxLog *log, guint64 offset, guint8 *buf, gsize len)
 gboolean vhdx_log_touches (const VhdxLog *log, guint64 offset, guint64 len);
 
 /* Reads the file at offset, bytes past its end as zeros, with the log (if any) applied. */
-gboolean vhdx_file_read (int fd, const VhdxLog *log, guint64 offset, void *buf, gsize len,
+gboolean vhdx_file_read (const VmiFileRange *file, const VhdxLog *log, guint64 offset, void *buf, gsize len,
 			 GError **error);

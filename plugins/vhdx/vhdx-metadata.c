@@ -38,12 +38,12 @@ vhdx_parse_region_table (VmiImage *self, VhdxRegion *bat, VhdxRegion *metadata, 
 	VhdxRegion log = { self->log_offset, self->log_length };
 	guint32 count;
 
-	if (!vhdx_file_read (self->fd, self->log, table_offset, t, VHDX_REGION_TABLE_SIZE, error))
+	if (!vhdx_file_read (&self->file, self->log, table_offset, t, VHDX_REGION_TABLE_SIZE, error))
 		return FALSE;
 	if (!vhdx_region_table_is_valid (t)) {
 		/* The second copy exists for exactly this case. */
 		table_offset = VHDX_REGION_TABLE2_OFFSET;
-		if (!vhdx_file_read (self->fd, self->log, table_offset, t, VHDX_REGION_TABLE_SIZE, error))
+		if (!vhdx_file_read (&self->file, self->log, table_offset, t, VHDX_REGION_TABLE_SIZE, error))
 			return FALSE;
 		if (!vhdx_region_table_is_valid (t))
 			return vhdx_set_corrupt (error, "Neither VHDX region table (at offsets 0x30000 and "
@@ -170,7 +170,7 @@ vhdx_parse_metadata (VmiImage *self, const VhdxRegion *region, GError **error)
 	guint found = 0;
 	guint16 count;
 
-	if (!vhdx_file_read (self->fd, self->log, region->offset, table, VHDX_METADATA_TABLE_SIZE, error))
+	if (!vhdx_file_read (&self->file, self->log, region->offset, table, VHDX_METADATA_TABLE_SIZE, error))
 		return FALSE;
 	if (memcmp (table, VHDX_METADATA_SIGNATURE, 8) != 0)
 		return vhdx_set_corrupt (error, "The VHDX metadata region at " X64 " lacks its \"metadata\" signature",
@@ -211,7 +211,7 @@ vhdx_parse_metadata (VmiImage *self, const VhdxRegion *region, GError **error)
 						        "or lies outside the %" G_GUINT64_FORMAT "-byte metadata region",
 					         vhdx_known_items[k].name, offset, length, region->length);
 		item = g_malloc (length);
-		if (!vhdx_file_read (self->fd, self->log, region->offset + offset, item, length, error))
+		if (!vhdx_file_read (&self->file, self->log, region->offset + offset, item, length, error))
 			return FALSE;
 		found |= vhdx_known_items[k].bit;
 		switch (vhdx_known_items[k].bit) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "vmi-plugin.h"
+#include "vmi-plugin-util.h"
 #include "vhdx-format.h"
 #include "vhdx-log.h"
 
@@ -11,9 +12,10 @@
 typedef struct _VhdxWriter VhdxWriter;
 
 struct _VmiImage {
-	int fd;
+	int fd;		   /* the writer's */
+	VmiFileRange file; /* the reader's: the image's bytes in the daemon's fd */
 	guint64 file_size; /* after log replay */
-	guint64 disk_file_size; /* st_size at open: past it the file has no data */
+	guint64 disk_file_size; /* file.size: past it the file has no data */
 	VhdxLog *log;	   /* NULL when nothing was replayed */
 
 	char *creator;

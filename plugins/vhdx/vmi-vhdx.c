@@ -125,7 +125,7 @@ vhdx_replay_log (VmiImage *self, const VmiOpenArgs *args, GError **error)
 		return vhdx_set_corrupt (error, "The VHDX log at offset " X64 " (%u bytes) lies beyond the end "
 					        "of the %" G_GUINT64_FORMAT "-byte file",
 				         self->log_offset, self->log_length, args->file_size);
-	self->log = vhdx_log_load (args->fd, args->file_size, self->log_guid, self->log_offset,
+	self->log = vhdx_log_load (&self->file, self->log_guid, self->log_offset,
 				   self->log_length, VHDX_METADATA_MEMORY_CAP, error);
 	if (self->log == NULL)
 		return FALSE;
@@ -164,7 +164,7 @@ vhdx_load_bat (VmiImage *self, const VhdxRegion *region, const VhdxRegion *metad
 		return FALSE;
 	}
 	self->bat = g_malloc (MAX (bytes, 1));
-	if (!vhdx_file_read (self->fd, self->log, region->offset, self->bat, bytes, error))
+	if (!vhdx_file_read (&self->file, self->log, region->offset, self->bat, bytes, error))
 		return FALSE;
 	for (guint64 i = 0; i < self->bat_entries; i++)
 		self->bat[i] = GUINT64_FROM_LE (self->bat[i]);
@@ -226,11 +226,13 @@ vhdx_open (const VmiOpenArgs *args, GError **error)
 	gsize section_len = VHDX_REGION_TABLE1_OFFSET;
 	VhdxRegion bat, metadata;
 
-	self->fd = args->fd;
+	if (!vmi_file_range_init (&self->file, args, error))
+		return NULL;
+	self->fd = -1;
 	self->file_size = args->file_size;
 	self->disk_file_size = args->file_size;
 	section = g_malloc0 (section_len);
-	if (!vhdx_file_read (args->fd, NULL, 0, section, MIN (section_len, args->file_size), error))
+	if (!vhdx_file_read (&self->file, NULL, 0, section, MIN (section_len, args->file_size), error))
 		return NULL;
 	if (args->file_size < 8 || memcmp (section, VHDX_FILE_ID_SIGNATURE, 8) != 0) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_UNKNOWN_FORMAT,
@@ -373,7 +375,7 @@ vhdx_read (VmiImage *self, guint64 offset, void *buf, gsize len, GError **error)
 
 		if (file_offset == 0)
 			memset (out, 0, n);
-		else if (!vhdx_file_read (self->fd, self->log, file_offset + within, out, n, error))
+		else if (!vhdx_file_read (&self->file, self->log, file_offset + within, out, n, error))
 			return FALSE;
 		out += n;
 		offset += n;
@@ -420,8 +422,7 @@ vhdx_present_run (VmiImage *self, guint64 block, guint64 offset, guint64 end, Vm
 		extent->kind = VMI_EXTENT_ZERO;
 		return TRUE;
 	}
-	if (!vmi_file_block_status (self->fd, self->disk_file_size, file_offset, run, &file_extent,
-				    error))
+	if (!vmi_range_block_status (&self->file, file_offset, run, &file_extent, error))
 		return FALSE;
 	if (file_extent.kind == VMI_EXTENT_DATA) {
 		extent->length = file_extent.length;
