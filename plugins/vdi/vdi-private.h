@@ -92,7 +92,8 @@ typedef struct {
 
 /* One image, opened for reading or being written. */
 struct _VmiImage {
-	int fd;
+	int fd;		   /* the writer's */
+	VmiFileRange file; /* the reader's: the image's bytes in the daemon's fd */
 	guint64 file_size;
 	VdiHeader header;
 	guint64 virtual_size;

@@ -211,7 +211,7 @@ vdi_read_bmap (VmiImage *self, GCancellable *cancellable, GError **error)
 	for (gsize done = 0; done < bytes; done += VDI_BMAP_CHUNK) {
 		if (g_cancellable_set_error_if_cancelled (cancellable, error))
 			return FALSE;
-		if (!vmi_pread_all (self->fd, (guint8 *) self->bmap + done,
+		if (!vmi_range_pread_all (&self->file, (guint8 *) self->bmap + done,
 				    MIN (VDI_BMAP_CHUNK, bytes - done), h->offset_bmap + done,
 				    "VDI image", error))
 			return FALSE;
@@ -227,6 +227,7 @@ vdi_open (const VmiOpenArgs *args, GError **error)
 	guint8 buf[VDI_HEADER_READ_SIZE] = { 0 };
 	VdiHeader h;
 	guint64 virtual_size = 0;
+	VmiFileRange file;
 	VmiImage *self;
 
 	if (args->file_size < VDI_PRE_HEADER_SIZE) {
@@ -236,8 +237,9 @@ vdi_open (const VmiOpenArgs *args, GError **error)
 			     args->file_size, VDI_PRE_HEADER_SIZE);
 		return NULL;
 	}
-	if (!vmi_pread_all (args->fd, buf, MIN (args->file_size, sizeof buf), 0, "VDI image",
-			    error))
+	if (!vmi_file_range_init (&file, args, error) ||
+	    !vmi_range_pread_all (&file, buf, MIN (args->file_size, sizeof buf), 0, "VDI image",
+				  error))
 		return NULL;
 	vdi_header_decode (buf, &h);
 	if (!vdi_check_pre_header (&h, args->file_size, error) ||
@@ -246,7 +248,8 @@ vdi_open (const VmiOpenArgs *args, GError **error)
 		return NULL;
 
 	self = g_new0 (VmiImage, 1);
-	self->fd = args->fd;
+	self->fd = -1;
+	self->file = file;
 	self->file_size = args->file_size;
 	self->header = h;
 	self->virtual_size = virtual_size;
@@ -423,7 +426,7 @@ vdi_read (VmiImage *self, guint64 offset, void *buf, gsize len, GError **error)
 		if (!vdi_map_block (self, block, &kind, &file_offset, error))
 			return FALSE;
 		if (kind == VMI_EXTENT_DATA) {
-			if (!vmi_pread_all (self->fd, out, n, file_offset + in_block, "VDI image",
+			if (!vmi_range_pread_all (&self->file, out, n, file_offset + in_block, "VDI image",
 					    error))
 				return FALSE;
 		} else {
@@ -447,8 +450,8 @@ vdi_piece (VmiImage *self, guint64 offset, VmiExtentKind *kind, guint64 *length,
 	guint32 bs = self->header.block_size;
 	guint64 in_block = offset % bs;
 	guint64 rest = bs - in_block;
-	guint64 file_offset = 0, pos;
-	off_t data, hole;
+	guint64 file_offset = 0;
+	VmiExtent file_extent;
 
 	if (!vdi_map_block (self, offset / bs, kind, &file_offset, error))
 		return FALSE;
@@ -456,22 +459,12 @@ vdi_piece (VmiImage *self, guint64 offset, VmiExtentKind *kind, guint64 *length,
 	if (*kind != VMI_EXTENT_DATA)
 		return TRUE;
 
-	pos = file_offset + in_block;
-	data = lseek (self->fd, (off_t) pos, SEEK_DATA);
-	if (data < 0) {
-		/* ENXIO: no data from pos to the end of file. Anything else: no hole support. */
-		if (errno == ENXIO)
-			*kind = VMI_EXTENT_ZERO;
-		return TRUE;
-	}
-	if ((guint64) data > pos) {
+	/* vdi_map_block checked that the block lies in the file */
+	if (!vmi_range_block_status (&self->file, file_offset + in_block, rest, &file_extent, error))
+		return FALSE;
+	if (file_extent.kind != VMI_EXTENT_DATA)
 		*kind = VMI_EXTENT_ZERO;
-		*length = MIN (rest, (guint64) data - pos);
-		return TRUE;
-	}
-	hole = lseek (self->fd, (off_t) pos, SEEK_HOLE);
-	if (hole > (off_t) pos)
-		*length = MIN (rest, (guint64) hole - pos);
+	*length = file_extent.length;
 	return TRUE;
 }
 
