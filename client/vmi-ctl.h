@@ -32,6 +32,7 @@ int vmi_ctl_inspect (VmiCtl *ctl, int argc, char **argv);
 int vmi_ctl_convert (VmiCtl *ctl, int argc, char **argv);
 int vmi_ctl_formats (VmiCtl *ctl, int argc, char **argv);
 int vmi_ctl_jobs (VmiCtl *ctl, int argc, char **argv);
+int vmi_ctl_cache (VmiCtl *ctl, int argc, char **argv);
 
 GBusType vmi_ctl_bus_type (const VmiCtl *ctl);
 

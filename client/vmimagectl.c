@@ -17,6 +17,7 @@ static const VmiCtlCommand commands[] = {
 	{ "convert", vmi_ctl_convert, "Convert a disk image into another format" },
 	{ "formats", vmi_ctl_formats, "List the formats the daemon can handle" },
 	{ "jobs", vmi_ctl_jobs, "List the daemon's jobs" },
+	{ "cache", vmi_ctl_cache, "Manage the image cache: import, list, export, rm, prune, verify, set" },
 };
 
 static char *
