@@ -101,8 +101,11 @@ vmdk_put_le64 (guint8 *p, guint64 v)
 	vmdk_put_le32 (p + 4, (guint32) (v >> 32));
 }
 
-/* pread of exactly len bytes at offset; short reads are VMI_ERROR_CORRUPT_IMAGE naming what. */
-gboolean vmdk_pread_exact (int fd, void *buf, gsize len, guint64 offset, const char *what,
+/*
+ * pread of exactly len bytes at offset of file (an extent file, or the image's range of the
+ * daemon's fd); short reads are VMI_ERROR_CORRUPT_IMAGE naming what.
+ */
+gboolean vmdk_pread_exact (const VmiFileRange *file, void *buf, gsize len, guint64 offset, const char *what,
 			   GError **error);
 
 G_END_DECLS

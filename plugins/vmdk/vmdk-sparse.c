@@ -20,8 +20,8 @@ typedef struct {
 } VmdkGtSlot;
 
 struct _VmdkSparse {
-	int fd;
-	guint64 file_size;
+	VmiFileRange file;
+	guint64 file_size; /* file.size */
 	char *name;
 
 	guint32 version;
@@ -51,13 +51,14 @@ struct _VmdkSparse {
 };
 
 gboolean
-vmdk_pread_exact (int fd, void *buf, gsize len, guint64 offset, const char *what, GError **error)
+vmdk_pread_exact (const VmiFileRange *file, void *buf, gsize len, guint64 offset, const char *what,
+		  GError **error)
 {
 	g_autoptr(GError) local_error = NULL;
 	gsize got = 0;
 
 	/* what names a structure ("the grain directory") or an extent file, not the image. */
-	if (!vmi_pread_upto (fd, buf, len, offset, &got, "VMDK file", &local_error)) {
+	if (!vmi_range_pread_upto (file, buf, len, offset, &got, "VMDK file", &local_error)) {
 		g_propagate_prefixed_error (error, g_steal_pointer (&local_error), "%s: ", what);
 		return FALSE;
 	}
@@ -118,7 +119,7 @@ vmdk_sparse_read_footer (VmdkSparse *sp, guint8 *header, GError **error)
 		return FALSE;
 	}
 	at = sp->file_size - sizeof tail;
-	if (!vmdk_pread_exact (sp->fd, tail, sizeof tail, at, "the stream footer", error))
+	if (!vmdk_pread_exact (&sp->file, tail, sizeof tail, at, "the stream footer", error))
 		return FALSE;
 	if (vmdk_le32 (marker + 8) != 0 || vmdk_le32 (marker + 12) != VMDK_MARKER_FOOTER ||
 	    memcmp (footer, VMDK_SPARSE_MAGIC, 4) != 0 || vmdk_le64 (eos) != 0 ||
@@ -264,7 +265,7 @@ vmdk_sparse_load_gd (VmdkSparse *sp, guint64 gd_sector, GError **error)
 	}
 	gd_offset = gd_sector * VMDK_SECTOR;
 	raw = g_malloc (gd_bytes);
-	if (!vmdk_pread_exact (sp->fd, raw, gd_bytes, gd_offset, "the grain directory", error))
+	if (!vmdk_pread_exact (&sp->file, raw, gd_bytes, gd_offset, "the grain directory", error))
 		return FALSE;
 	sp->gd = g_new (guint32, sp->gd_entries);
 	for (guint64 i = 0; i < sp->gd_entries; i++) {
@@ -283,13 +284,14 @@ vmdk_sparse_load_gd (VmdkSparse *sp, guint64 gd_sector, GError **error)
 }
 
 VmdkSparse *
-vmdk_sparse_open (int fd, guint64 file_size, const char *name, guint64 *budget, GError **error)
+vmdk_sparse_open (const VmiFileRange *file, const char *name, guint64 *budget, GError **error)
 {
 	g_autoptr(VmdkSparse) sp = g_new0 (VmdkSparse, 1);
+	guint64 file_size = file->size;
 	guint8 header[VMDK_SECTOR];
 	guint64 gd_sector;
 
-	sp->fd = fd;
+	sp->file = *file;
 	sp->file_size = file_size;
 	/* Messages start with it: nothing for the image itself, the file name for an extent. */
 	sp->name = name != NULL ? g_strdup_printf ("extent file '%s': ", name) : g_strdup ("");
@@ -305,7 +307,7 @@ vmdk_sparse_open (int fd, guint64 file_size, const char *name, guint64 *budget, 
 			     sp->name, file_size);
 		return NULL;
 	}
-	if (!vmdk_pread_exact (fd, header, sizeof header, 0, "the sparse header", error))
+	if (!vmdk_pread_exact (&sp->file, header, sizeof header, 0, "the sparse header", error))
 		return NULL;
 	if (memcmp (header, VMDK_COWD_MAGIC, 4) == 0) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
@@ -345,7 +347,7 @@ vmdk_sparse_open (int fd, guint64 file_size, const char *name, guint64 *budget, 
 void
 vmdk_sparse_set_fd (VmdkSparse *sp, int fd)
 {
-	sp->fd = fd;
+	sp->file.fd = fd;
 }
 
 guint64
@@ -391,7 +393,7 @@ vmdk_sparse_get_gt (VmdkSparse *sp, guint64 gd_index, GError **error)
 			return sp->gt_cache[i].table;
 	}
 	raw = g_malloc (gt_bytes);
-	if (!vmdk_pread_exact (sp->fd, raw, gt_bytes, (guint64) sp->gd[gd_index] * VMDK_SECTOR,
+	if (!vmdk_pread_exact (&sp->file, raw, gt_bytes, (guint64) sp->gd[gd_index] * VMDK_SECTOR,
 			       "a grain table", error))
 		return NULL;
 	slot = &sp->gt_cache[sp->next_slot];
@@ -459,7 +461,7 @@ vmdk_sparse_inflate (VmdkSparse *sp, guint64 grain, guint64 sector, GError **err
 	if (sp->markers) {
 		guint8 marker[VMDK_GRAIN_MARKER_SIZE];
 
-		if (!vmdk_pread_exact (sp->fd, marker, sizeof marker, at, "a grain marker", error))
+		if (!vmdk_pread_exact (&sp->file, marker, sizeof marker, at, "a grain marker", error))
 			return FALSE;
 		size = vmdk_le32 (marker + 8);
 		at += VMDK_GRAIN_MARKER_SIZE;
@@ -477,7 +479,7 @@ vmdk_sparse_inflate (VmdkSparse *sp, guint64 grain, guint64 sector, GError **err
 	} else {
 		size = MIN (avail, max_in);
 	}
-	if (!vmdk_pread_exact (sp->fd, sp->zbuf, size, at, "a compressed grain", error))
+	if (!vmdk_pread_exact (&sp->file, sp->zbuf, size, at, "a compressed grain", error))
 		return FALSE;
 
 	if (inflateInit (&zs) != Z_OK) {
@@ -529,7 +531,7 @@ vmdk_sparse_read (VmdkSparse *sp, guint64 offset, guint8 *buf, gsize len, GError
 			gsize in_file = at >= sp->file_size ? 0 : (gsize) MIN (n, sp->file_size - at);
 
 			/* A last grain cut short by the end of the file reads as zeros there. */
-			if (in_file > 0 && !vmdk_pread_exact (sp->fd, buf, in_file, at, "a grain", error))
+			if (in_file > 0 && !vmdk_pread_exact (&sp->file, buf, in_file, at, "a grain", error))
 				return FALSE;
 			memset (buf + in_file, 0, n - in_file);
 		}

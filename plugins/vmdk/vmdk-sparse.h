@@ -13,7 +13,7 @@ typedef struct _VmdkSparse VmdkSparse;
  * the metadata memory still allowed for this image; the directory and cached grain tables are
  * charged to it.
  */
-VmdkSparse *vmdk_sparse_open (int fd, guint64 file_size, const char *name, guint64 *budget,
+VmdkSparse *vmdk_sparse_open (const VmiFileRange *file, const char *name, guint64 *budget,
 			      GError **error);
 void vmdk_sparse_free (VmdkSparse *sp);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmdkSparse, vmdk_sparse_free)

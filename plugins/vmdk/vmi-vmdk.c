@@ -25,9 +25,10 @@ typedef struct {
 	const VmdkDescExtent *desc; /* NULL for a monolithic sparse file */
 	VmdkExtentKind kind;
 	guint64 start, size; /* bytes of the virtual disk */
-	int fd;
+	/* fd -1 while closed; base 0 but for the image itself, which may lie in a larger file */
+	VmiFileRange file;
 	gboolean own_fd; /* an extent file beside the descriptor, not the image itself */
-	guint64 file_size;
+	guint64 file_size; /* file.size */
 	dev_t dev;
 	ino_t ino;
 	guint64 last_use;
@@ -70,8 +71,8 @@ vmi_vmdk_close (VmiImage *image)
 		VmdkExtent *e = &image->extents[i];
 
 		vmdk_sparse_free (e->sparse);
-		if (e->own_fd && e->fd >= 0)
-			close (e->fd);
+		if (e->own_fd && e->file.fd >= 0)
+			close (e->file.fd);
 	}
 	g_free (image->extents);
 	vmdk_descriptor_free (image->desc);
@@ -148,7 +149,7 @@ vmi_vmdk_note_parent (VmiImage *image)
 }
 
 static VmiImage *
-vmi_vmdk_open_monolithic (const VmiOpenArgs *args, GError **error)
+vmi_vmdk_open_monolithic (const VmiFileRange *file, GError **error)
 {
 	g_autoptr(VmiImage) image = vmi_vmdk_image_new ();
 	VmdkExtent *e;
@@ -159,9 +160,9 @@ vmi_vmdk_open_monolithic (const VmiOpenArgs *args, GError **error)
 	image->n_extents = 1;
 	e = &image->extents[0];
 	e->kind = VMDK_EXTENT_SPARSE;
-	e->fd = args->fd;
-	e->file_size = args->file_size;
-	e->sparse = vmdk_sparse_open (args->fd, args->file_size, NULL, &image->budget, error);
+	e->file = *file;
+	e->file_size = file->size;
+	e->sparse = vmdk_sparse_open (&e->file, NULL, &image->budget, error);
 	if (e->sparse == NULL)
 		return NULL;
 	e->size = vmdk_sparse_get_capacity (e->sparse);
@@ -174,7 +175,7 @@ vmi_vmdk_open_monolithic (const VmiOpenArgs *args, GError **error)
 	if (desc_size > 0) {
 		g_autofree char *text = g_malloc (desc_size);
 
-		if (!vmdk_pread_exact (args->fd, text, desc_size, desc_offset,
+		if (!vmdk_pread_exact (&e->file, text, desc_size, desc_offset,
 				       "the embedded descriptor", error))
 			return NULL;
 		/* The extent lines only name this file; damage there does not matter. */
@@ -201,12 +202,12 @@ vmi_vmdk_make_room (VmiImage *image)
 	for (guint i = 0; i < image->n_extents; i++) {
 		VmdkExtent *e = &image->extents[i];
 
-		if (e->own_fd && e->fd >= 0 && (oldest == NULL || e->last_use < oldest->last_use))
+		if (e->own_fd && e->file.fd >= 0 && (oldest == NULL || e->last_use < oldest->last_use))
 			oldest = e;
 	}
 	g_assert (oldest != NULL);
-	close (oldest->fd);
-	oldest->fd = -1;
+	close (oldest->file.fd);
+	oldest->file.fd = -1;
 	if (oldest->sparse != NULL)
 		vmdk_sparse_set_fd (oldest->sparse, -1);
 	image->n_open--;
@@ -215,7 +216,7 @@ vmi_vmdk_make_room (VmiImage *image)
 static void
 vmi_vmdk_adopt_fd (VmiImage *image, VmdkExtent *e, int fd)
 {
-	e->fd = fd;
+	e->file.fd = fd;
 	e->last_use = ++image->use_clock;
 	if (e->sparse != NULL)
 		vmdk_sparse_set_fd (e->sparse, fd);
@@ -231,7 +232,7 @@ vmi_vmdk_extent_open (VmiImage *image, VmdkExtent *e, GError **error)
 	struct stat st;
 	int fd;
 
-	if (!e->own_fd || e->fd >= 0) {
+	if (!e->own_fd || e->file.fd >= 0) {
 		e->last_use = ++image->use_clock;
 		return TRUE;
 	}
@@ -344,11 +345,12 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 	}
 	e->own_fd = TRUE;
 	e->file_size = (guint64) st.st_size;
+	e->file = (VmiFileRange) { .fd = -1, .base = 0, .size = e->file_size };
 	e->dev = st.st_dev;
 	e->ino = st.st_ino;
 	vmi_vmdk_adopt_fd (image, e, fd);
 	if (e->kind == VMDK_EXTENT_SPARSE) {
-		e->sparse = vmdk_sparse_open (fd, e->file_size, name, &image->budget, &local_error);
+		e->sparse = vmdk_sparse_open (&e->file, name, &image->budget, &local_error);
 		if (e->sparse != NULL)
 			return TRUE;
 		/* A kind of extent we do not read (COWD): still describe the disk. */
@@ -372,8 +374,8 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 }
 
 static VmiImage *
-vmi_vmdk_open_descriptor (const VmiOpenArgs *args, const guint8 *head, gsize head_len,
-			  GError **error)
+vmi_vmdk_open_descriptor (const VmiOpenArgs *args, const VmiFileRange *file, const guint8 *head,
+			  gsize head_len, GError **error)
 {
 	g_autoptr(VmiImage) image = vmi_vmdk_image_new ();
 	g_autofree char *text = NULL;
@@ -388,7 +390,7 @@ vmi_vmdk_open_descriptor (const VmiOpenArgs *args, const guint8 *head, gsize hea
 		return NULL;
 	}
 	text = g_malloc (args->file_size);
-	if (!vmdk_pread_exact (args->fd, text, args->file_size, 0, "the descriptor", error))
+	if (!vmdk_pread_exact (file, text, args->file_size, 0, "the descriptor", error))
 		return NULL;
 	image->desc = vmdk_descriptor_parse (text, args->file_size, TRUE, &local_error);
 	if (image->desc == NULL) {
@@ -409,7 +411,7 @@ vmi_vmdk_open_descriptor (const VmiOpenArgs *args, const guint8 *head, gsize hea
 
 		e->desc = g_ptr_array_index (image->desc->extents, i);
 		e->kind = e->desc->kind;
-		e->fd = -1;
+		e->file.fd = -1;
 		e->start = start;
 		e->size = e->desc->sectors * VMDK_SECTOR;
 		if (!g_uint64_checked_add (&start, start, e->size) || start > VMDK_MAX_VIRTUAL_SIZE) {
@@ -451,6 +453,7 @@ vmi_vmdk_open (const VmiOpenArgs *args, GError **error)
 {
 	guint8 head[VMI_PROBE_HEAD_SIZE];
 	gsize head_len = (gsize) MIN (args->file_size, sizeof head);
+	VmiFileRange file;
 
 	if (args->file_size < 4) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
@@ -458,11 +461,12 @@ vmi_vmdk_open (const VmiOpenArgs *args, GError **error)
 			     args->file_size);
 		return NULL;
 	}
-	if (!vmdk_pread_exact (args->fd, head, head_len, 0, "the start of the file", error))
+	if (!vmi_file_range_init (&file, args, error) ||
+	    !vmdk_pread_exact (&file, head, head_len, 0, "the start of the file", error))
 		return NULL;
 	if (memcmp (head, VMDK_SPARSE_MAGIC, 4) == 0 || memcmp (head, VMDK_COWD_MAGIC, 4) == 0)
-		return vmi_vmdk_open_monolithic (args, error);
-	return vmi_vmdk_open_descriptor (args, head, head_len, error);
+		return vmi_vmdk_open_monolithic (&file, error);
+	return vmi_vmdk_open_descriptor (args, &file, head, head_len, error);
 }
 
 static const char *
@@ -587,7 +591,7 @@ vmi_vmdk_read_flat (VmdkExtent *e, guint64 rel, guint8 *buf, gsize len, GError *
 	gsize in_file = at >= e->file_size ? 0 : (gsize) MIN (len, e->file_size - at);
 
 	if (in_file > 0 &&
-	    !vmdk_pread_exact (e->fd, buf, in_file, at, e->desc->filename, error))
+	    !vmdk_pread_exact (&e->file, buf, in_file, at, e->desc->filename, error))
 		return FALSE;
 	memset (buf + in_file, 0, len - in_file);
 	return TRUE;
@@ -633,32 +637,21 @@ vmi_vmdk_read (VmiImage *image, guint64 offset, void *buf, gsize len, GError **e
  * caller from reading gigabytes of them. The file is only asked, never trusted for more.
  */
 static gboolean
-vmi_vmdk_flat_status (VmdkExtent *e, guint64 rel, guint64 max, VmiExtent *extent)
+vmi_vmdk_flat_status (VmdkExtent *e, guint64 rel, guint64 max, VmiExtent *extent, GError **error)
 {
 	guint64 at = e->flat_offset + rel;
-	off_t data, hole;
 
-	extent->kind = VMI_EXTENT_DATA;
-	extent->length = max;
 	if (at >= e->file_size) {
+		/* past the end of a short extent file: zeros, up to the extent's end */
 		extent->kind = VMI_EXTENT_HOLE;
+		extent->length = max;
 		return TRUE;
 	}
-	data = lseek (e->fd, (off_t) at, SEEK_DATA);
-	if (data < 0 && errno == ENXIO) {
-		extent->kind = VMI_EXTENT_HOLE;
-		return TRUE;
-	}
-	if (data < 0)
-		return TRUE; /* no hole information: all data */
-	if ((guint64) data > at) {
-		extent->kind = VMI_EXTENT_HOLE;
-		extent->length = MIN (max, (guint64) data - at);
-		return TRUE;
-	}
-	hole = lseek (e->fd, (off_t) at, SEEK_HOLE);
-	if (hole > (off_t) at)
-		extent->length = MIN (max, (guint64) hole - at);
+	if (!vmi_range_block_status (&e->file, at, max, extent, error))
+		return FALSE;
+	/* a hole up to the end of the file goes on past it */
+	if (extent->kind == VMI_EXTENT_HOLE && at + extent->length >= e->file_size)
+		extent->length = max;
 	return TRUE;
 }
 
@@ -688,7 +681,7 @@ vmi_vmdk_block_status (VmiImage *image, guint64 offset, guint64 max_length, VmiE
 		return TRUE;
 	}
 	if (e->sparse == NULL)
-		return vmi_vmdk_flat_status (e, rel, max, extent);
+		return vmi_vmdk_flat_status (e, rel, max, extent, error);
 	if (!vmdk_sparse_block_status (e->sparse, rel, max, extent, error))
 		return FALSE;
 	extent->length = MIN (extent->length, max);
