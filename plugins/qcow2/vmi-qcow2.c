@@ -7,6 +7,7 @@
 #define G_LOG_DOMAIN "vmimaged-qcow2"
 
 #include "qcow2-private.h"
+#include "qcow2-check.h"
 
 struct _VmiImage {
 	Qcow2Reader *reader; /* exactly one of these is set */
@@ -55,6 +56,12 @@ qcow2_block_status (VmiImage *image, guint64 offset, guint64 max_length, VmiExte
 		    GError **error)
 {
 	return qcow2_reader_block_status (image->reader, offset, max_length, extent, error);
+}
+
+static gboolean
+qcow2_check (VmiImage *image, VmiCheckResult *result, GCancellable *cancellable, GError **error)
+{
+	return qcow2_reader_check (image->reader, result, cancellable, error);
 }
 
 static void
@@ -117,6 +124,8 @@ const VmiFormatPlugin vmi_qcow2_plugin = {
 	.create = qcow2_create,
 	.write = qcow2_write,
 	.finish = qcow2_finish,
+	.check = qcow2_check,
+	.measure = qcow2_measure,
 };
 
 VMI_PLUGIN_DEFINE (vmi_qcow2_plugin)
