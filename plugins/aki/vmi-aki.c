@@ -498,6 +498,8 @@ static gboolean
 aki_get_info (VmiImage *self, VmiImageInfo *info, GError **error)
 {
 	info->virtual_size = self->file_size;
+	/* Glance names the container of a kernel, ramdisk or machine image like the image */
+	info->container_format = "aki";
 	g_variant_dict_insert (info->format_specific, "compression", "s",
 			       vmi_boot_compression_name (self->compression));
 	switch (self->kind) {

@@ -624,6 +624,8 @@ ami_get_info (VmiImage *self, VmiImageInfo *info, GError **error)
 	GVariantDict *facts = info->format_specific;
 
 	info->virtual_size = self->file_size;
+	/* Glance names the container of a kernel, ramdisk or machine image like the image */
+	info->container_format = "ami";
 	info->subformat = self->table;
 	g_variant_dict_insert (facts, "partition-table", "s", self->table);
 	if (strcmp (self->table, "mbr") == 0)

@@ -438,6 +438,8 @@ ari_get_info (VmiImage *self, VmiImageInfo *info, GError **error)
 	guint64 total = 0;
 
 	info->virtual_size = self->file_size;
+	/* Glance names the container of a kernel, ramdisk or machine image like the image */
+	info->container_format = "ari";
 	info->subformat = main_segment->compression == VMI_BOOT_COMPRESSION_NONE
 				  ? "cpio"
 				  : vmi_boot_compression_name (main_segment->compression);
