@@ -78,7 +78,7 @@ vhd_parse_locator (VmiImage *image, guint index, const guint8 *entry, GError **e
 		return FALSE;
 	}
 	data = g_malloc (length);
-	if (!vmi_pread_all (image->fd, data, length, offset, "VHD file", error))
+	if (!vmi_range_pread_all (&image->file, data, length, offset, "VHD file", error))
 		return FALSE;
 	/* W2ku/W2ru are UTF-16 little-endian Windows paths; MacX is a UTF-8 file URL. */
 	if (memcmp (code, "W2ku", 4) == 0 || memcmp (code, "W2ru", 4) == 0)

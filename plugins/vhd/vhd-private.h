@@ -89,7 +89,8 @@ typedef struct {
 } VhdFooter;
 
 struct _VmiImage {
-	int fd;
+	int fd;		   /* the writer's */
+	VmiFileRange file; /* the reader's: the image's bytes in the daemon's fd */
 	guint64 file_size;
 	VhdFooter footer;
 	const char *footer_source; /* which copy of the footer was used */

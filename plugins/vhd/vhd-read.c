@@ -35,7 +35,7 @@ vhd_find_footer (VmiImage *image, GError **error)
 
 	if (image->file_size < VHD_FOOTER_SIZE) {
 		if (image->file_size >= 8 &&
-		    !vmi_pread_all (image->fd, head, (gsize) image->file_size, 0, "VHD file",
+		    !vmi_range_pread_all (&image->file, head, (gsize) image->file_size, 0, "VHD file",
 				    error))
 			return FALSE;
 		if (vhd_footer_has_cookie (head)) {
@@ -52,8 +52,8 @@ vhd_find_footer (VmiImage *image, GError **error)
 			     image->file_size);
 		return FALSE;
 	}
-	if (!vmi_pread_all (image->fd, head, sizeof head, 0, "VHD file", error) ||
-	    !vmi_pread_all (image->fd, tail, sizeof tail, image->file_size - VHD_FOOTER_SIZE,
+	if (!vmi_range_pread_all (&image->file, head, sizeof head, 0, "VHD file", error) ||
+	    !vmi_range_pread_all (&image->file, tail, sizeof tail, image->file_size - VHD_FOOTER_SIZE,
 			    "VHD file", error))
 		return FALSE;
 	head_cookie = vhd_footer_has_cookie (head);
@@ -245,7 +245,7 @@ vhd_load_bat (VmiImage *image, GError **error)
 
 	image->n_bat = image->max_table_entries;
 	raw = g_malloc ((gsize) image->n_bat * 4 + 1);
-	if (!vmi_pread_all (image->fd, raw, (gsize) image->n_bat * 4, image->bat_offset, "VHD file",
+	if (!vmi_range_pread_all (&image->file, raw, (gsize) image->n_bat * 4, image->bat_offset, "VHD file",
 			    error))
 		return FALSE;
 	image->bat = g_new (guint32, (gsize) image->n_bat + 1);
@@ -284,7 +284,7 @@ vhd_open_dynamic (VmiImage *image, GError **error)
 			     image->header_offset, image->file_size);
 		return FALSE;
 	}
-	if (!vmi_pread_all (image->fd, header, sizeof header, image->header_offset, "VHD file",
+	if (!vmi_range_pread_all (&image->file, header, sizeof header, image->header_offset, "VHD file",
 			    error))
 		return FALSE;
 	if (!vhd_check_header (image, header, error))
@@ -309,7 +309,9 @@ vhd_open (const VmiOpenArgs *args, GError **error)
 {
 	g_autoptr(VmiImage) image = g_new0 (VmiImage, 1);
 
-	image->fd = args->fd;
+	if (!vmi_file_range_init (&image->file, args, error))
+		return NULL;
+	image->fd = -1;
 	image->file_size = args->file_size;
 	if (!vhd_find_footer (image, error) || !vhd_check_disk_type (image, error) ||
 	    !vhd_compute_size (image, error))
@@ -405,7 +407,7 @@ vhd_load_bitmap (VmiImage *image, guint32 block, GError **error)
 	if (image->bitmap_block == block)
 		return TRUE;
 	image->bitmap_block = G_MAXUINT32;
-	if (!vmi_pread_all (image->fd, image->bitmap, image->bitmap_size,
+	if (!vmi_range_pread_all (&image->file, image->bitmap, image->bitmap_size,
 			    (guint64) image->bat[block] * VHD_SECTOR_SIZE, "VHD file", error))
 		return FALSE;
 	image->bitmap_block = block;
@@ -466,7 +468,7 @@ vhd_read (VmiImage *image, guint64 offset, void *buf, gsize len, GError **error)
 		return FALSE;
 	}
 	if (image->footer.disk_type == VHD_TYPE_FIXED)
-		return vmi_pread_all (image->fd, buf, len, offset, "VHD file", error);
+		return vmi_range_pread_all (&image->file, buf, len, offset, "VHD file", error);
 
 	while (len > 0) {
 		guint32 block = (guint32) (offset / image->block_size);
@@ -481,7 +483,7 @@ vhd_read (VmiImage *image, guint64 offset, void *buf, gsize len, GError **error)
 			guint64 file_offset = (guint64) image->bat[block] * VHD_SECTOR_SIZE +
 					      image->bitmap_size + offset % image->block_size;
 
-			if (!vmi_pread_all (image->fd, p, (gsize) chunk, file_offset, "VHD file",
+			if (!vmi_range_pread_all (&image->file, p, (gsize) chunk, file_offset, "VHD file",
 					    error))
 				return FALSE;
 		} else {
