@@ -636,6 +636,492 @@ test_no_daemon (Fixture *f, gconstpointer data)
 	g_assert_nonnull (strstr (result->err, "not running"));
 }
 
+/* ---- cache ---- */
+
+/* A fixture whose daemon has CacheLimit=limit (bytes, as the setting's text). */
+static void
+fixture_set_up_limit (Fixture *f, gconstpointer data)
+{
+	g_autofree char *config = NULL;
+	g_autofree char *text = g_strdup_printf ("[Daemon]\nCacheLimit=%s\n", (const char *) data);
+	const char *args[] = { "--config", NULL, NULL };
+
+	f->dir = vmi_test_tmpdir_new ();
+	config = g_build_filename (f->dir, "limit.conf", NULL);
+	vmi_test_write_file (config, text, -1);
+	args[1] = config;
+	f->bus = vmi_test_bus_new_full (args);
+}
+
+static char *
+cache_dir_of (Fixture *f)
+{
+	return g_build_filename (vmi_test_bus_get_dir (f->bus), "cache", NULL);
+}
+
+/* Files in the daemon's cache folder whose names end with suffix (or start with it, for
+ * ".tmp-"). */
+static guint
+count_cache_files (Fixture *f, const char *affix)
+{
+	g_autofree char *cache = cache_dir_of (f);
+	g_autoptr (GDir) dir = g_dir_open (cache, 0, NULL);
+	const char *name;
+	guint n = 0;
+
+	if (dir == NULL)
+		return 0;
+	while ((name = g_dir_read_name (dir)) != NULL) {
+		if (g_str_has_suffix (name, affix) || g_str_has_prefix (name, affix))
+			n++;
+	}
+	return n;
+}
+
+/* vmimagectl cache list --json, parsed; asserts it succeeded. */
+static JsonArray *
+cache_list_json (Fixture *f)
+{
+	g_autoptr (CtlResult) result = run_ctl (f, "cache", "list", "--json", NULL);
+	g_autoptr (JsonParser) parser = json_parser_new ();
+	g_autoptr (GError) error = NULL;
+	JsonNode *root;
+
+	g_assert_cmpint (result->status, ==, 0);
+	g_assert_cmpstr (result->err, ==, "");
+	json_parser_load_from_data (parser, result->out, -1, &error);
+	g_assert_no_error (error);
+	root = json_parser_get_root (parser);
+	g_assert_true (JSON_NODE_HOLDS_ARRAY (root));
+	return json_array_ref (json_node_get_array (root));
+}
+
+/* The listed image with this name (asserted to be there once). */
+static JsonObject *
+listed_image (JsonArray *images, const char *name)
+{
+	JsonObject *found = NULL;
+
+	for (guint i = 0; i < json_array_get_length (images); i++) {
+		JsonObject *image = json_array_get_object_element (images, i);
+
+		if (g_strcmp0 (json_object_get_string_member (image, "name"), name) != 0)
+			continue;
+		g_assert_null (found);
+		found = image;
+	}
+	if (found == NULL)
+		g_error ("no image named %s is listed", name);
+	return found;
+}
+
+/* The one-line "vmimagectl: WHAT: MESSAGE" of a failure without a D-Bus error name. */
+static void
+assert_local_error (CtlResult *result, const char *needle)
+{
+	g_assert_cmpint (result->status, ==, 1);
+	g_assert_true (g_str_has_prefix (result->err, "vmimagectl: cache "));
+	if (strstr (result->err, needle) == NULL)
+		g_error ("the message \"%s\" does not mention \"%s\"", result->err, needle);
+}
+
+static void
+test_cache_import_list (Fixture *f, gconstpointer data)
+{
+	g_autofree char *raw = g_build_filename (f->dir, "one.raw", NULL);
+	g_autofree char *qcow2 = NULL;
+	g_autofree char *again = g_build_filename (f->dir, "one-again.raw", NULL);
+	g_autofree char *id_line = NULL;
+	g_autoptr (CtlResult) first = NULL;
+	g_autoptr (CtlResult) second = NULL;
+	g_autoptr (CtlResult) quiet = NULL;
+	g_autoptr (CtlResult) same = NULL;
+	g_autoptr (CtlResult) table = NULL;
+	g_autoptr (JsonArray) images = NULL;
+	g_autoptr (GRegex) row = NULL;
+	JsonObject *one, *two, *props;
+	g_autofree char *id = NULL;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	vmi_test_make_pattern_image (raw, 1024 * 1024 + 4096, 31);
+	qcow2 = make_qcow2 (f, "two.qcow2", 3 * 1024 * 1024, 32);
+
+	/* A relative path, a name, properties; stored as raw. */
+	first = run_ctl (f, "cache", "import", "one.raw", "--name", "first image", "-O", "raw",
+			 "-p", "os_type=linux", "--property", "os_distro=debian", NULL);
+	g_assert_cmpint (first->status, ==, 0);
+	g_assert_cmpstr (first->err, ==, "");
+	g_assert_true (g_regex_match_simple ("^([0-9]+%\n)*100%\nimported [^\n]+ as [0-9a-f]{32} "
+					     "\\(first image\\): raw, virtual size 1 MiB, size [^\n]+\n$",
+					     first->out, 0, 0));
+	g_assert_nonnull (strstr (first->out, raw));
+	/* The default name is the file name; the default stored format qcow2. */
+	second = run_ctl (f, "cache", "import", qcow2, NULL);
+	g_assert_cmpint (second->status, ==, 0);
+	g_assert_nonnull (strstr (second->out, "(two.qcow2): qcow2, virtual size 3 MiB"));
+
+	images = cache_list_json (f);
+	g_assert_cmpuint (json_array_get_length (images), ==, 2);
+	one = listed_image (images, "first image");
+	two = listed_image (images, "two.qcow2");
+	g_assert_cmpstr (json_object_get_string_member (one, "format"), ==, "raw");
+	g_assert_cmpint (json_int (one, "virtual-size"), ==, 1024 * 1024 + 4096);
+	g_assert_cmpint (json_int (one, "virtual-size"), ==,
+			 (gint64) vmi_test_qemu_img_virtual_size (raw, "raw"));
+	g_assert_cmpint (json_int (two, "virtual-size"), ==,
+			 (gint64) vmi_test_qemu_img_virtual_size (qcow2, "qcow2"));
+	g_assert_cmpstr (json_object_get_string_member (two, "format"), ==, "qcow2");
+	g_assert_cmpint (json_int (one, "size"), >, 0);
+	g_assert_cmpint (json_int (one, "last-used"), >=, json_int (one, "created"));
+	g_assert_false (json_object_get_boolean_member (one, "pinned"));
+	g_assert_cmpstr (json_object_get_string_member (one, "source"), ==, raw);
+	g_assert_cmpuint (strlen (json_object_get_string_member (one, "checksum")), ==, 64);
+	id = g_strdup (json_object_get_string_member (one, "id"));
+	g_assert_true (g_str_has_prefix (json_object_get_string_member (one, "content-checksum"),
+					 id));
+	props = json_object_get_object_member (one, "properties");
+	g_assert_cmpstr (json_object_get_string_member (props, "os_type"), ==, "linux");
+	g_assert_cmpstr (json_object_get_string_member (props, "os_distro"), ==, "debian");
+	g_assert_cmpuint (json_object_get_size (json_object_get_object_member (two, "properties")),
+			  ==, 0);
+
+	/* The table: a row per image, sorted by name, then the total. */
+	table = run_ctl (f, "cache", "list", NULL);
+	g_assert_cmpint (table->status, ==, 0);
+	g_assert_true (g_str_has_prefix (table->out, "ID  "));
+	row = g_regex_new ("^[0-9a-f]{12}  first image +raw +1 MiB +\\S+ [KM]iB +"
+			   "[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} +no$",
+			   G_REGEX_MULTILINE, 0, NULL);
+	g_assert_true (g_regex_match (row, table->out, 0, NULL));
+	g_assert_true (strstr (table->out, "first image") < strstr (table->out, "two.qcow2"));
+	g_assert_nonnull (strstr (table->out, "\n2 images, "));
+	g_assert_nonnull (strstr (table->out, ", no limit\n"));
+
+	/* The same content under another file name: the existing image, renamed; -q prints its
+	 * id alone. */
+	vmi_test_sh_ok ("cp '%s' '%s'", raw, again);
+	same = run_ctl (f, "cache", "import", again, "--name", "renamed", NULL);
+	g_assert_cmpint (same->status, ==, 0);
+	g_assert_nonnull (strstr (same->out, " is already in the cache as "));
+	quiet = run_ctl (f, "cache", "import", "-q", again, NULL);
+	g_assert_cmpint (quiet->status, ==, 0);
+	id_line = g_strconcat (id, "\n", NULL);
+	g_assert_cmpstr (quiet->out, ==, id_line);
+	g_clear_pointer (&images, json_array_unref);
+	images = cache_list_json (f);
+	g_assert_cmpuint (json_array_get_length (images), ==, 2);
+	one = listed_image (images, "one-again.raw");
+	g_assert_cmpstr (json_object_get_string_member (one, "id"), ==, id);
+	g_assert_cmpuint (count_cache_files (f, ".img"), ==, 2);
+}
+
+static void
+test_cache_export (Fixture *f, gconstpointer data)
+{
+	g_autofree char *source = NULL;
+	g_autofree char *vmdk = g_build_filename (f->dir, "out.vmdk", NULL);
+	g_autofree char *raw = g_build_filename (f->dir, "out.img", NULL);
+	g_autofree char *plain = g_build_filename (f->dir, "out", NULL);
+	g_autofree char *prefix = NULL;
+	g_autofree char *name = NULL;
+	g_autoptr (CtlResult) imported = NULL;
+	g_autoptr (CtlResult) by_name = NULL;
+	g_autoptr (CtlResult) by_prefix = NULL;
+	g_autoptr (CtlResult) stored = NULL;
+	g_autoptr (CtlResult) exists = NULL;
+	g_autoptr (CtlResult) replaced = NULL;
+	g_autoptr (CtlResult) bad_format = NULL;
+	g_autoptr (JsonArray) images = NULL;
+	g_autoptr (JsonObject) info = NULL;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	source = make_qcow2 (f, "disk.qcow2", 2 * 1024 * 1024 + 512, 33);
+	imported = run_ctl (f, "cache", "import", "-q", "--name", "base", source, NULL);
+	g_assert_cmpint (imported->status, ==, 0);
+	prefix = g_strndup (imported->out, 6);
+
+	/* By name; the format follows the destination's extension. */
+	by_name = run_ctl (f, "cache", "export", "base", "out.vmdk", NULL);
+	g_assert_cmpint (by_name->status, ==, 0);
+	g_assert_true (g_regex_match_simple ("\nwrote [^\n]+/out\\.vmdk from [0-9a-f]{32} \\(base\\): "
+					     "vmdk, virtual size [^\n]+\n$", by_name->out, 0, 0));
+	info = vmi_test_qemu_img_info (vmdk, NULL);
+	g_assert_cmpstr (json_object_get_string_member (info, "format"), ==, "vmdk");
+	g_assert_true (vmi_test_qemu_img_compare (source, "qcow2", vmdk, "vmdk"));
+
+	/* By a prefix of the id, with the format given. */
+	by_prefix = run_ctl (f, "cache", "export", "-q", "-O", "raw", prefix, raw, NULL);
+	g_assert_cmpint (by_prefix->status, ==, 0);
+	g_assert_cmpstr (by_prefix->out, ==, "");
+	g_assert_true (vmi_test_qemu_img_compare (source, "qcow2", raw, "raw"));
+
+	/* No extension, no format: the stored format (qcow2). */
+	stored = run_ctl (f, "cache", "export", "base", "out", NULL);
+	g_assert_cmpint (stored->status, ==, 0);
+	g_clear_pointer (&info, json_object_unref);
+	info = vmi_test_qemu_img_info (plain, NULL);
+	g_assert_cmpstr (json_object_get_string_member (info, "format"), ==, "qcow2");
+
+	/* An existing destination is kept unless --overwrite. */
+	exists = run_ctl (f, "cache", "export", "base", raw, "-O", "qcow2", NULL);
+	g_assert_cmpint (exists->status, ==, 1);
+	name = error_name_of (exists->err);
+	g_assert_cmpstr (name, ==, "Exists");
+	g_clear_pointer (&info, json_object_unref);
+	info = vmi_test_qemu_img_info (raw, NULL);
+	g_assert_cmpstr (json_object_get_string_member (info, "format"), ==, "raw");
+	replaced = run_ctl (f, "cache", "export", "--overwrite", "-O", "qcow2", "base", raw, NULL);
+	g_assert_cmpint (replaced->status, ==, 0);
+	g_clear_pointer (&info, json_object_unref);
+	info = vmi_test_qemu_img_info (raw, NULL);
+	g_assert_cmpstr (json_object_get_string_member (info, "format"), ==, "qcow2");
+
+	bad_format = run_ctl (f, "cache", "export", "-O", "no-such-format", "base", "x.img", NULL);
+	g_assert_cmpint (bad_format->status, ==, 1);
+	g_clear_pointer (&name, g_free);
+	name = error_name_of (bad_format->err);
+	g_assert_cmpstr (name, ==, "UnknownFormat");
+
+	/* A completed export is a use. */
+	images = cache_list_json (f);
+	g_assert_cmpint (json_int (listed_image (images, "base"), "last-used"), >=,
+			 json_int (listed_image (images, "base"), "created"));
+}
+
+static void
+test_cache_set_verify_rm (Fixture *f, gconstpointer data)
+{
+	g_autofree char *source = g_build_filename (f->dir, "disk.raw", NULL);
+	g_autofree char *cache = cache_dir_of (f);
+	g_autofree char *stored = NULL;
+	g_autofree char *id = NULL;
+	g_autofree char *name = NULL;
+	g_autoptr (CtlResult) imported = NULL;
+	g_autoptr (CtlResult) set = NULL;
+	g_autoptr (CtlResult) unset = NULL;
+	g_autoptr (CtlResult) bad_key = NULL;
+	g_autoptr (CtlResult) nothing = NULL;
+	g_autoptr (CtlResult) verified = NULL;
+	g_autoptr (CtlResult) damaged = NULL;
+	g_autoptr (CtlResult) removed = NULL;
+	g_autoptr (CtlResult) empty = NULL;
+	g_autoptr (JsonArray) images = NULL;
+	JsonObject *image, *props;
+
+	vmi_test_make_pattern_image (source, 1024 * 1024, 34);
+	imported = run_ctl (f, "cache", "import", "-q", "--name", "disk", source, NULL);
+	g_assert_cmpint (imported->status, ==, 0);
+	id = g_strndup (imported->out, 32);
+
+	set = run_ctl (f, "cache", "set", "disk", "pinned=true", "os_distro=debian",
+		       "hw_firmware_type=uefi", NULL);
+	g_assert_cmpint (set->status, ==, 0);
+	g_assert_nonnull (strstr (set->out, id));
+	unset = run_ctl (f, "cache", "set", id, "--unset", "hw_firmware_type", "min_ram=512",
+			 NULL);
+	g_assert_cmpint (unset->status, ==, 0);
+	images = cache_list_json (f);
+	image = listed_image (images, "disk");
+	g_assert_true (json_object_get_boolean_member (image, "pinned"));
+	props = json_object_get_object_member (image, "properties");
+	g_assert_cmpuint (json_object_get_size (props), ==, 3);
+	g_assert_cmpstr (json_object_get_string_member (props, "pinned"), ==, "true");
+	g_assert_cmpstr (json_object_get_string_member (props, "os_distro"), ==, "debian");
+	g_assert_cmpstr (json_object_get_string_member (props, "min_ram"), ==, "512");
+	g_assert_false (json_object_has_member (props, "hw_firmware_type"));
+
+	/* A key the daemon refuses changes nothing. */
+	bad_key = run_ctl (f, "cache", "set", "disk", "os type=linux", "min_disk=1", NULL);
+	g_assert_cmpint (bad_key->status, ==, 1);
+	name = error_name_of (bad_key->err);
+	g_assert_cmpstr (name, ==, "InvalidArgument");
+	nothing = run_ctl (f, "cache", "set", "disk", NULL);
+	g_assert_cmpint (nothing->status, ==, 2);
+	g_assert_nonnull (strstr (nothing->err, "--unset"));
+	g_clear_pointer (&images, json_array_unref);
+	images = cache_list_json (f);
+	props = json_object_get_object_member (listed_image (images, "disk"), "properties");
+	g_assert_false (json_object_has_member (props, "min_disk"));
+
+	verified = run_ctl (f, "cache", "verify", "disk", NULL);
+	g_assert_cmpint (verified->status, ==, 0);
+	g_assert_nonnull (strstr (verified->out, " is intact"));
+
+	/* One byte changed in the stored file. */
+	stored = g_strdup_printf ("%s/%s.img", cache, id);
+	vmi_test_write_bytes (stored, 70000, "\x5a", 1);
+	damaged = run_ctl (f, "cache", "verify", "-q", id, NULL);
+	g_assert_cmpint (damaged->status, ==, 1);
+	g_assert_true (g_str_has_prefix (damaged->err, "vmimagectl: cache verify failed: "
+					 "CorruptImage: "));
+	g_assert_nonnull (strstr (damaged->err, "sha256"));
+	g_assert_null (strstr (damaged->out, "intact"));
+
+	removed = run_ctl (f, "cache", "rm", "disk", NULL);
+	g_assert_cmpint (removed->status, ==, 0);
+	g_assert_nonnull (strstr (removed->out, "removed "));
+	g_assert_false (g_file_test (stored, G_FILE_TEST_EXISTS));
+	g_assert_cmpuint (count_cache_files (f, ".entry"), ==, 0);
+	empty = run_ctl (f, "cache", "list", NULL);
+	g_assert_cmpint (empty->status, ==, 0);
+	g_assert_cmpstr (empty->out, ==, "the cache is empty\n");
+}
+
+static void
+test_cache_unknown (Fixture *f, gconstpointer data)
+{
+	g_autofree char *a = g_build_filename (f->dir, "a.raw", NULL);
+	g_autofree char *b = g_build_filename (f->dir, "b.raw", NULL);
+	g_autofree char *missing = g_build_filename (f->dir, "missing.raw", NULL);
+	g_autofree char *out = g_build_filename (f->dir, "out.qcow2", NULL);
+	const char *unknown = "0123456789abcdef0123456789abcdef";
+	const char *const *cmd;
+	const char *const commands[][5] = {
+		{ "verify", unknown, NULL },
+		{ "rm", unknown, NULL },
+		{ "export", unknown, "out.qcow2", NULL },
+		{ "set", unknown, "os_type=linux", NULL },
+		{ "verify", "no-such-name", NULL },
+	};
+	g_autoptr (CtlResult) ambiguous = NULL;
+	g_autoptr (CtlResult) short_prefix = NULL;
+	g_autoptr (CtlResult) absent = NULL;
+	g_autoptr (CtlResult) sub = NULL;
+	g_autoptr (CtlResult) no_sub = NULL;
+	g_autoptr (CtlResult) help = NULL;
+	g_autoptr (CtlResult) bad_property = NULL;
+	g_autoptr (CtlResult) ok = NULL;
+	g_autofree char *name = NULL;
+
+	for (gsize i = 0; i < G_N_ELEMENTS (commands); i++) {
+		g_autoptr (CtlResult) result = NULL;
+
+		cmd = commands[i];
+		result = run_ctl (f, "cache", cmd[0], cmd[1], cmd[2], cmd[3], NULL);
+		assert_local_error (result, "has no image with the id or name");
+		g_assert_nonnull (strstr (result->err, cmd[1]));
+		g_assert_nonnull (strstr (result->err, "cache list"));
+		g_assert_cmpstr (result->out, ==, "");
+	}
+	g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
+
+	/* Two images with one name: the name alone is not enough. */
+	vmi_test_make_pattern_image (a, 512 * 1024, 35);
+	vmi_test_make_pattern_image (b, 512 * 1024, 36);
+	ok = run_ctl (f, "cache", "import", "-q", "-n", "twin", a, NULL);
+	g_assert_cmpint (ok->status, ==, 0);
+	g_clear_pointer (&ok, ctl_result_free);
+	ok = run_ctl (f, "cache", "import", "-q", "-n", "twin", b, NULL);
+	g_assert_cmpint (ok->status, ==, 0);
+	ambiguous = run_ctl (f, "cache", "rm", "twin", NULL);
+	assert_local_error (ambiguous, "2 images are named “twin”");
+	g_assert_nonnull (strstr (ambiguous->err, "give the id"));
+	g_assert_cmpuint (count_cache_files (f, ".img"), ==, 2);
+	/* Fewer than 4 digits is never a prefix. */
+	short_prefix = run_ctl (f, "cache", "rm", "0", NULL);
+	assert_local_error (short_prefix, "has no image");
+
+	absent = run_ctl (f, "cache", "import", missing, NULL);
+	g_assert_cmpint (absent->status, ==, 1);
+	g_assert_nonnull (strstr (absent->err, missing));
+	name = error_name_of (absent->err);
+	g_assert_cmpstr (name, !=, "Failed");
+	bad_property = run_ctl (f, "cache", "import", "-p", "novalue", a, NULL);
+	g_assert_cmpint (bad_property->status, ==, 2);
+	g_assert_nonnull (strstr (bad_property->err, "key=value"));
+
+	sub = run_ctl (f, "cache", "frobnicate", NULL);
+	g_assert_cmpint (sub->status, ==, 2);
+	g_assert_nonnull (strstr (sub->err, "frobnicate"));
+	no_sub = run_ctl (f, "cache", NULL);
+	g_assert_cmpint (no_sub->status, ==, 2);
+	g_assert_nonnull (strstr (no_sub->err, "import"));
+	help = run_ctl (f, "cache", "export", "--help", NULL);
+	g_assert_cmpint (help->status, ==, 0);
+	g_assert_nonnull (strstr (help->out, "--overwrite"));
+}
+
+static void
+test_cache_limit (Fixture *f, gconstpointer data)
+{
+	g_autofree char *small = g_build_filename (f->dir, "small.raw", NULL);
+	g_autofree char *big = g_build_filename (f->dir, "big.raw", NULL);
+	g_autoptr (CtlResult) imported = NULL;
+	g_autoptr (CtlResult) too_big = NULL;
+	g_autoptr (CtlResult) pruned = NULL;
+	g_autoptr (CtlResult) table = NULL;
+	g_autoptr (JsonArray) images = NULL;
+
+	/* Limit 2 MiB: a 1 MiB image fits, 4 MiB of random data does not. */
+	vmi_test_make_pattern_image (small, 1024 * 1024, 37);
+	make_random_file (big, 4 * 1024 * 1024);
+	imported = run_ctl (f, "cache", "import", "-q", small, NULL);
+	g_assert_cmpint (imported->status, ==, 0);
+	too_big = run_ctl (f, "cache", "import", big, NULL);
+	g_assert_cmpint (too_big->status, ==, 1);
+	g_assert_true (g_str_has_prefix (too_big->err, "vmimagectl: cache import failed: NoSpace: "));
+	g_assert_nonnull (strstr (too_big->err, "CacheLimit"));
+	g_assert_null (strstr (too_big->out, "imported"));
+	images = cache_list_json (f);
+	g_assert_cmpuint (json_array_get_length (images), ==, 1);
+	g_assert_cmpuint (count_cache_files (f, ".tmp-"), ==, 0);
+
+	pruned = run_ctl (f, "cache", "prune", NULL);
+	g_assert_cmpint (pruned->status, ==, 0);
+	g_assert_true (g_regex_match_simple ("^freed 0 B; the cache takes [^\n]+ of its 2 MiB limit\n$",
+					     pruned->out, 0, 0));
+	table = run_ctl (f, "cache", "list", NULL);
+	g_assert_nonnull (strstr (table->out, "\n1 image, "));
+	g_assert_nonnull (strstr (table->out, " on disk of a 2 MiB limit\n"));
+}
+
+static void
+test_cache_prune_no_limit (Fixture *f, gconstpointer data)
+{
+	g_autoptr (CtlResult) pruned = run_ctl (f, "cache", "prune", NULL);
+
+	g_assert_cmpint (pruned->status, ==, 0);
+	g_assert_cmpstr (pruned->out, ==,
+			 "the cache has no limit (CacheLimit); nothing to prune; it takes 0 B\n");
+}
+
+static void
+test_cache_import_sigint (Fixture *f, gconstpointer data)
+{
+	g_autofree char *source = g_build_filename (f->dir, "slow.qcow2", NULL);
+	g_autoptr (GSubprocessLauncher) launcher = NULL;
+	g_autoptr (GSubprocess) process = NULL;
+	g_autoptr (GDataInputStream) lines = NULL;
+	g_autoptr (GError) error = NULL;
+	g_autofree char *first = NULL;
+	g_autoptr (CtlResult) result = NULL;
+	g_autoptr (CtlResult) empty = NULL;
+
+	/* Seconds of inflating for the content digest: time to interrupt it. */
+	vmi_test_make_compressed_qcow2 (source, 4ull << 30, 0x5a);
+	launcher = ctl_launcher (f, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+	process = g_subprocess_launcher_spawn (launcher, &error, vmimagectl_path (), "--session",
+					       "cache", "import", source, NULL);
+	g_assert_no_error (error);
+	lines = g_data_input_stream_new (g_subprocess_get_stdout_pipe (process));
+	first = g_data_input_stream_read_line_utf8 (lines, NULL, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_true (g_regex_match_simple ("^[0-9]+%$", first, 0, 0));
+	g_assert_cmpstr (first, !=, "100%");
+	g_subprocess_send_signal (process, SIGINT);
+
+	result = ctl_finish (process);
+	g_assert_cmpint (result->status, ==, 130);
+	g_assert_nonnull (strstr (result->err, "cache import cancelled; nothing was added"));
+	g_assert_null (strstr (result->out, "imported"));
+	empty = run_ctl (f, "cache", "list", NULL);
+	g_assert_cmpstr (empty->out, ==, "the cache is empty\n");
+	g_assert_cmpuint (count_cache_files (f, ".tmp-"), ==, 0);
+	g_assert_cmpuint (count_cache_files (f, ".img"), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -654,6 +1140,14 @@ main (int argc, char **argv)
 	ADD ("formats", test_formats);
 	ADD ("usage", test_usage);
 	ADD ("no-daemon", test_no_daemon);
+	ADD ("cache/import-list", test_cache_import_list);
+	ADD ("cache/export", test_cache_export);
+	ADD ("cache/set-verify-rm", test_cache_set_verify_rm);
+	ADD ("cache/unknown", test_cache_unknown);
+	ADD ("cache/prune-no-limit", test_cache_prune_no_limit);
+	ADD ("cache/import-sigint", test_cache_import_sigint);
+	g_test_add ("/vmimagectl/cache/limit", Fixture, "2M", fixture_set_up_limit,
+		    test_cache_limit, fixture_tear_down);
 #undef ADD
 	return g_test_run ();
 }
