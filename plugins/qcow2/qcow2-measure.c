@@ -12,6 +12,7 @@
 #define G_LOG_DOMAIN "vmimaged-qcow2"
 
 #include "qcow2-check.h"
+#include "vmi-measure.h"
 
 /* Refcount blocks and table clusters for clusters, to the fixed point (16-bit refcounts). */
 static guint64
@@ -33,7 +34,7 @@ gboolean
 qcow2_measure (guint64 virtual_size, const VmiRange *data, gsize n_data, GVariant *options,
 	       VmiMeasurement *out, GError **error)
 {
-	guint64 cs = 65536, size, aligned, meta, nl2e, nl1e, required = 0, last_cluster = G_MAXUINT64;
+	guint64 cs = 65536, size, aligned, meta, nl2e, nl1e, clusters;
 
 	if (options != NULL)
 		g_variant_lookup (options, "cluster-size", "t", &cs);
@@ -63,25 +64,9 @@ qcow2_measure (guint64 virtual_size, const VmiRange *data, gsize n_data, GVarian
 	out->fully_allocated = meta + aligned;
 
 	/* Each cluster that holds data counts once, however many runs touch it. */
-	for (gsize i = 0; i < n_data; i++) {
-		guint64 first, last, end;
-
-		if (data[i].length == 0)
-			continue;
-		if (!g_uint64_checked_add (&end, data[i].offset, data[i].length) || end > virtual_size)
-			return g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
-					    "The data run at 0x%" G_GINT64_MODIFIER "x (%" G_GUINT64_FORMAT
-					    " bytes) is beyond the %" G_GUINT64_FORMAT "-byte disk",
-					    data[i].offset, data[i].length, virtual_size),
-			       FALSE;
-		first = data[i].offset / cs;
-		last = (end - 1) / cs;
-		if (last_cluster != G_MAXUINT64 && first <= last_cluster)
-			first = last_cluster + 1;
-		if (first <= last)
-			required += (last - first + 1) * cs;
-		last_cluster = last_cluster == G_MAXUINT64 ? last : MAX (last_cluster, last);
-	}
-	out->required = out->fully_allocated - size + required;
+	if (!vmi_measure_count_units (virtual_size, data, n_data, cs, &clusters, error))
+		return FALSE;
+	/* qemu measures a source's size rounded up to a cluster, as the data counts clusters. */
+	out->required = out->fully_allocated - aligned + clusters * cs;
 	return TRUE;
 }

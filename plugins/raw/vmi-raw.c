@@ -29,6 +29,7 @@
 
 #include "vmi-plugin.h"
 #include "vmi-plugin-util.h"
+#include "raw-measure.h"
 
 struct _VmiImage {
 	int fd; /* owned by the daemon */
@@ -394,6 +395,7 @@ const VmiFormatPlugin vmi_raw_plugin = {
 	.create = raw_create,
 	.write = raw_write,
 	.finish = raw_finish,
+	.measure = raw_measure,
 };
 
 VMI_PLUGIN_DEFINE (vmi_raw_plugin)

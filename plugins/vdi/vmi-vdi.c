@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "vdi-private.h"
+#include "vdi-measure.h"
 
 static guint
 vdi_probe (const guint8 *head, gsize head_len, guint64 file_size)
@@ -32,6 +33,7 @@ const VmiFormatPlugin vmi_vdi_plugin = {
 	.create = vdi_create,
 	.write = vdi_write,
 	.finish = vdi_finish,
+	.measure = vdi_measure,
 };
 
 VMI_PLUGIN_DEFINE (vmi_vdi_plugin)

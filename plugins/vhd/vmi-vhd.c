@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "vhd-private.h"
+#include "vhd-measure.h"
 
 void
 vhd_image_free (VmiImage *image)
@@ -70,6 +71,7 @@ const VmiFormatPlugin vmi_vhd_plugin = {
 	.create = vhd_create,
 	.write = vhd_write,
 	.finish = vhd_finish,
+	.measure = vhd_measure,
 };
 
 VMI_PLUGIN_DEFINE (vmi_vhd_plugin)

@@ -5,6 +5,7 @@
  */
 #include "vhdx-crc32c.h"
 #include "vhdx-private.h"
+#include "vhdx-measure.h"
 #include "vmi-plugin-util.h"
 
 #define X64 "0x%" G_GINT64_MODIFIER "x"
@@ -483,6 +484,7 @@ const VmiFormatPlugin vmi_vhdx_plugin = {
 	.create = vhdx_create,
 	.write = vhdx_write,
 	.finish = vhdx_finish,
+	.measure = vhdx_measure,
 };
 
 VMI_PLUGIN_DEFINE (vmi_vhdx_plugin)

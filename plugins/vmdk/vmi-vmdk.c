@@ -12,6 +12,7 @@
 #include "vmdk-descriptor.h"
 #include "vmdk-sparse.h"
 #include "vmdk-writer.h"
+#include "vmdk-measure.h"
 #include "vmi-plugin.h"
 
 /*
@@ -754,6 +755,7 @@ const VmiFormatPlugin vmi_vmdk_plugin = {
 	.create = vmi_vmdk_create,
 	.write = vmi_vmdk_write,
 	.finish = vmi_vmdk_finish,
+	.measure = vmdk_measure,
 };
 
 VMI_PLUGIN_DEFINE (vmi_vmdk_plugin)
