@@ -6,11 +6,14 @@
 #include "vmi-test-polkit.h"
 #include "config.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <gio/gunixfdlist.h>
 #include <glib/gstdio.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1355,6 +1358,154 @@ test_cache_settings (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* ---- A full file system ---- */
+
+/* Files of the cache folder whose names start with prefix. */
+static guint
+count_cache_prefixed (const char *prefix)
+{
+	g_autoptr(GDir) dir = g_dir_open (t.cache_dir, 0, NULL);
+	const char *name;
+	guint n = 0;
+
+	g_assert_nonnull (dir);
+	while ((name = g_dir_read_name (dir)) != NULL) {
+		if (g_str_has_prefix (name, prefix))
+			n++;
+	}
+	return n;
+}
+
+static void
+image_verify (const char *image)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = call (image, IMAGE_IFACE, "Verify", NULL, "(o)", &error);
+	g_autofree char *job = NULL;
+	g_autofree char *verified = NULL;
+
+	g_assert_no_error (error);
+	g_variant_get (reply, "(o)", &job);
+	verified = job_image (job);
+	g_assert_cmpstr (verified, ==, image);
+}
+
+/* size bytes of which the first data bytes are random (deflate cannot shrink them), the rest a
+ * hole. */
+static void
+make_random_sparse (const char *path, guint64 size, gsize data, guint32 seed)
+{
+	g_autoptr(GRand) rand = g_rand_new_with_seed (seed);
+	g_autofree guint32 *words = g_new (guint32, data / 4);
+
+	for (gsize i = 0; i < data / 4; i++)
+		words[i] = g_rand_int (rand);
+	vmi_test_write_file (path, words, (gssize) data);
+	g_assert_cmpint (truncate (path, (off_t) size), ==, 0);
+}
+
+/* Whether main made this process's mounts private (see there). */
+static gboolean private_mounts;
+
+/*
+ * The cache on an 8 MiB tmpfs: an import bigger than that fails with NoSpace, in both stored
+ * formats; nothing partial remains, CacheSize does not change, the image imported before still
+ * verifies, also after a restart.
+ */
+static void
+test_no_space (void)
+{
+	g_autofree char *mnt = g_build_filename (t.dir, "small", NULL);
+	g_autofree char *saved_cache_dir = g_strdup (t.cache_dir);
+	g_autofree char *small = g_build_filename (t.dir, "nospace-small.raw", NULL);
+	g_autofree char *big = g_build_filename (t.dir, "nospace-big.raw", NULL);
+	g_autofree char *kept = NULL;
+	g_autoptr(GPtrArray) listed = NULL;
+	const char *const formats[] = { "{'format': <'qcow2'>}", "{'format': <'raw'>}" };
+	guint64 size_before;
+
+	if (geteuid () != 0) {
+		g_test_skip ("mounting a small tmpfs needs root");
+		return;
+	}
+	g_assert_cmpint (g_mkdir (mnt, 0700), ==, 0);
+	if (mount ("tmpfs", mnt, "tmpfs", 0, "size=8m,mode=0700") != 0) {
+		g_autofree char *message = g_strdup_printf ("cannot mount a tmpfs on %s: %s", mnt,
+							    g_strerror (errno));
+
+		g_test_skip (message);
+		g_rmdir (mnt);
+		return;
+	}
+	if (!private_mounts)
+		g_test_message ("no private mount namespace: a failure here leaves %s mounted",
+				mnt);
+	g_free (t.cache_dir);
+	t.cache_dir = g_build_filename (mnt, "cache", NULL);
+	fresh_daemon ("0", 2);
+
+	make_random_sparse (small, 2 * MiB, MiB, 41);
+	make_random_sparse (big, 32 * MiB, 12 * MiB, 42);
+	kept = cache_import (small, "{}");
+	size_before = get_u64 (MANAGER_PATH, MANAGER_IFACE, "CacheSize");
+	g_assert_cmpuint (size_before, >=, MiB);
+
+	for (guint i = 0; i < G_N_ELEMENTS (formats); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autofree char *job = cache_import_start (big, formats[i], &error);
+		g_autofree char *error_name = NULL;
+		g_autofree char *state = NULL;
+		g_autofree char *message = NULL;
+
+		g_assert_no_error (error);
+		state = job_wait (job, &error_name);
+		message = get_string (job, JOB_IFACE, "ErrorMessage");
+		g_test_message ("%s: %s %s: %s", formats[i], state, error_name, message);
+		g_assert_cmpstr (state, ==, "failed");
+		g_assert_cmpstr (error_name, ==, ERROR_PREFIX "NoSpace");
+		/* Where: the cache folder. */
+		g_assert_nonnull (strstr (message, t.cache_dir));
+
+		listed = listed_images ();
+		g_assert_cmpuint (listed->len, ==, 1);
+		g_assert_cmpstr (listed->pdata[0], ==, kept);
+		g_clear_pointer (&listed, g_ptr_array_unref);
+		g_assert_cmpuint (count_cache_files (".img"), ==, 1);
+		g_assert_cmpuint (count_cache_files (".entry"), ==, 1);
+		g_assert_cmpuint (count_cache_prefixed (".tmp-"), ==, 0);
+		g_assert_cmpuint (get_u64 (MANAGER_PATH, MANAGER_IFACE, "CacheSize"), ==,
+				  size_before);
+		image_verify (kept);
+	}
+
+	/* A restart finds the same. */
+	daemon_start ("0", 2);
+	listed = listed_images ();
+	g_assert_cmpuint (listed->len, ==, 1);
+	g_assert_cmpstr (listed->pdata[0], ==, kept);
+	g_assert_cmpuint (get_u64 (MANAGER_PATH, MANAGER_IFACE, "CacheSize"), ==, size_before);
+	image_verify (kept);
+
+	/* The space was there all along for what fits. */
+	{
+		g_autofree char *medium = g_build_filename (t.dir, "nospace-medium.raw", NULL);
+		g_autofree char *image = NULL;
+
+		make_random_sparse (medium, 2 * MiB, 2 * MiB, 43);
+		image = cache_import (medium, "{}");
+		image_verify (image);
+		g_unlink (medium);
+	}
+
+	daemon_stop ();
+	g_assert_cmpint (umount (mnt), ==, 0);
+	g_rmdir (mnt);
+	g_free (t.cache_dir);
+	t.cache_dir = g_steal_pointer (&saved_cache_dir);
+	g_unlink (small);
+	g_unlink (big);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1364,6 +1515,12 @@ main (int argc, char **argv)
 	if (vmi_test_nobody_client (argc, argv, &ret))
 		return ret;
 
+	/* Mounts of this process and its children (the bus, the daemon) private to them: a
+	 * test's tmpfs goes away with them, even when a failed assertion skips its umount. Only
+	 * possible before any thread exists. */
+	if (geteuid () == 0 && unshare (CLONE_NEWNS) == 0 &&
+	    mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
+		private_mounts = TRUE;
 	g_test_init (&argc, &argv, NULL);
 	bus_start ();
 	g_test_add_func ("/dbus-cache/import-list", test_import_list);
@@ -1377,6 +1534,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/dbus-cache/polkit", test_polkit);
 	g_test_add_func ("/dbus-cache/unsafe-cache-dir", test_unsafe_cache_dir);
 	g_test_add_func ("/dbus-cache/settings", test_cache_settings);
+	g_test_add_func ("/dbus-cache/no-space", test_no_space);
 	ret = g_test_run ();
 
 	daemon_stop ();
