@@ -1506,6 +1506,101 @@ test_no_space (void)
 	g_unlink (big);
 }
 
+/* ---- Two clients, one file, at the same time ---- */
+
+static void
+call_import_async (GDBusConnection *connection, const char *source, GAsyncResult **result)
+{
+	g_dbus_connection_call (connection, BUS_NAME, MANAGER_PATH, MANAGER_IFACE, "CacheImport",
+				g_variant_new ("(s@a{sv})", source, options ("{}")),
+				G_VARIANT_TYPE ("(o)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+				async_result_cb, result);
+}
+
+static char *
+finish_import (GDBusConnection *connection, GAsyncResult *result)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = g_dbus_connection_call_finish (connection, result, &error);
+	char *job = NULL;
+
+	g_assert_no_error (error);
+	g_variant_get (reply, "(o)", &job);
+	return job;
+}
+
+/*
+ * Two connections import the same slow file (seconds of inflating for the digest) at once, so
+ * both jobs surely run side by side and both convert: the second to commit must find the
+ * first's entry. One image, both Results name it, one InterfacesAdded, one stored file.
+ */
+static void
+test_two_clients_overlap (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *source = g_build_filename (dir, "shared.qcow2", NULL);
+	g_autoptr(GDBusConnection) second = NULL;
+	g_autoptr(GPtrArray) listed = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *job_a = NULL;
+	g_autofree char *job_b = NULL;
+	g_autofree char *image_a = NULL;
+	g_autofree char *image_b = NULL;
+	GAsyncResult *result_a = NULL;
+	GAsyncResult *result_b = NULL;
+	gboolean overlapped = FALSE;
+	guint added = 0;
+
+	fresh_daemon ("0", 2);
+	vmi_test_make_compressed_qcow2 (source, 512 * MiB, 0x6b);
+	second = g_dbus_connection_new_for_address_sync (
+		t.address,
+		G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+			G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+		NULL, NULL, &error);
+	g_assert_no_error (error);
+	call_import_async (t.connection, source, &result_a);
+	call_import_async (second, source, &result_b);
+	while (result_a == NULL || result_b == NULL)
+		g_main_context_iteration (NULL, TRUE);
+	job_a = finish_import (t.connection, result_a);
+	job_b = finish_import (second, result_b);
+	g_clear_object (&result_a);
+	g_clear_object (&result_b);
+	g_assert_cmpstr (job_a, !=, job_b);
+	for (;;) {
+		g_autofree char *state_a = job_state (job_a);
+		g_autofree char *state_b = job_state (job_b);
+
+		if (g_strcmp0 (state_a, "running") == 0 && g_strcmp0 (state_b, "running") == 0)
+			overlapped = TRUE;
+		if (g_strcmp0 (state_a, "running") != 0 && g_strcmp0 (state_a, "queued") != 0 &&
+		    g_strcmp0 (state_b, "running") != 0 && g_strcmp0 (state_b, "queued") != 0)
+			break;
+		g_main_context_iteration (NULL, FALSE);
+		g_usleep (2000);
+	}
+	/* Otherwise the test proves no more than the sequential case. */
+	g_assert_true (overlapped);
+	image_a = job_image (job_a);
+	image_b = job_image (job_b);
+	g_assert_cmpstr (image_a, ==, image_b);
+
+	listed = listed_images ();
+	g_assert_cmpuint (listed->len, ==, 1);
+	g_assert_cmpstr (listed->pdata[0], ==, image_a);
+	g_assert_cmpuint (count_cache_files (".img"), ==, 1);
+	g_assert_cmpuint (count_cache_files (".entry"), ==, 1);
+	g_assert_cmpuint (count_cache_prefixed (".tmp-"), ==, 0);
+	spin_until (added_cond, image_a, 10);
+	for (guint i = 0; i < t.added->len; i++)
+		added += g_strcmp0 (t.added->pdata[i], image_a) == 0;
+	g_assert_cmpuint (added, ==, 1);
+	image_verify (image_a);
+	g_dbus_connection_close_sync (second, NULL, NULL);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1535,6 +1630,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/dbus-cache/unsafe-cache-dir", test_unsafe_cache_dir);
 	g_test_add_func ("/dbus-cache/settings", test_cache_settings);
 	g_test_add_func ("/dbus-cache/no-space", test_no_space);
+	g_test_add_func ("/dbus-cache/two-clients-overlap", test_two_clients_overlap);
 	ret = g_test_run ();
 
 	daemon_stop ();
