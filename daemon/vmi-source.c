@@ -282,6 +282,18 @@ vmi_source_is_safe (VmiSource *self)
 	return self->info.unsafe_reasons->len == 0;
 }
 
+int
+vmi_source_get_fd (VmiSource *self)
+{
+	return self->fd;
+}
+
+guint64
+vmi_source_get_file_size (VmiSource *self)
+{
+	return self->file_size;
+}
+
 static GVariant *
 vmi_source_strv (GPtrArray *strings)
 {

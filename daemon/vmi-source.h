@@ -31,6 +31,9 @@ VmiImage *vmi_source_get_image (VmiSource *self);
 guint64 vmi_source_get_virtual_size (VmiSource *self);
 const VmiImageInfo *vmi_source_get_info (VmiSource *self);
 gboolean vmi_source_is_safe (VmiSource *self);
+/* The image's file (the source's own descriptor: do not close it) and its size in bytes. */
+int vmi_source_get_fd (VmiSource *self);
+guint64 vmi_source_get_file_size (VmiSource *self);
 
 /*
  * The Inspect result, a{sv}: format, virtual-size, actual-size, file-size, cluster-size (if any),

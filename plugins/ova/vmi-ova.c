@@ -10,6 +10,7 @@
 #include <archive_entry.h>
 
 #include "vmi-ova-manifest.h"
+#include "vmi-ova-writer.h"
 #include "vmi-ovf-parse.h"
 #include "vmi-plugin-util.h"
 
@@ -47,6 +48,7 @@ struct _VmiImage {
 	GPtrArray *size_mismatch;  /* hrefs whose member size differs from ovf:size */
 	const OvaMember *certificate;
 	VmiOvaManifest *manifest;
+	VmiOvaWriter *writer; /* an OVA being created (vmi-ova-writer.c); nothing above is set */
 };
 
 static void
@@ -602,7 +604,33 @@ ova_close (VmiImage *self)
 	g_clear_pointer (&self->unsafe_reasons, g_ptr_array_unref);
 	g_clear_pointer (&self->missing, g_ptr_array_unref);
 	g_clear_pointer (&self->size_mismatch, g_ptr_array_unref);
+	g_clear_pointer (&self->writer, vmi_ova_writer_free);
 	g_free (self);
+}
+
+static VmiImage *
+ova_create (int fd, guint64 virtual_size, GVariant *options, GError **error)
+{
+	VmiOvaWriter *writer = vmi_ova_writer_new (fd, virtual_size, options, error);
+	VmiImage *self;
+
+	if (writer == NULL)
+		return NULL;
+	self = g_new0 (VmiImage, 1);
+	self->writer = writer;
+	return self;
+}
+
+static gboolean
+ova_write (VmiImage *self, guint64 offset, const void *buf, gsize len, GError **error)
+{
+	return vmi_ova_writer_write (self->writer, offset, buf, len, error);
+}
+
+static gboolean
+ova_finish (VmiImage *self, GError **error)
+{
+	return vmi_ova_writer_finish (self->writer, error);
 }
 
 const VmiFormatPlugin vmi_ova_plugin = {
@@ -610,12 +638,16 @@ const VmiFormatPlugin vmi_ova_plugin = {
 	.name = "ova",
 	.description = "Open Virtualization Format archive (tar of an OVF, its manifest and disks)",
 	.extensions = (const char *const[]){ "ova", NULL },
-	.flags = VMI_FORMAT_CAN_INSPECT,
+	.flags = VMI_FORMAT_CAN_INSPECT | VMI_FORMAT_CAN_WRITE,
 	.init = vmi_ovf_init,
 	.probe = ova_probe,
 	.open = ova_open,
 	.get_info = ova_get_info,
 	.close = ova_close,
+	.create_options = vmi_ova_writer_options,
+	.create = ova_create,
+	.write = ova_write,
+	.finish = ova_finish,
 };
 
 VMI_PLUGIN_DEFINE (vmi_ova_plugin)

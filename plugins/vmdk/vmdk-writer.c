@@ -17,6 +17,7 @@
 
 struct _VmdkWriter {
 	int fd;
+	guint64 base; /* file offset of the VMDK's first byte (a member of an OVA starts later) */
 	gboolean stream;
 	guint64 capacity; /* sectors */
 	guint32 gt_count;
@@ -131,7 +132,7 @@ vmdk_writer_put_table (VmdkWriter *w, const guint32 *table, guint32 count, guint
 		vmdk_put_le32 (raw + 4 * i, table[i]);
 	return vmi_pwrite_all (w->fd, raw,
 			       vmdk_div_round_up ((guint64) count * 4, VMDK_SECTOR) * VMDK_SECTOR,
-			       sector * VMDK_SECTOR, "VMDK image", error);
+			       w->base + sector * VMDK_SECTOR, "VMDK image", error);
 }
 
 static gboolean
@@ -141,7 +142,8 @@ vmdk_writer_put_marker (VmdkWriter *w, guint64 value, guint32 type, GError **err
 
 	vmdk_put_le64 (m, value);
 	vmdk_put_le32 (m + 12, type);
-	if (!vmi_pwrite_all (w->fd, m, sizeof m, w->next_sector * VMDK_SECTOR, "VMDK image", error))
+	if (!vmi_pwrite_all (w->fd, m, sizeof m, w->base + w->next_sector * VMDK_SECTOR, "VMDK image",
+			     error))
 		return FALSE;
 	w->next_sector++;
 	return TRUE;
@@ -164,6 +166,13 @@ static gboolean vmdk_writer_start_pool (VmdkWriter *w, GError **error);
 VmdkWriter *
 vmdk_writer_new (int fd, guint64 virtual_size, const char *subformat, const char *adapter_type,
 		 const char *name, GError **error)
+{
+	return vmdk_writer_new_at (fd, 0, virtual_size, subformat, adapter_type, name, error);
+}
+
+VmdkWriter *
+vmdk_writer_new_at (int fd, guint64 base, guint64 virtual_size, const char *subformat,
+		    const char *adapter_type, const char *name, GError **error)
 {
 	g_autoptr(VmdkWriter) w = g_new0 (VmdkWriter, 1);
 	g_autofree char *desc = NULL;
@@ -192,7 +201,15 @@ vmdk_writer_new (int fd, guint64 virtual_size, const char *subformat, const char
 			     subformat, virtual_size);
 		return NULL;
 	}
+	if (base % VMDK_SECTOR != 0 || base > G_MAXINT64 / 2) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "a VMDK cannot start at file offset %" G_GUINT64_FORMAT
+			     " (it must be a multiple of 512 below 2^62)",
+			     base);
+		return NULL;
+	}
 	w->fd = fd;
+	w->base = base;
 	w->capacity = vmdk_div_round_up (virtual_size, VMDK_SECTOR);
 	grains = vmdk_div_round_up (w->capacity, VMDK_W_GRAIN_SECTORS);
 	w->gt_count = (guint32) vmdk_div_round_up (grains, VMDK_W_GTES);
@@ -221,8 +238,8 @@ vmdk_writer_new (int fd, guint64 virtual_size, const char *subformat, const char
 
 	desc = vmdk_writer_descriptor (w, adapter_type, name);
 	g_assert (strlen (desc) <= VMDK_W_DESC_SECTORS * VMDK_SECTOR);
-	if (!vmi_pwrite_all (fd, w->header, sizeof w->header, 0, "VMDK image", error) ||
-	    !vmi_pwrite_all (fd, desc, strlen (desc), VMDK_W_DESC_SECTOR * VMDK_SECTOR,
+	if (!vmi_pwrite_all (fd, w->header, sizeof w->header, base, "VMDK image", error) ||
+	    !vmi_pwrite_all (fd, desc, strlen (desc), base + VMDK_W_DESC_SECTOR * VMDK_SECTOR,
 			     "VMDK image", error))
 		return NULL;
 	if (!w->stream) {
@@ -235,7 +252,7 @@ vmdk_writer_new (int fd, guint64 virtual_size, const char *subformat, const char
 		if (!vmdk_writer_put_table (w, w->gd, w->gt_count, w->gd_sector, error))
 			return NULL;
 	}
-	if (ftruncate (fd, (off_t) (w->next_sector * VMDK_SECTOR)) != 0) {
+	if (ftruncate (fd, (off_t) (base + w->next_sector * VMDK_SECTOR)) != 0) {
 		int errsv = errno;
 		g_set_error (error, VMI_ERROR, errsv == ENOSPC ? VMI_ERROR_NO_SPACE : VMI_ERROR_FAILED,
 			     "cannot size the VMDK file: %s", g_strerror (errsv));
@@ -300,8 +317,8 @@ vmdk_writer_store_grain (gpointer user_data, guint64 grain, const guint8 *data, 
 	memset (w->zbuf + VMDK_GRAIN_MARKER_SIZE + len, 0,
 		sectors * VMDK_SECTOR - VMDK_GRAIN_MARKER_SIZE - len);
 	if (!vmdk_writer_reserve (w, sectors, error) ||
-	    !vmi_pwrite_all (w->fd, w->zbuf, sectors * VMDK_SECTOR, w->next_sector * VMDK_SECTOR,
-			     "VMDK image", error))
+	    !vmi_pwrite_all (w->fd, w->zbuf, sectors * VMDK_SECTOR,
+			     w->base + w->next_sector * VMDK_SECTOR, "VMDK image", error))
 		return FALSE;
 	w->gt[grain % VMDK_W_GTES] = (guint32) w->next_sector;
 	w->gt_used = TRUE;
@@ -381,7 +398,8 @@ vmdk_writer_write (VmdkWriter *w, guint64 offset, const guint8 *buf, gsize len, 
 				w->next_sector += VMDK_W_GRAIN_SECTORS;
 				w->gt_used = TRUE;
 			}
-			if (!vmi_pwrite_all (w->fd, buf, n, (guint64) *gte * VMDK_SECTOR + in_grain,
+			if (!vmi_pwrite_all (w->fd, buf, n,
+					     w->base + (guint64) *gte * VMDK_SECTOR + in_grain,
 					     "VMDK image", error))
 				return FALSE;
 		}
@@ -416,15 +434,15 @@ vmdk_writer_finish (VmdkWriter *w, GError **error)
 			return FALSE;
 		memcpy (footer, w->header, sizeof footer);
 		vmdk_put_le64 (footer + VMDK_HDR_GD_OFFSET, w->gd_sector);
-		if (!vmi_pwrite_all (w->fd, footer, sizeof footer, w->next_sector * VMDK_SECTOR,
-				     "VMDK image", error))
+		if (!vmi_pwrite_all (w->fd, footer, sizeof footer,
+				     w->base + w->next_sector * VMDK_SECTOR, "VMDK image", error))
 			return FALSE;
 		w->next_sector++;
 		if (!vmdk_writer_put_marker (w, 0, VMDK_MARKER_EOS, error))
 			return FALSE;
 	}
 	/* The last grain of a monolithicSparse file is whole even when only its start was written. */
-	if (ftruncate (w->fd, (off_t) (w->next_sector * VMDK_SECTOR)) != 0) {
+	if (ftruncate (w->fd, (off_t) (w->base + w->next_sector * VMDK_SECTOR)) != 0) {
 		int errsv = errno;
 		g_set_error (error, VMI_ERROR, errsv == ENOSPC ? VMI_ERROR_NO_SPACE : VMI_ERROR_FAILED,
 			     "cannot size the VMDK file: %s", g_strerror (errsv));

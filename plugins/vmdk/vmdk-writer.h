@@ -14,6 +14,14 @@ typedef struct _VmdkWriter VmdkWriter;
  */
 VmdkWriter *vmdk_writer_new (int fd, guint64 virtual_size, const char *subformat,
 			     const char *adapter_type, const char *name, GError **error);
+/*
+ * The same, with the VMDK's first byte at file offset base (a multiple of 512), for a VMDK
+ * stored inside another file (an OVA's tar member): every write and the final size are
+ * relative to it, and nothing before base is touched. A streamOptimized VMDK is written in
+ * file order after its first sectors.
+ */
+VmdkWriter *vmdk_writer_new_at (int fd, guint64 base, guint64 virtual_size, const char *subformat,
+				const char *adapter_type, const char *name, GError **error);
 /* Increasing, non-overlapping ranges, as the plugin ABI promises. */
 gboolean vmdk_writer_write (VmdkWriter *w, guint64 offset, const guint8 *buf, gsize len,
 			    GError **error);
