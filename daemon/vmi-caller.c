@@ -29,6 +29,7 @@ typedef enum {
 	VMI_CALLER_OP_CREATE_AT,
 	VMI_CALLER_OP_RENAME_AT,
 	VMI_CALLER_OP_UNLINK_AT,
+	VMI_CALLER_OP_OPEN_SIBLING_AT,
 } VmiCallerOpKind;
 
 typedef struct {
@@ -194,6 +195,19 @@ vmi_caller_op_exec (const VmiCallerOp *op, int *value)
 		return 0;
 	case VMI_CALLER_OP_UNLINK_AT:
 		return unlinkat (op->dir_fd, op->name, 0) == 0 ? 0 : -errno;
+	case VMI_CALLER_OP_OPEN_SIBLING_AT:
+		/* Looked at before it is opened: opening a device or FIFO can have effects. */
+		if (fstatat (op->dir_fd, op->name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			return -errno;
+		if (S_ISLNK (st.st_mode))
+			return -ELOOP;
+		if (!S_ISREG (st.st_mode)) {
+			*value = (int) st.st_mode;
+			return -EINVAL;
+		}
+		fd = openat (op->dir_fd, op->name,
+			     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		return fd >= 0 ? fd : -errno;
 	default:
 		return -EINVAL;
 	}
@@ -203,7 +217,7 @@ static gboolean
 vmi_caller_op_returns_fd (const VmiCallerOp *op)
 {
 	return op->kind == VMI_CALLER_OP_OPEN_IMAGE || op->kind == VMI_CALLER_OP_OPEN_DIR ||
-	       op->kind == VMI_CALLER_OP_CREATE_AT;
+	       op->kind == VMI_CALLER_OP_CREATE_AT || op->kind == VMI_CALLER_OP_OPEN_SIBLING_AT;
 }
 
 /* Closes every descriptor above stderr but keep_a and keep_b (either may be -1). */
@@ -596,4 +610,49 @@ vmi_caller_unlink_at (VmiCaller *self, int dir_fd, const char *name, const char 
 	int r = vmi_caller_run (self, &op, &value, &switch_failed);
 
 	return vmi_caller_check (self, r, switch_failed, "remove", display, error);
+}
+
+int
+vmi_caller_open_sibling_at (VmiCaller *self, int dir_fd, const char *name, GError **error)
+{
+	VmiCallerOp op = { VMI_CALLER_OP_OPEN_SIBLING_AT, dir_fd, name, NULL, FALSE };
+	gboolean switch_failed = FALSE;
+	struct stat st;
+	int value = 0;
+	int fd;
+
+	if (name[0] == '\0' || strchr (name, '/') != NULL || strcmp (name, ".") == 0 ||
+	    strcmp (name, "..") == 0) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_UNSAFE_IMAGE,
+			     "'%s' is not a plain name in the image's folder", name);
+		return -1;
+	}
+	fd = vmi_caller_run (self, &op, &value, &switch_failed);
+	if (switch_failed) {
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+			     "cannot open '%s': the daemon cannot act as user %u (%s)", name,
+			     (guint) self->uid, g_strerror (-fd));
+		return -1;
+	}
+	if (fd == -EINVAL && value != 0) {
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_REGULAR_FILE,
+			     "'%s' is not a regular file", name);
+		return -1;
+	}
+	if (fd < 0) {
+		g_set_error (error, G_IO_ERROR, g_io_error_from_errno (-fd), "cannot open '%s': %s",
+			     name, g_strerror (-fd));
+		return -1;
+	}
+	/* The child checked before it opened; what it opened is checked again here. */
+	if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode)) {
+		close (fd);
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_REGULAR_FILE,
+			     "'%s' is not a regular file", name);
+		return -1;
+	}
+	value = fcntl (fd, F_GETFL);
+	if (value >= 0)
+		(void) fcntl (fd, F_SETFL, value & ~O_NONBLOCK);
+	return fd;
 }

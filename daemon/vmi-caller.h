@@ -73,6 +73,15 @@ gboolean vmi_caller_rename_at (VmiCaller *self, int dir_fd, const char *from, co
 gboolean vmi_caller_unlink_at (VmiCaller *self, int dir_fd, const char *name, const char *display,
 			       GError **error);
 
+/*
+ * Opens a file that an image names beside itself (a VMDK extent) as the caller: name, a plain
+ * name in dir_fd, read-only, not following a symbolic link, and only a regular file. Returns the
+ * fd (close-on-exec, blocking) or -1 with a G_IO_ERROR as VmiOpenSiblingFunc says
+ * (G_IO_ERROR_NOT_FOUND, G_IO_ERROR_PERMISSION_DENIED, G_IO_ERROR_TOO_MANY_LINKS for a link,
+ * G_IO_ERROR_NOT_REGULAR_FILE), or VMI_ERROR_UNSAFE_IMAGE for a name that is not plain.
+ */
+int vmi_caller_open_sibling_at (VmiCaller *self, int dir_fd, const char *name, GError **error);
+
 /* Checks that path is absolute and not empty: VMI_ERROR_INVALID_ARGUMENT otherwise. */
 gboolean vmi_caller_check_path (const char *path, const char *what, GError **error);
 

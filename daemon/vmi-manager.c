@@ -164,6 +164,13 @@ vmi_call_check_fd_access (int fd, gboolean need_write, const char *what, GError 
 	return TRUE;
 }
 
+/* A source's siblings, opened as the caller who named the source (a VmiSourceSiblingFunc). */
+static int
+vmi_call_open_sibling (int dir_fd, const char *name, gpointer data, GError **error)
+{
+	return vmi_caller_open_sibling_at (data, dir_fd, name, error);
+}
+
 /* Opens the image named by path (as the caller) or checks the fd the caller sent. */
 static VmiSource *
 vmi_call_open_source (VmiCall *call, const char *format, gboolean classify, GError **error)
@@ -173,6 +180,12 @@ vmi_call_open_source (VmiCall *call, const char *format, gboolean classify, GErr
 	g_autoptr(GError) error_dir = NULL;
 	int fd = call->source_fd;
 	int dir_fd = -1;
+	VmiSiblingOpener opener = {
+		.func = vmi_call_open_sibling,
+		.data = call->caller,
+		.copy = (GBoxedCopyFunc) vmi_caller_copy,
+		.free = (GDestroyNotify) vmi_caller_free,
+	};
 	VmiSource *source;
 
 	if (call->source != NULL) {
@@ -180,21 +193,18 @@ vmi_call_open_source (VmiCall *call, const char *format, gboolean classify, GErr
 		if (fd < 0)
 			return NULL;
 		/*
-		 * A plugin opens the other files of a multi-file image (VMDK extents) with openat()
-		 * on this folder, in this process: with the daemon's rights, not the caller's. So
-		 * only a caller who is the daemon's own user gets the folder; for anyone else the
-		 * plugin reports those files as references and does not read them, or a descriptor
-		 * in a shared folder could name another user's private file and have root read it.
-		 * (Lifting this needs the plugin ABI to open siblings through the daemon.)
+		 * The other files of a multi-file image (VMDK extents) are opened in this folder as
+		 * the caller, like the image itself: a descriptor in a shared folder must not get
+		 * root to read another user's private file. Without the folder there are none.
 		 */
-		if (vmi_caller_is_daemon_user (call->caller))
-			dir_fd = vmi_caller_open_dir (call->caller, call->source, &error_dir);
+		dir_fd = vmi_caller_open_dir (call->caller, call->source, &error_dir);
 	} else {
 		if (!vmi_call_check_fd_access (fd, FALSE, "source", error) ||
 		    !vmi_caller_check_image_fd (fd, "The source file descriptor", error))
 			return NULL;
 	}
-	source = vmi_source_open_full (registry, fd, dir_fd, format, classify, NULL, error);
+	source = vmi_source_open_as (registry, fd, dir_fd, dir_fd >= 0 ? &opener : NULL, format,
+				     classify, NULL, error);
 	if (source != NULL && fstat (fd, &st) == 0)
 		call->source_mode = st.st_mode & 0666;
 	if (source == NULL && call->source != NULL)

@@ -17,6 +17,7 @@ struct _VmiSource {
 	VmiImage *image;
 	int fd;
 	int dir_fd;
+	VmiSiblingOpener opener; /* func NULL: openat (dir_fd) by the daemon */
 	guint64 file_size;
 	guint64 allocated_size;
 	VmiImageInfo info;
@@ -45,6 +46,8 @@ vmi_source_free (VmiSource *self)
 	g_clear_pointer (&self->info.members, g_ptr_array_unref);
 	vmi_source_close_fd (&self->fd);
 	vmi_source_close_fd (&self->dir_fd);
+	if (self->opener.free != NULL)
+		self->opener.free (self->opener.data);
 	g_free (self);
 }
 
@@ -125,6 +128,8 @@ vmi_source_open_sibling (const char *name, gpointer user_data, GError **error)
 			     "'%s' is not a plain name in the image's folder", name);
 		return -1;
 	}
+	if (self->opener.func != NULL)
+		return self->opener.func (self->dir_fd, name, self->opener.data, error);
 	fd = openat (self->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		int errsv = errno;
@@ -204,9 +209,28 @@ vmi_source_open_with (const VmiFormatPlugin *plugin, int fd, int dir_fd,
 	return g_steal_pointer (&self);
 }
 
+static void
+vmi_source_set_opener (VmiSource *self, const VmiSiblingOpener *opener)
+{
+	if (opener == NULL || opener->func == NULL)
+		return;
+	self->opener = *opener;
+	if (opener->copy != NULL)
+		self->opener.data = opener->copy (opener->data);
+}
+
 VmiSource *
 vmi_source_open_full (VmiRegistry *registry, int fd, int dir_fd, const char *format,
 		      gboolean classify, GCancellable *cancellable, GError **error)
+{
+	return vmi_source_open_as (registry, fd, dir_fd, NULL, format, classify, cancellable,
+				   error);
+}
+
+VmiSource *
+vmi_source_open_as (VmiRegistry *registry, int fd, int dir_fd, const VmiSiblingOpener *opener,
+		    const char *format, gboolean classify, GCancellable *cancellable,
+		    GError **error)
 {
 	g_autoptr(VmiSource) self = vmi_source_new (fd, dir_fd, error);
 	g_autoptr(GPtrArray) others = g_ptr_array_new ();
@@ -215,6 +239,7 @@ vmi_source_open_full (VmiRegistry *registry, int fd, int dir_fd, const char *for
 
 	if (self == NULL)
 		return NULL;
+	vmi_source_set_opener (self, opener);
 	if (format != NULL)
 		plugin = vmi_registry_lookup (registry, format, error);
 	else

@@ -20,6 +20,28 @@ extern const VmiOptionSpec vmi_source_options[];
 /* vmi_source_open that, when classify is TRUE, also considers VMI_FORMAT_CLASSIFY_ONLY formats. */
 VmiSource *vmi_source_open_full (VmiRegistry *registry, int fd, int dir_fd, const char *format,
 				 gboolean classify, GCancellable *cancellable, GError **error);
+
+/*
+ * Opens name, a plain name already checked, in the image's folder dir_fd: read-only, not a link,
+ * a regular file; -1 with a G_IO_ERROR as VmiOpenSiblingFunc says. The daemon does it as the
+ * caller who named the image (vmi_caller_open_sibling_at), not with its own rights.
+ */
+typedef int (*VmiSourceSiblingFunc) (int dir_fd, const char *name, gpointer data, GError **error);
+
+typedef struct {
+	VmiSourceSiblingFunc func;
+	gpointer data;
+	GBoxedCopyFunc copy; /* each source keeps a copy of data, freed with free */
+	GDestroyNotify free;
+} VmiSiblingOpener;
+
+/*
+ * vmi_source_open_full whose siblings (in dir_fd) are opened by opener rather than by the
+ * daemon itself; NULL is the daemon itself (tests, and files it may read anyway).
+ */
+VmiSource *vmi_source_open_as (VmiRegistry *registry, int fd, int dir_fd,
+			       const VmiSiblingOpener *opener, const char *format, gboolean classify,
+			       GCancellable *cancellable, GError **error);
 /* For tests and fuzzers: open with a known plugin, no detection. */
 VmiSource *vmi_source_open_with (const VmiFormatPlugin *plugin, int fd, int dir_fd,
 				 GCancellable *cancellable, GError **error);

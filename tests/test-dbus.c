@@ -1520,16 +1520,92 @@ test_access_sibling_file (void)
 	g_assert_cmpint (chmod (flat, 0600), ==, 0);
 	g_assert_cmpint (chmod (descriptor, 0644), ==, 0);
 
+	/* The descriptor is the caller's own: only the extent is out of reach. */
+	g_assert_cmpint (chown (descriptor, NOBODY_UID, NOBODY_UID), ==, 0);
+
+	/* Inspect describes the disk and says why the extent was not read. */
+	args = g_strdup_printf ("('%s', @a{sv} {})", descriptor);
+	reply = vmi_test_call_as_nobody (t.address, MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Inspect", args);
+	g_test_message ("Inspect as nobody: %s", reply);
+	g_assert_true (g_str_has_prefix (reply, "OK "));
+	g_assert_nonnull (strstr (reply, "cannot be read by the caller"));
+	g_clear_pointer (&args, g_free);
+	g_clear_pointer (&reply, g_free);
+
 	args = g_strdup_printf ("('%s', '%s', 'raw', @a{sv} {})", descriptor, dst);
 	reply = vmi_test_call_as_nobody (t.address, MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Convert", args);
+	g_test_message ("Convert as nobody: %s", reply);
 	if (g_str_has_prefix (reply, "OK ")) {
 		JobTrack *track;
 
 		g_assert_cmpint (sscanf (reply, "OK ('%255[^']'", path), ==, 1);
 		track = job_wait (path);
 		g_assert_cmpstr (track->state, !=, "completed");
+		g_assert_true (g_strcmp0 (track->error_name, ERROR_PREFIX "AccessDenied") == 0 ||
+			       g_strcmp0 (track->error_name, ERROR_PREFIX "UnsafeImage") == 0);
+	} else {
+		g_assert_true (g_str_has_prefix (reply, ERROR_PREFIX "AccessDenied ") ||
+			       g_str_has_prefix (reply, ERROR_PREFIX "UnsafeImage "));
 	}
 	g_assert_false (g_file_test (dst, G_FILE_TEST_EXISTS));
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
+/*
+ * A multi-file VMDK (twoGbMaxExtentSparse: a descriptor and its sparse extents) that the caller
+ * may read is read for a caller who is not the daemon's user, its extents opened as that caller.
+ */
+static void
+test_access_multi_file_vmdk (void)
+{
+	g_autoptr(VmiManager) manager = NULL;
+	g_autofree char *dir = NULL;
+	g_autofree char *pattern = NULL;
+	g_autofree char *descriptor = NULL;
+	g_autofree char *dropbox = NULL;
+	g_autofree char *dst = NULL;
+	g_autofree char *args = NULL;
+	g_autofree char *reply = NULL;
+	g_autofree char *expect = NULL;
+	char path[256];
+
+	if (!require_root ())
+		return;
+	manager = manager_new ();
+	if (!vmi_test_require_qemu_img () || !require_format (manager, "vmdk", FALSE))
+		return;
+	dir = vmi_test_tmpdir_new ();
+	g_assert_cmpint (chmod (dir, 0755), ==, 0);
+	pattern = g_build_filename (dir, "pattern.raw", NULL);
+	descriptor = g_build_filename (dir, "split.vmdk", NULL);
+	dropbox = g_build_filename (dir, "dropbox", NULL);
+	dst = g_build_filename (dropbox, "out.raw", NULL);
+	vmi_test_make_pattern_image (pattern, 4 * MiB, 21);
+	vmi_test_qemu_img ("convert -q -f raw -O vmdk -o subformat=twoGbMaxExtentSparse %s %s",
+			   pattern, descriptor);
+	/* every file readable by anyone, owned by root: the daemon's own rights are not needed */
+	vmi_test_sh_ok ("chmod 0644 %s/split*.vmdk && test $(ls %s/split*.vmdk | wc -l) -ge 2", dir,
+			dir);
+	g_assert_cmpint (g_mkdir (dropbox, 0755), ==, 0);
+	g_assert_cmpint (chmod (dropbox, 01777), ==, 0);
+
+	args = g_strdup_printf ("('%s', @a{sv} {})", descriptor);
+	reply = vmi_test_call_as_nobody (t.address, MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Inspect", args);
+	g_test_message ("Inspect as nobody: %s", reply);
+	g_assert_true (g_str_has_prefix (reply, "OK "));
+	expect = g_strdup_printf ("'virtual-size': <uint64 %u>", 4 * MiB);
+	g_assert_nonnull (strstr (reply, expect));
+	g_assert_nonnull (strstr (reply, "twoGbMaxExtentSparse"));
+	g_assert_nonnull (strstr (reply, "'references': <@as []>"));
+	g_clear_pointer (&args, g_free);
+	g_clear_pointer (&reply, g_free);
+
+	args = g_strdup_printf ("('%s', '%s', 'raw', @a{sv} {})", descriptor, dst);
+	reply = vmi_test_call_as_nobody (t.address, MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Convert", args);
+	g_assert_true (g_str_has_prefix (reply, "OK "));
+	g_assert_cmpint (sscanf (reply, "OK ('%255[^']'", path), ==, 1);
+	assert_job_completed (path);
+	g_assert_true (vmi_test_qemu_img_compare (pattern, "raw", dst, "raw"));
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
@@ -1849,6 +1925,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/dbus/convert/job-linger", test_job_linger);
 	g_test_add_func ("/dbus/access/other-user", test_access_other_user);
 	g_test_add_func ("/dbus/access/sibling-file", test_access_sibling_file);
+	g_test_add_func ("/dbus/access/multi-file-vmdk", test_access_multi_file_vmdk);
 	g_test_add_func ("/dbus/access/cancel-other-user", test_cancel_other_user);
 	g_test_add_func ("/dbus/daemon/polkit", test_polkit);
 	g_test_add_func ("/dbus/daemon/config", test_daemon_config);

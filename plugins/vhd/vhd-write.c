@@ -124,6 +124,8 @@ vhd_create (int fd, guint64 virtual_size, GVariant *options, GError **error)
 
 	image = g_new0 (VmiImage, 1);
 	image->fd = fd;
+	/* the bitmap loader reads back blocks written so far, through the reader's range */
+	image->file = (VmiFileRange) { .fd = fd, .base = 0, .size = G_MAXINT64 };
 	image->writing = TRUE;
 	image->virtual_size = sectors * VHD_SECTOR_SIZE;
 	image->size_from_chs = !force_size && (guint64) c * h * s != VHD_CHS_MAX_SECTORS;

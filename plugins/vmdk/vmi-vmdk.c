@@ -290,8 +290,8 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 		vmi_vmdk_add_reference (image, name);
 		vmi_vmdk_set_read_error (image, VMI_ERROR_NOT_SUPPORTED,
 					 "the descriptor's folder is unknown here (the image came as an "
-					 "open file, or the daemon keeps the folder from callers other "
-					 "than its own user), so its extent file '%s' is not opened",
+					 "open file, or is a member of an archive), so its extent file "
+					 "'%s' is not opened",
 					 name);
 		return TRUE;
 	}
@@ -316,6 +316,15 @@ vmi_vmdk_open_extent_file (VmiImage *image, const VmiOpenArgs *args, VmdkExtent 
 			vmi_vmdk_set_read_error (image, VMI_ERROR_CORRUPT_IMAGE,
 						 "extent file '%s' is missing beside the descriptor",
 						 name);
+		} else if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED)) {
+			/* opened as the caller: a file they may not read is not read for them */
+			g_ptr_array_add (image->unsafe,
+					 g_strdup_printf ("extent file '%s' (descriptor line %u) cannot "
+							  "be read by the caller; it was not read",
+							  name, e->desc->line));
+			vmi_vmdk_set_read_error (image, VMI_ERROR_ACCESS_DENIED,
+						 "extent file '%s' cannot be read by the caller: %s",
+						 name, local_error->message);
 		} else if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_NOT_REGULAR_FILE)) {
 			g_ptr_array_add (image->unsafe,
 					 g_strdup_printf ("extent file '%s' is not a regular file; it "
