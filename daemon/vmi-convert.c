@@ -1,22 +1,45 @@
+/*
+ * The conversion engine: a bounded pipeline driven by the source's block status.
+ *
+ * A reader thread walks the source's extents, reads its data in chunks into a small ring of
+ * buffers and marks which granules of each chunk are all zeros; the calling thread takes the
+ * chunks in order and hands the non-zero runs to the destination plugin (which may compress on
+ * its own pool of threads). Reading, zero detection and writing overlap, and memory stays at
+ * VMI_CONVERT_RING chunks whatever the image size. Holes and zero extents never reach a buffer.
+ */
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "vmi-convert.h"
+#include "vmi-convert-private.h"
 #include "vmi-options.h"
+#include "vmi-priority.h"
 
 /* Bytes read from the source per call: large enough for sequential I/O, small enough to cancel
- * promptly and to keep the daemon's memory flat. */
+ * promptly. Chunks never cross a multiple of this on the virtual disk, so reads are aligned. */
 #define VMI_CONVERT_CHUNK (4u * 1024u * 1024u)
-/* All-zero runs of data are looked for at this granularity and not written. */
+/* Buffers between the reader and the writer: the engine's whole memory for data. */
+#define VMI_CONVERT_RING 4u
+/* All-zero runs of data are looked for at this granularity and not written. A chunk holds at
+ * most 64 of them, one bit each in VmiConvertItem.nonzero. */
 #define VMI_CONVERT_ZERO_GRANULE (64u * 1024u)
+/* The destination gets data in pieces of at most this much, with a look at the cancellable
+ * between them: a compressing writer takes tens of milliseconds per MiB. */
+#define VMI_CONVERT_WRITE_SLICE (1024u * 1024u)
+
+G_STATIC_ASSERT (VMI_CONVERT_CHUNK / VMI_CONVERT_ZERO_GRANULE <= 64);
 
 const VmiOptionSpec vmi_convert_options[] = {
 	{ "source-format", "s", "format of the source; detected when absent" },
 	{ "overwrite", "b", "replace an existing destination" },
 	{ "cancel-on-disconnect", "b", "cancel the job when its caller leaves the bus" },
+	{ VMI_PRIORITY_OPTION, "s", VMI_PRIORITY_OPTION_DESCRIPTION },
 	{ NULL },
 };
 
-static gboolean
+gboolean
 vmi_convert_is_zero (const guint8 *buf, gsize len)
 {
 	/* Compare the buffer with itself shifted: one pass at memcmp speed, no zero page needed. */
@@ -34,8 +57,8 @@ vmi_convert_is_zero (const guint8 *buf, gsize len)
 	return memcmp (buf, buf + 16, len - 16) == 0;
 }
 
-static gboolean
-vmi_convert_cancelled (GCancellable *cancellable, GError **error)
+gboolean
+vmi_convert_check_cancelled (GCancellable *cancellable, GError **error)
 {
 	if (!g_cancellable_is_cancelled (cancellable))
 		return FALSE;
@@ -43,102 +66,304 @@ vmi_convert_cancelled (GCancellable *cancellable, GError **error)
 	return TRUE;
 }
 
-typedef struct {
-	const VmiFormatPlugin *plugin;
-	VmiImage *image;
-} VmiConvertDest;
-
-/* Writes the non-zero parts of buf, which holds the virtual disk from offset on. */
-static gboolean
-vmi_convert_write_data (VmiConvertDest *dest, guint64 offset, const guint8 *buf, gsize len,
-			GError **error)
+gboolean
+vmi_convert_block_status (VmiSource *source, guint64 offset, VmiExtent *extent, GError **error)
 {
-	gsize pos = 0;
+	const VmiFormatPlugin *plugin = vmi_source_get_plugin (source);
+	guint64 total = vmi_source_get_virtual_size (source);
 
-	while (pos < len) {
-		gsize run_start, run_end;
-
-		/* Granules are aligned on the virtual disk, not on the buffer. */
-		run_start = pos;
-		while (run_start < len) {
-			guint64 abs = offset + run_start;
-			gsize granule = MIN (len - run_start,
-					     VMI_CONVERT_ZERO_GRANULE - abs % VMI_CONVERT_ZERO_GRANULE);
-
-			if (!vmi_convert_is_zero (buf + run_start, granule))
-				break;
-			run_start += granule;
-		}
-		run_end = run_start;
-		while (run_end < len) {
-			guint64 abs = offset + run_end;
-			gsize granule = MIN (len - run_end,
-					     VMI_CONVERT_ZERO_GRANULE - abs % VMI_CONVERT_ZERO_GRANULE);
-
-			if (vmi_convert_is_zero (buf + run_end, granule))
-				break;
-			run_end += granule;
-		}
-		if (run_end > run_start &&
-		    !dest->plugin->write (dest->image, offset + run_start, buf + run_start,
-					  run_end - run_start, error))
-			return FALSE;
-		pos = run_end;
+	*extent = (VmiExtent) { 0 };
+	if (!plugin->block_status (vmi_source_get_image (source), offset, total - offset, extent,
+				   error))
+		return FALSE;
+	if (extent->length == 0 || extent->length > total - offset) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
+			     "the %s plugin described a run of %" G_GUINT64_FORMAT
+			     " bytes at offset %" G_GUINT64_FORMAT " of a %" G_GUINT64_FORMAT
+			     "-byte disk",
+			     plugin->name, extent->length, offset, total);
+		return FALSE;
 	}
 	return TRUE;
 }
 
-static gboolean
-vmi_convert_copy (VmiSource *source, VmiConvertDest *dest, VmiProgressFunc progress,
-		  gpointer user_data, GCancellable *cancellable, GError **error)
+/* One chunk on its way from the reader to the writer. */
+typedef struct {
+	guint64 offset;	 /* on the virtual disk */
+	gsize len;	 /* 0 for an item that only carries progress */
+	guint8 *buf;	 /* from the ring; NULL when len is 0 */
+	guint64 nonzero; /* bit i: granule i of the chunk (counted from its aligned start) has data */
+	guint64 done;	 /* once this item is written, the disk before done is converted */
+	gboolean last;	 /* the reader's final item; error says why it stopped early */
+	GError *error;
+} VmiConvertItem;
+
+typedef struct {
+	VmiSource *source;
+	GCancellable *cancellable;
+	int readahead_fd; /* the source's file when its bytes are the disk's (raw), else -1 */
+	GAsyncQueue *free_buffers;
+	GAsyncQueue *items;
+	gint stop;		/* atomic: the writer failed; the reader ends */
+	gint progress_pending;	/* atomic: a progress-only item is queued */
+} VmiConvertPipeline;
+
+static void
+vmi_convert_item_free (VmiConvertItem *item)
 {
-	const VmiFormatPlugin *src_plugin = vmi_source_get_plugin (source);
-	VmiImage *src_image = vmi_source_get_image (source);
+	g_clear_error (&item->error);
+	g_free (item);
+}
+
+/* The granules of buf that hold something other than zeros. */
+static guint64
+vmi_convert_nonzero_granules (guint64 offset, const guint8 *buf, gsize len)
+{
+	guint64 base = offset - offset % VMI_CONVERT_ZERO_GRANULE;
+	guint64 mask = 0;
+	gsize pos = 0;
+
+	while (pos < len) {
+		guint64 abs = offset + pos;
+		gsize granule = MIN (len - pos,
+				     VMI_CONVERT_ZERO_GRANULE - abs % VMI_CONVERT_ZERO_GRANULE);
+
+		if (!vmi_convert_is_zero (buf + pos, granule))
+			mask |= G_GUINT64_CONSTANT (1) << ((abs - base) / VMI_CONVERT_ZERO_GRANULE);
+		pos += granule;
+	}
+	return mask;
+}
+
+static void
+vmi_convert_push (VmiConvertPipeline *self, VmiConvertItem *item)
+{
+	g_async_queue_push (self->items, item);
+}
+
+static void
+vmi_convert_push_progress (VmiConvertPipeline *self, guint64 done)
+{
+	VmiConvertItem *item;
+
+	/* At most one waits at a time: a huge sparse disk must not fill the queue with them. */
+	if (!g_atomic_int_compare_and_exchange (&self->progress_pending, 0, 1))
+		return;
+	item = g_new0 (VmiConvertItem, 1);
+	item->done = done;
+	vmi_convert_push (self, item);
+}
+
+/* Reads the data extent [offset, end) chunk by chunk into the ring. */
+static gboolean
+vmi_convert_read_extent (VmiConvertPipeline *self, guint64 offset, guint64 end, GError **error)
+{
+	const VmiFormatPlugin *plugin = vmi_source_get_plugin (self->source);
+	VmiImage *image = vmi_source_get_image (self->source);
+
+	while (offset < end) {
+		guint64 boundary = (offset / VMI_CONVERT_CHUNK + 1) * VMI_CONVERT_CHUNK;
+		gsize len = (gsize) (MIN (end, boundary) - offset);
+		VmiConvertItem *item;
+		guint8 *buf;
+
+		if (self->readahead_fd >= 0 && MIN (end, boundary) < end)
+			(void) posix_fadvise (self->readahead_fd, (off_t) (offset + len),
+					      (off_t) MIN (end - offset - len, VMI_CONVERT_CHUNK),
+					      POSIX_FADV_WILLNEED);
+		buf = g_async_queue_pop (self->free_buffers);
+		if (g_atomic_int_get (&self->stop) ||
+		    vmi_convert_check_cancelled (self->cancellable, error)) {
+			g_async_queue_push (self->free_buffers, buf);
+			return FALSE;
+		}
+		if (!plugin->read (image, offset, buf, len, error)) {
+			g_async_queue_push (self->free_buffers, buf);
+			return FALSE;
+		}
+		item = g_new0 (VmiConvertItem, 1);
+		item->offset = offset;
+		item->len = len;
+		item->buf = buf;
+		item->nonzero = vmi_convert_nonzero_granules (offset, buf, len);
+		item->done = offset + len;
+		vmi_convert_push (self, item);
+		offset += len;
+	}
+	return TRUE;
+}
+
+/* Hole and zero extents cost no buffer: progress items report them, sparingly. */
+#define VMI_CONVERT_PROGRESS_STEP (64u * 1024u * 1024u)
+
+static gpointer
+vmi_convert_reader_thread (gpointer user_data)
+{
+	VmiConvertPipeline *self = user_data;
+	guint64 total = vmi_source_get_virtual_size (self->source);
+	guint64 offset = 0, reported = 0;
+	VmiConvertItem *last = g_new0 (VmiConvertItem, 1);
+
+	last->last = TRUE;
+	while (offset < total) {
+		VmiExtent extent;
+
+		if (g_atomic_int_get (&self->stop) ||
+		    vmi_convert_check_cancelled (self->cancellable, &last->error))
+			break;
+		if (!vmi_convert_block_status (self->source, offset, &extent, &last->error))
+			break;
+		if (extent.kind != VMI_EXTENT_DATA) {
+			/* A new image reads as zeros: holes and zero runs need nothing written. */
+			offset += extent.length;
+			if (offset - reported >= VMI_CONVERT_PROGRESS_STEP) {
+				vmi_convert_push_progress (self, offset);
+				reported = offset;
+			}
+			continue;
+		}
+		if (!vmi_convert_read_extent (self, offset, offset + extent.length, &last->error))
+			break;
+		offset += extent.length;
+		reported = offset;
+	}
+	last->done = offset;
+	vmi_convert_push (self, last);
+	return NULL;
+}
+
+/* Whether the granule of the chunk at pos (bytes from its start) holds data. */
+static gboolean
+vmi_convert_item_has_data (const VmiConvertItem *item, gsize pos)
+{
+	guint64 base = item->offset - item->offset % VMI_CONVERT_ZERO_GRANULE;
+
+	return (item->nonzero >> ((item->offset + pos - base) / VMI_CONVERT_ZERO_GRANULE)) & 1;
+}
+
+/* Where the granule of the chunk at pos ends, within the chunk. */
+static gsize
+vmi_convert_item_granule_end (const VmiConvertItem *item, gsize pos)
+{
+	guint64 abs = item->offset + pos;
+
+	return MIN (item->len, pos + (VMI_CONVERT_ZERO_GRANULE - abs % VMI_CONVERT_ZERO_GRANULE));
+}
+
+/* Writes the granules of the chunk that hold data, in slices, looking at the cancellable. */
+static gboolean
+vmi_convert_write_item (VmiConvertDest *dest, const VmiConvertItem *item,
+			GCancellable *cancellable, GError **error)
+{
+	gsize pos = 0;
+
+	while (pos < item->len) {
+		gsize start;
+
+		if (!vmi_convert_item_has_data (item, pos)) {
+			pos = vmi_convert_item_granule_end (item, pos);
+			continue;
+		}
+		start = pos;
+		while (pos < item->len && pos - start < VMI_CONVERT_WRITE_SLICE &&
+		       vmi_convert_item_has_data (item, pos))
+			pos = vmi_convert_item_granule_end (item, pos);
+		if (vmi_convert_check_cancelled (cancellable, error))
+			return FALSE;
+		if (!dest->plugin->write (dest->image, item->offset + start, item->buf + start,
+					  pos - start, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static guint8 *
+vmi_convert_buffer_new (void)
+{
+	/* mmap, not malloc: page-aligned, and given back to the system when the job ends instead
+	 * of staying in a malloc arena for the life of the daemon. */
+	void *buf = mmap (NULL, VMI_CONVERT_CHUNK, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return buf == MAP_FAILED ? NULL : buf;
+}
+
+static void
+vmi_convert_buffer_free (gpointer buf)
+{
+	munmap (buf, VMI_CONVERT_CHUNK);
+}
+
+static gboolean
+vmi_convert_pipeline (VmiSource *source, VmiConvertDest *dest, VmiProgressFunc progress,
+		      gpointer user_data, GCancellable *cancellable, GError **error)
+{
+	VmiConvertPipeline self = {
+		.source = source,
+		.cancellable = cancellable,
+		.readahead_fd = vmi_convert_raw_source_fd (source),
+	};
 	guint64 total = vmi_source_get_virtual_size (source);
-	guint64 offset = 0;
-	g_autofree guint8 *buf = NULL;
+	g_autoptr(GError) local_error = NULL;
+	GThread *reader;
+	gboolean failed = FALSE;
 
 	if (progress != NULL)
 		progress (0, total, user_data);
-	while (offset < total) {
-		VmiExtent extent = { 0 };
-		guint64 extent_end;
+	self.free_buffers = g_async_queue_new_full (vmi_convert_buffer_free);
+	self.items = g_async_queue_new_full ((GDestroyNotify) vmi_convert_item_free);
+	for (guint i = 0; i < VMI_CONVERT_RING; i++) {
+		guint8 *buf = vmi_convert_buffer_new ();
 
-		if (vmi_convert_cancelled (cancellable, error))
-			return FALSE;
-		if (!src_plugin->block_status (src_image, offset, total - offset, &extent, error))
-			return FALSE;
-		if (extent.length == 0 || extent.length > total - offset) {
+		if (buf == NULL) {
+			g_async_queue_unref (self.free_buffers);
+			g_async_queue_unref (self.items);
 			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-				     "the %s plugin described a run of %" G_GUINT64_FORMAT
-				     " bytes at offset %" G_GUINT64_FORMAT
-				     " of a %" G_GUINT64_FORMAT "-byte disk",
-				     src_plugin->name, extent.length, offset, total);
+				     "Cannot allocate the conversion's buffers: %s",
+				     g_strerror (errno));
 			return FALSE;
 		}
-		extent_end = offset + extent.length;
-		if (extent.kind != VMI_EXTENT_DATA) {
-			/* A new image reads as zeros: holes and zero runs need nothing written. */
-			offset = extent_end;
-			if (progress != NULL)
-				progress (offset, total, user_data);
-			continue;
-		}
-		if (buf == NULL)
-			buf = g_malloc (VMI_CONVERT_CHUNK);
-		while (offset < extent_end) {
-			gsize len = (gsize) MIN (extent_end - offset, VMI_CONVERT_CHUNK);
+		g_async_queue_push (self.free_buffers, buf);
+	}
+	if (self.readahead_fd >= 0)
+		(void) posix_fadvise (self.readahead_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	reader = g_thread_new ("vmi-convert-read", vmi_convert_reader_thread, &self);
 
-			if (vmi_convert_cancelled (cancellable, error))
-				return FALSE;
-			if (!src_plugin->read (src_image, offset, buf, len, error))
-				return FALSE;
-			if (!vmi_convert_write_data (dest, offset, buf, len, error))
-				return FALSE;
-			offset += len;
-			if (progress != NULL)
-				progress (offset, total, user_data);
+	/* The writer: items in order until the reader's last one, even after a failure (the
+	 * reader may wait for a buffer that only this loop gives back). */
+	for (;;) {
+		VmiConvertItem *item = g_async_queue_pop (self.items);
+
+		if (item->last) {
+			if (!failed && item->error != NULL) {
+				g_propagate_error (&local_error, g_steal_pointer (&item->error));
+				failed = TRUE;
+			}
+			/* The holes after the last data. */
+			if (!failed && progress != NULL)
+				progress (item->done, total, user_data);
+			vmi_convert_item_free (item);
+			break;
 		}
+		if (item->buf == NULL)
+			g_atomic_int_set (&self.progress_pending, 0);
+		if (!failed && item->buf != NULL &&
+		    !vmi_convert_write_item (dest, item, cancellable, &local_error)) {
+			failed = TRUE;
+			g_atomic_int_set (&self.stop, 1);
+		}
+		if (!failed && progress != NULL)
+			progress (item->done, total, user_data);
+		if (item->buf != NULL)
+			g_async_queue_push (self.free_buffers, g_steal_pointer (&item->buf));
+		vmi_convert_item_free (item);
+	}
+	g_thread_join (reader);
+	g_async_queue_unref (self.items);
+	g_async_queue_unref (self.free_buffers);
+	if (failed) {
+		g_propagate_error (error, g_steal_pointer (&local_error));
+		return FALSE;
 	}
 	return TRUE;
 }
@@ -151,6 +376,7 @@ vmi_convert (VmiSource *source, const VmiFormatPlugin *dst_plugin, int dst_fd, G
 	g_autoptr(GVariant) normalized = NULL;
 	g_autoptr(GVariant) create_options = NULL;
 	VmiConvertDest dest = { .plugin = dst_plugin };
+	gboolean cloned = FALSE;
 	gboolean ok;
 
 	if ((vmi_source_get_plugin (source)->flags & VMI_FORMAT_CAN_READ) == 0) {
@@ -173,7 +399,13 @@ vmi_convert (VmiSource *source, const VmiFormatPlugin *dst_plugin, int dst_fd, G
 					 create_options, error);
 	if (dest.image == NULL)
 		return FALSE;
-	ok = vmi_convert_copy (source, &dest, progress, user_data, cancellable, error) &&
+	ok = vmi_convert_raw_clone (source, dst_plugin, dst_fd, &cloned, error);
+	if (ok && cloned && progress != NULL)
+		progress (vmi_source_get_virtual_size (source), vmi_source_get_virtual_size (source),
+			  user_data);
+	if (ok && !cloned)
+		ok = vmi_convert_pipeline (source, &dest, progress, user_data, cancellable, error);
+	ok = ok && !vmi_convert_check_cancelled (cancellable, error) &&
 	     dst_plugin->finish (dest.image, error);
 	dst_plugin->close (dest.image);
 	return ok;

@@ -24,6 +24,7 @@ struct _VmiJobImpl {
 	VmiJobFunc func;
 	gpointer data;
 	GDestroyNotify data_free;
+	VmiPriority priority;
 
 	/* Written by the work thread, read by the main thread. */
 	GMutex lock;
@@ -112,6 +113,19 @@ vmi_job_impl_new (const char *operation, uid_t owner, const char *owner_sender,
 	vmi_job_set_error_message (iface, "");
 	vmi_job_set_result (iface, g_variant_new ("a{sv}", NULL));
 	return self;
+}
+
+void
+vmi_job_impl_set_priority (VmiJobImpl *self, VmiPriority priority)
+{
+	g_return_if_fail (!self->started);
+	self->priority = priority;
+}
+
+VmiPriority
+vmi_job_impl_get_priority (VmiJobImpl *self)
+{
+	return self->priority;
 }
 
 const char *
@@ -272,9 +286,14 @@ vmi_job_impl_thread (gpointer user_data)
 	VmiJobImpl *self = VMI_JOB_IMPL (user_data);
 	g_autoptr(GVariant) result = NULL;
 	GError *error = NULL;
+	VmiPrioritySaved saved;
 
+	/* Threads the work starts (the reader, the deflate pool) inherit the priority. */
+	vmi_priority_apply (self->priority, &saved);
 	/* Even a job cancelled while queued runs its function, which cleans up what it holds. */
 	self->ok = self->func (self, self->data, self->cancellable, &result, &error);
+	/* The thread ends here; put things back anyway, in case it is ever pooled. */
+	(void) vmi_priority_restore (&saved);
 	if (self->ok && g_cancellable_is_cancelled (self->cancellable) && result == NULL) {
 		self->ok = FALSE;
 		g_set_error_literal (&error, VMI_ERROR, VMI_ERROR_CANCELLED, "The job was cancelled");

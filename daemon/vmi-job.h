@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "vmi-generated.h"
+#include "vmi-priority.h"
 
 G_BEGIN_DECLS
 
@@ -27,6 +28,11 @@ typedef gboolean (*VmiJobFunc) (VmiJobImpl *job, gpointer data, GCancellable *ca
 VmiJobImpl *vmi_job_impl_new (const char *operation, uid_t owner, const char *owner_sender,
 			      guint64 bytes_total, VmiJobFunc func, gpointer data,
 			      GDestroyNotify data_free);
+
+/* Before vmi_job_impl_start: the CPU and I/O priority of the job's thread (default
+ * VMI_PRIORITY_BACKGROUND). */
+void vmi_job_impl_set_priority (VmiJobImpl *self, VmiPriority priority);
+VmiPriority vmi_job_impl_get_priority (VmiJobImpl *self);
 
 /* The path the job is exported at, or NULL before it is. */
 const char *vmi_job_impl_get_object_path (VmiJobImpl *self);

@@ -46,12 +46,14 @@ static const VmiOptionSpec vmi_cache_import_options[] = {
 	{ "source-format", "s", "format of the source; detected when absent" },
 	{ "properties", "a{ss}", "metadata of the image" },
 	{ "cancel-on-disconnect", "b", "cancel the job when its caller leaves the bus" },
+	{ VMI_PRIORITY_OPTION, "s", VMI_PRIORITY_OPTION_DESCRIPTION },
 	{ NULL },
 };
 
 static const VmiOptionSpec vmi_cache_export_options[] = {
 	{ "overwrite", "b", "replace an existing destination" },
 	{ "cancel-on-disconnect", "b", "cancel the job when its caller leaves the bus" },
+	{ VMI_PRIORITY_OPTION, "s", VMI_PRIORITY_OPTION_DESCRIPTION },
 	{ NULL },
 };
 
@@ -82,6 +84,7 @@ typedef struct {
 	guint64 bytes_freed;
 	guint64 job_bytes_total;
 	gboolean cancel_on_disconnect;
+	VmiPriority priority; /* of the job's thread */
 } VmiCall;
 
 static void
@@ -316,6 +319,8 @@ vmi_call_convert (VmiCall *call, GError **error)
 	convert->overwrite = vmi_options_get_boolean (convert->options, "overwrite", FALSE);
 	call->cancel_on_disconnect = vmi_options_get_boolean (convert->options,
 							      "cancel-on-disconnect", FALSE);
+	if (!vmi_priority_from_options (convert->options, &call->priority, error))
+		return FALSE;
 	convert->source = vmi_call_open_source (
 		call, vmi_options_get_string (convert->options, "source-format", NULL), FALSE, error);
 	if (convert->source == NULL)
@@ -491,6 +496,8 @@ vmi_call_cache_import (VmiCall *call, GError **error)
 	import->properties = g_steal_pointer (&properties);
 	call->cancel_on_disconnect = vmi_options_get_boolean (options, "cancel-on-disconnect",
 							      FALSE);
+	if (!vmi_priority_from_options (options, &call->priority, error))
+		return FALSE;
 	import->source = vmi_call_open_source (
 		call, vmi_options_get_string (options, "source-format", NULL), FALSE, error);
 	if (import->source == NULL)
@@ -542,6 +549,8 @@ vmi_call_image_export (VmiCall *call, GError **error)
 	convert->overwrite = vmi_options_get_boolean (convert->options, "overwrite", FALSE);
 	call->cancel_on_disconnect = vmi_options_get_boolean (convert->options,
 							      "cancel-on-disconnect", FALSE);
+	if (!vmi_priority_from_options (convert->options, &call->priority, error))
+		return FALSE;
 	if (!vmi_cache_export_job_open (export, registry, error))
 		return FALSE;
 	/* The cached file is the daemon's (0600); the copy is private to the caller too. */
@@ -681,6 +690,7 @@ vmi_call_queue_job (VmiCall *call, const char *operation, guint64 bytes_total, V
 
 	job = vmi_job_impl_new (operation, call->caller->uid, call->caller->sender, bytes_total,
 				func, data, data_free);
+	vmi_job_impl_set_priority (job, call->priority);
 	vmi_manager_impl_watch_job (call->manager, job);
 	path = vmi_job_queue_add (vmi_daemon_get_jobs (daemon), job);
 	if (call->cancel_on_disconnect)
@@ -745,6 +755,7 @@ vmi_call_start_job (VmiCall *call)
 				vmi_source_get_virtual_size (convert->source), vmi_convert_job_run,
 				g_steal_pointer (&call->convert),
 				(GDestroyNotify) vmi_convert_job_free);
+	vmi_job_impl_set_priority (job, call->priority);
 	vmi_manager_impl_watch_job (call->manager, job);
 	path = vmi_job_queue_add (vmi_daemon_get_jobs (daemon), job);
 	if (call->cancel_on_disconnect)
