@@ -3,6 +3,7 @@
 
 #include "vdi-private.h"
 #include "vdi-measure.h"
+#include "vdi-check.h"
 
 static guint
 vdi_probe (const guint8 *head, gsize head_len, guint64 file_size)
@@ -34,6 +35,7 @@ const VmiFormatPlugin vmi_vdi_plugin = {
 	.write = vdi_write,
 	.finish = vdi_finish,
 	.measure = vdi_measure,
+	.check = vdi_check,
 };
 
 VMI_PLUGIN_DEFINE (vmi_vdi_plugin)

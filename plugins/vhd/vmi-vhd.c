@@ -3,6 +3,7 @@
 
 #include "vhd-private.h"
 #include "vhd-measure.h"
+#include "vhd-check.h"
 
 void
 vhd_image_free (VmiImage *image)
@@ -72,6 +73,7 @@ const VmiFormatPlugin vmi_vhd_plugin = {
 	.write = vhd_write,
 	.finish = vhd_finish,
 	.measure = vhd_measure,
+	.check = vhd_check,
 };
 
 VMI_PLUGIN_DEFINE (vmi_vhd_plugin)

@@ -6,6 +6,7 @@
 #include "vhdx-crc32c.h"
 #include "vhdx-private.h"
 #include "vhdx-measure.h"
+#include "vhdx-check.h"
 #include "vmi-plugin-util.h"
 
 #define X64 "0x%" G_GINT64_MODIFIER "x"
@@ -485,6 +486,7 @@ const VmiFormatPlugin vmi_vhdx_plugin = {
 	.write = vhdx_write,
 	.finish = vhdx_finish,
 	.measure = vhdx_measure,
+	.check = vhdx_check,
 };
 
 VMI_PLUGIN_DEFINE (vmi_vhdx_plugin)

@@ -13,6 +13,7 @@
 #include "vmdk-sparse.h"
 #include "vmdk-writer.h"
 #include "vmdk-measure.h"
+#include "vmdk-check.h"
 #include "vmi-plugin.h"
 
 /*
@@ -699,6 +700,24 @@ vmi_vmdk_block_status (VmiImage *image, guint64 offset, guint64 max_length, VmiE
 }
 
 /* The name the new file has in its folder, for the embedded descriptor's extent line. */
+/* Each hosted sparse extent in turn; flat extents have nothing to check. */
+static gboolean
+vmi_vmdk_check (VmiImage *image, VmiCheckResult *result, GCancellable *cancellable,
+		GError **error)
+{
+	for (guint i = 0; i < image->n_extents; i++) {
+		VmdkExtent *e = &image->extents[i];
+
+		if (e->sparse != NULL &&
+		    (!vmi_vmdk_extent_open (image, e, error) ||
+		     !vmdk_check_sparse (&e->file,
+					 image->monolithic || e->desc == NULL ? NULL : e->desc->filename,
+					 result, cancellable, error)))
+			return FALSE;
+	}
+	return TRUE;
+}
+
 static char *
 vmi_vmdk_file_name (int fd)
 {
@@ -765,6 +784,7 @@ const VmiFormatPlugin vmi_vmdk_plugin = {
 	.write = vmi_vmdk_write,
 	.finish = vmi_vmdk_finish,
 	.measure = vmdk_measure,
+	.check = vmi_vmdk_check,
 };
 
 VMI_PLUGIN_DEFINE (vmi_vmdk_plugin)

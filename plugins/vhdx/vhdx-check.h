@@ -1,0 +1,7 @@
+/* The VHDX plugin's check hook (vhdx-check.c). */
+#pragma once
+
+#include "vmi-plugin.h"
+
+gboolean vhdx_check (VmiImage *self, VmiCheckResult *result, GCancellable *cancellable,
+		     GError **error);
