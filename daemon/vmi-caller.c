@@ -639,6 +639,11 @@ vmi_caller_open_sibling_at (VmiCaller *self, int dir_fd, const char *name, GErro
 			     "'%s' is not a regular file", name);
 		return -1;
 	}
+	if (fd == -ELOOP) {
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_LINKS,
+			     "'%s' is a symbolic link, which is not followed", name);
+		return -1;
+	}
 	if (fd < 0) {
 		g_set_error (error, G_IO_ERROR, g_io_error_from_errno (-fd), "cannot open '%s': %s",
 			     name, g_strerror (-fd));
