@@ -24,7 +24,7 @@ const VmiOptionSpec vmi_ova_writer_options[] = {
 	{ NULL },
 };
 
-/* VMware guest ids and the CIM_OperatingSystem OsType (ovf:id) that ovftool pairs them with. */
+/* VMware guest ids and the CIM_OperatingSystem OsType (ovf:id, DSP0004) of the same system. */
 static const struct {
 	const char *guest_id;
 	guint32 cim_id;
@@ -138,7 +138,7 @@ ova_writer_set_os_type (VmiOvaWriter *self, const char *os_type, GError **error)
 	}
 	self->os_type = g_strdup (os_type);
 	self->params.os_type = self->os_type;
-	/* An id ovftool does not pair with a CIM type is "Other" there too. */
+	/* Outside the table: CIM "Other", with the exact guest id in vmw:osType. */
 	self->params.os_id = 1;
 	self->params.os_description = self->os_type;
 	for (gsize i = 0; i < G_N_ELEMENTS (ova_os_types); i++) {
