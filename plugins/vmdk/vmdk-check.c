@@ -104,6 +104,16 @@ check_overlaps (VmdkCheck *c)
 	}
 }
 
+/* Whether bytes bytes at sector lie inside the file. */
+static gboolean
+inside (const VmiFileRange *file, guint64 sector, guint64 bytes)
+{
+	guint64 end;
+
+	return sector <= G_MAXUINT64 / VMDK_SECTOR &&
+	       g_uint64_checked_add (&end, sector * VMDK_SECTOR, bytes) && end <= file->size;
+}
+
 static guint64
 sectors_for (guint64 bytes)
 {
@@ -174,7 +184,9 @@ vmdk_check_sparse (const VmiFileRange *file, const char *name, VmiCheckResult *r
 	compressed = (flags & VMDK_FLAG_COMPRESSED) != 0;
 	markers = (flags & VMDK_FLAG_MARKERS) != 0;
 	zero_grain = (flags & VMDK_FLAG_ZERO_GRAIN) != 0;
-	if (vmdk_le64 (h + VMDK_HDR_DESC_SIZE) > 0)
+	/* Open read the descriptor only if it is inside the file; a bogus location is not ours. */
+	if (vmdk_le64 (h + VMDK_HDR_DESC_SIZE) > 0 &&
+	    inside (file, vmdk_le64 (h + VMDK_HDR_DESC_OFFSET), vmdk_le64 (h + VMDK_HDR_DESC_SIZE) * VMDK_SECTOR))
 		add_item (&c, vmdk_le64 (h + VMDK_HDR_DESC_OFFSET), vmdk_le64 (h + VMDK_HDR_DESC_SIZE));
 	gt_span = grain_sectors * num_gtes; /* both bounded by open */
 	entries = capacity / gt_span + (capacity % gt_span != 0);
@@ -186,7 +198,14 @@ vmdk_check_sparse (const VmiFileRange *file, const char *name, VmiCheckResult *r
 	gd = load_directory (&c, gd_sector, entries, num_gtes, markers && at_end, error);
 	if (gd == NULL)
 		return FALSE;
-	if ((flags & VMDK_FLAG_RGD) && rgd_sector != 0 && rgd_sector != gd_sector) {
+	if ((flags & VMDK_FLAG_RGD) && rgd_sector != 0 && rgd_sector != gd_sector &&
+	    !inside (file, rgd_sector, entries * 4)) {
+		result->corruptions++;
+		problem (&c, "the redundant grain directory at sector %" G_GUINT64_FORMAT " (%"
+			 G_GUINT64_FORMAT " bytes) lies beyond the end of the %" G_GUINT64_FORMAT
+			 "-byte file",
+			 rgd_sector, entries * 4, file->size);
+	} else if ((flags & VMDK_FLAG_RGD) && rgd_sector != 0 && rgd_sector != gd_sector) {
 		rgd = load_directory (&c, rgd_sector, entries, num_gtes, FALSE, error);
 		if (rgd == NULL)
 			return FALSE;
@@ -224,7 +243,9 @@ vmdk_check_sparse (const VmiFileRange *file, const char *name, VmiCheckResult *r
 
 				result->compressed_clusters++;
 				length = 1;
-				if (markers) {
+				if (markers && !inside (file, sector, VMDK_GRAIN_MARKER_SIZE)) {
+					length = sectors_for (file->size) - sector + 1; /* reported below */
+				} else if (markers) {
 					if (!vmi_range_pread_all (file, marker, sizeof marker,
 								  sector * VMDK_SECTOR, "VMDK grain marker",
 								  error))
