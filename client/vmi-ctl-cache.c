@@ -152,15 +152,33 @@ cache_find_image (GDBusObjectManager *manager, const char *text, GError **error)
 	return NULL;
 }
 
+/*
+ * text with control characters replaced by "?": a name may come from a file name, which may
+ * hold a newline or an escape sequence, and must not break a table or the terminal.
+ */
+static char *
+printable (const char *text)
+{
+	char *copy = g_strdup (text);
+
+	for (char *p = copy; *p != '\0'; p++) {
+		if ((guchar) *p < 0x20 || *p == 0x7f)
+			*p = '?';
+	}
+	return copy;
+}
+
 /* "ID (NAME)", or "ID" for an image without a name. */
 static char *
 image_label (VmiCacheImage *image)
 {
 	const char *name = vmi_cache_image_get_name (image);
+	g_autofree char *shown = NULL;
 
 	if (name == NULL || *name == '\0')
 		return g_strdup (vmi_cache_image_get_id (image));
-	return g_strdup_printf ("%s (%s)", vmi_cache_image_get_id (image), name);
+	shown = printable (name);
+	return g_strdup_printf ("%s (%s)", vmi_cache_image_get_id (image), shown);
 }
 
 /* ---- Following a job: progress, Ctrl-C, the end ---- */
@@ -610,16 +628,18 @@ image_to_variant (VmiCacheImage *image)
 	return g_variant_builder_end (&builder);
 }
 
-/* name cut to at most max characters, ending with "…" when cut. */
+/* name cut to at most max characters, ending with "…" when cut, made printable. */
 static char *
 cut_name (const char *name, glong max)
 {
 	g_autofree char *head = NULL;
+	g_autofree char *cut = NULL;
 
 	if (g_utf8_strlen (name, -1) <= max)
-		return g_strdup (name);
+		return printable (name);
 	head = g_utf8_substring (name, 0, max - 1);
-	return g_strconcat (head, "…", NULL);
+	cut = g_strconcat (head, "…", NULL);
+	return printable (cut);
 }
 
 /* text followed by spaces up to width characters (not bytes: names are UTF-8). */

@@ -1043,6 +1043,34 @@ test_cache_unknown (Fixture *f, gconstpointer data)
 	g_assert_nonnull (strstr (help->out, "--overwrite"));
 }
 
+/* A name with a newline and an escape sequence cannot break the table or the terminal. */
+static void
+test_cache_list_control_characters (Fixture *f, gconstpointer data)
+{
+	g_autofree char *source = g_build_filename (f->dir, "disk.raw", NULL);
+	g_autoptr (CtlResult) imported = NULL;
+	g_autoptr (CtlResult) table = NULL;
+	g_autoptr (JsonArray) images = NULL;
+	g_auto (GStrv) lines = NULL;
+
+	vmi_test_make_pattern_image (source, 512 * 1024, 38);
+	imported = run_ctl (f, "cache", "import", "--name", "evil\nname\033[2J", source, NULL);
+	g_assert_cmpint (imported->status, ==, 0);
+	g_assert_nonnull (strstr (imported->out, "(evil?name?[2J)"));
+	g_assert_null (strchr (imported->out, '\033'));
+	table = run_ctl (f, "cache", "list", NULL);
+	g_assert_cmpint (table->status, ==, 0);
+	g_assert_null (strchr (table->out, '\033'));
+	lines = g_strsplit (table->out, "\n", -1);
+	/* Header, one row, total, and the empty string after the last newline. */
+	g_assert_cmpuint (g_strv_length (lines), ==, 4);
+	g_assert_nonnull (strstr (lines[1], "  evil?name?[2J  "));
+	/* JSON keeps the name as it is, escaped. */
+	images = cache_list_json (f);
+	g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (images, 0),
+							"name"), ==, "evil\nname\033[2J");
+}
+
 static void
 test_cache_limit (Fixture *f, gconstpointer data)
 {
@@ -1146,6 +1174,7 @@ main (int argc, char **argv)
 	ADD ("cache/unknown", test_cache_unknown);
 	ADD ("cache/prune-no-limit", test_cache_prune_no_limit);
 	ADD ("cache/import-sigint", test_cache_import_sigint);
+	ADD ("cache/list-control-characters", test_cache_list_control_characters);
 	g_test_add ("/vmimagectl/cache/limit", Fixture, "2M", fixture_set_up_limit,
 		    test_cache_limit, fixture_tear_down);
 #undef ADD
