@@ -14,6 +14,7 @@
 
 #include "vmi-convert.h"
 #include "vmi-convert-private.h"
+#include "vmi-members.h"
 #include "vmi-options.h"
 #include "vmi-priority.h"
 
@@ -35,6 +36,8 @@ const VmiOptionSpec vmi_convert_options[] = {
 	{ "source-format", "s", "format of the source; detected when absent" },
 	{ "overwrite", "b", "replace an existing destination" },
 	{ "cancel-on-disconnect", "b", "cancel the job when its caller leaves the bus" },
+	{ "disk", "t", "the disk of a container (OVA, OVF) to convert, counted from 0; default 0" },
+	{ "member", "s", "the member of a container to convert, by name or role (\"kernel\")" },
 	{ VMI_PRIORITY_OPTION, "s", VMI_PRIORITY_OPTION_DESCRIPTION },
 	{ NULL },
 };
@@ -376,9 +379,19 @@ vmi_convert (VmiSource *source, const VmiFormatPlugin *dst_plugin, int dst_fd, G
 	g_autoptr(GVariant) normalized = NULL;
 	g_autoptr(GVariant) create_options = NULL;
 	VmiConvertDest dest = { .plugin = dst_plugin };
+	g_autoptr(GVariant) choice = NULL;
+	g_autoptr(VmiSource) member = NULL;
 	gboolean cloned = FALSE;
 	gboolean ok;
 
+	/* A container's member is converted in its place (options "disk" and "member"). */
+	choice = vmi_options_normalize (options, vmi_convert_options, dst_plugin->create_options,
+					error);
+	if (choice == NULL ||
+	    !vmi_members_open_chosen (source, choice, &member, cancellable, error))
+		return FALSE;
+	if (member != NULL)
+		source = member;
 	if ((vmi_source_get_plugin (source)->flags & VMI_FORMAT_CAN_READ) == 0) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
 			     "vmimaged can inspect %s images but not read their content",

@@ -13,6 +13,7 @@
 #include "vmi-dbus-error.h"
 #include "vmi-image.h"
 #include "vmi-manager.h"
+#include "vmi-members.h"
 #include "vmi-options.h"
 
 struct _VmiManagerImpl {
@@ -290,6 +291,7 @@ vmi_call_convert (VmiCall *call, GError **error)
 	VmiRegistry *registry = vmi_daemon_get_registry (call->manager->daemon);
 	g_autoptr(VmiConvertJob) convert = vmi_convert_job_new ();
 	const VmiFormatPlugin *src_plugin;
+	gint member = -1;
 	struct stat st;
 
 	if (!vmi_call_authorize (call, VMI_ACTION_CONVERT, error))
@@ -325,8 +327,11 @@ vmi_call_convert (VmiCall *call, GError **error)
 		call, vmi_options_get_string (convert->options, "source-format", NULL), FALSE, error);
 	if (convert->source == NULL)
 		return FALSE;
+	/* A container's member (options disk, member) is chosen now and opened by the job. */
+	if (!vmi_members_select (convert->source, convert->options, &member, error))
+		return FALSE;
 	src_plugin = vmi_source_get_plugin (convert->source);
-	if ((src_plugin->flags & VMI_FORMAT_CAN_READ) == 0) {
+	if (member < 0 && (src_plugin->flags & VMI_FORMAT_CAN_READ) == 0) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
 			     "vmimaged can inspect %s images but not read their content",
 			     src_plugin->name);

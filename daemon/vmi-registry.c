@@ -276,15 +276,8 @@ const VmiFormatPlugin *
 vmi_registry_classify_fd (VmiRegistry *self, int fd, gboolean classify, GPtrArray *others,
 			  GError **error)
 {
-	g_autoptr(GPtrArray) sure = g_ptr_array_new ();
-	g_autofree guint8 *head = g_malloc (VMI_PROBE_HEAD_SIZE);
-	guint8 tail_buf[VMI_PROBE_TAIL_SIZE];
-	const guint8 *tail;
-	gsize head_len = 0, tail_len = 0;
 	guint64 file_size;
 	struct stat st;
-	const VmiFormatPlugin *best = NULL;
-	guint best_score = VMI_PROBE_NO;
 
 	g_return_val_if_fail (VMI_IS_REGISTRY (self), NULL);
 
@@ -294,8 +287,6 @@ vmi_registry_classify_fd (VmiRegistry *self, int fd, gboolean classify, GPtrArra
 			     g_strerror (errsv));
 		return NULL;
 	}
-	if (!vmi_registry_pread_all (fd, head, VMI_PROBE_HEAD_SIZE, 0, &head_len, error))
-		return NULL;
 	file_size = (guint64) st.st_size;
 	if (S_ISBLK (st.st_mode)) {
 		/* st_size is 0 for a block device */
@@ -303,13 +294,37 @@ vmi_registry_classify_fd (VmiRegistry *self, int fd, gboolean classify, GPtrArra
 
 		file_size = end > 0 ? (guint64) end : 0;
 	}
-	file_size = MAX (file_size, head_len);
+	/* 0 for a size unknown: the head read finds the end */
+	return vmi_registry_classify_range (self, fd, 0, file_size > 0 ? file_size : G_MAXUINT64,
+					    classify, others, error);
+}
+
+const VmiFormatPlugin *
+vmi_registry_classify_range (VmiRegistry *self, int fd, guint64 offset, guint64 size,
+			     gboolean classify, GPtrArray *others, GError **error)
+{
+	g_autoptr(GPtrArray) sure = g_ptr_array_new ();
+	g_autofree guint8 *head = g_malloc (VMI_PROBE_HEAD_SIZE);
+	guint8 tail_buf[VMI_PROBE_TAIL_SIZE];
+	const guint8 *tail;
+	gsize head_len = 0, tail_len = 0;
+	guint64 file_size;
+	const VmiFormatPlugin *best = NULL;
+	guint best_score = VMI_PROBE_NO;
+
+	g_return_val_if_fail (VMI_IS_REGISTRY (self), NULL);
+
+	if (!vmi_registry_pread_all (fd, head, (gsize) MIN (size, VMI_PROBE_HEAD_SIZE), offset,
+				     &head_len, error))
+		return NULL;
+	/* a file that ends before the range does is as long as what was read */
+	file_size = head_len < MIN (size, VMI_PROBE_HEAD_SIZE) ? head_len : size;
 	if (file_size <= head_len) {
 		tail_len = MIN (head_len, VMI_PROBE_TAIL_SIZE);
 		tail = head + head_len - tail_len;
 	} else {
 		if (!vmi_registry_pread_all (fd, tail_buf, VMI_PROBE_TAIL_SIZE,
-					     file_size - VMI_PROBE_TAIL_SIZE, &tail_len, error))
+					     offset + file_size - VMI_PROBE_TAIL_SIZE, &tail_len, error))
 			return NULL;
 		tail = tail_buf;
 	}

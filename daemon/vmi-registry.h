@@ -39,6 +39,14 @@ const VmiFormatPlugin *vmi_registry_probe_fd (VmiRegistry *self, int fd, GError 
 const VmiFormatPlugin *vmi_registry_classify_fd (VmiRegistry *self, int fd, gboolean classify,
 						 GPtrArray *others, GError **error);
 
+/*
+ * The same for the byte range [offset, offset + size) of fd: an image stored inside another
+ * file (an OVA's disk), probed from the range's own head and tail.
+ */
+const VmiFormatPlugin *vmi_registry_classify_range (VmiRegistry *self, int fd, guint64 offset,
+						    guint64 size, gboolean classify,
+						    GPtrArray *others, GError **error);
+
 /* Formats property: a{sa{sv}} with description, extensions, aliases, can-inspect/read/write. */
 GVariant *vmi_registry_describe (VmiRegistry *self);
 

@@ -4,7 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmi-source.h"
+#include "vmi-members.h"
+#include "vmi-source-private.h"
 
 const VmiOptionSpec vmi_source_options[] = {
 	{ "format", "s", "read the image as this format instead of detecting it" },
@@ -18,10 +19,14 @@ struct _VmiSource {
 	int fd;
 	int dir_fd;
 	VmiSiblingOpener opener; /* func NULL: openat (dir_fd) by the daemon */
+	guint64 offset;	   /* the image is [offset, offset + file_size) of fd */
 	guint64 file_size;
 	guint64 allocated_size;
 	VmiImageInfo info;
 	GVariant *format_specific; /* a{sv} snapshot of info.format_specific */
+	VmiRegistry *registry;	   /* for the members' detection; NULL from open_with */
+	guint depth;		   /* 0, or how deep a member this is */
+	GVariant *members;	   /* aa{sv}, made on first use */
 };
 
 static void
@@ -44,6 +49,8 @@ vmi_source_free (VmiSource *self)
 	g_clear_pointer (&self->info.unsafe_reasons, g_ptr_array_unref);
 	g_clear_pointer (&self->info.references, g_ptr_array_unref);
 	g_clear_pointer (&self->info.members, g_ptr_array_unref);
+	g_clear_pointer (&self->members, g_variant_unref);
+	g_clear_object (&self->registry);
 	vmi_source_close_fd (&self->fd);
 	vmi_source_close_fd (&self->dir_fd);
 	if (self->opener.free != NULL)
@@ -68,8 +75,31 @@ vmi_source_dup_fd (int fd, int *out, GError **error)
  * Only regular files and block devices have a stable size and can be read at an offset; a FIFO
  * or socket would block or consume the caller's data.
  */
+/* An image that is a range of its file: [self->offset, + size) must lie inside the file. */
 static gboolean
-vmi_source_stat (VmiSource *self, GError **error)
+vmi_source_clip (VmiSource *self, guint64 size, GError **error)
+{
+	guint64 end;
+
+	if (self->offset == 0 && size == G_MAXUINT64)
+		return TRUE;
+	if (size == G_MAXUINT64)
+		size = self->file_size - MIN (self->offset, self->file_size);
+	if (!g_uint64_checked_add (&end, self->offset, size) || end > self->file_size) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
+			     "the image of %" G_GUINT64_FORMAT " bytes at offset %" G_GUINT64_FORMAT
+			     " lies beyond the end of its %" G_GUINT64_FORMAT "-byte file",
+			     size, self->offset, self->file_size);
+		return FALSE;
+	}
+	self->file_size = size;
+	/* the blocks of the whole file, at most the range's bytes: not exact, never more */
+	self->allocated_size = MIN (self->allocated_size, size);
+	return TRUE;
+}
+
+static gboolean
+vmi_source_stat (VmiSource *self, guint64 size, GError **error)
 {
 	struct stat st;
 
@@ -87,7 +117,7 @@ vmi_source_stat (VmiSource *self, GError **error)
 	if (S_ISREG (st.st_mode)) {
 		self->file_size = (guint64) st.st_size;
 		self->allocated_size = (guint64) st.st_blocks * 512;
-		return TRUE;
+		return vmi_source_clip (self, size, error);
 	}
 	if (S_ISBLK (st.st_mode)) {
 		off_t end = lseek (self->fd, 0, SEEK_END);
@@ -101,7 +131,7 @@ vmi_source_stat (VmiSource *self, GError **error)
 		}
 		self->file_size = (guint64) end;
 		self->allocated_size = (guint64) end;
-		return TRUE;
+		return vmi_source_clip (self, size, error);
 	}
 	g_set_error_literal (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
 			     S_ISFIFO (st.st_mode)   ? "this is a FIFO, not an image file"
@@ -146,20 +176,28 @@ vmi_source_open_sibling (const char *name, gpointer user_data, GError **error)
 	return fd;
 }
 
+/* size G_MAXUINT64: to the end of the file. */
 static VmiSource *
-vmi_source_new (int fd, int dir_fd, GError **error)
+vmi_source_new_range (int fd, int dir_fd, guint64 offset, guint64 size, GError **error)
 {
 	g_autoptr(VmiSource) self = g_new0 (VmiSource, 1);
 
 	self->fd = -1;
 	self->dir_fd = -1;
+	self->offset = offset;
 	if (!vmi_source_dup_fd (fd, &self->fd, error))
 		return NULL;
 	if (dir_fd >= 0 && !vmi_source_dup_fd (dir_fd, &self->dir_fd, error))
 		return NULL;
-	if (!vmi_source_stat (self, error))
+	if (!vmi_source_stat (self, size, error))
 		return NULL;
 	return g_steal_pointer (&self);
+}
+
+static VmiSource *
+vmi_source_new (int fd, int dir_fd, GError **error)
+{
+	return vmi_source_new_range (fd, dir_fd, 0, G_MAXUINT64, error);
 }
 
 static gboolean
@@ -168,6 +206,7 @@ vmi_source_open_plugin (VmiSource *self, const VmiFormatPlugin *plugin,
 {
 	VmiOpenArgs args = {
 		.fd = self->fd,
+		.offset = self->offset,
 		.file_size = self->file_size,
 		.open_sibling = self->dir_fd >= 0 ? vmi_source_open_sibling : NULL,
 		.open_sibling_data = self,
@@ -209,6 +248,54 @@ vmi_source_open_with (const VmiFormatPlugin *plugin, int fd, int dir_fd,
 	return g_steal_pointer (&self);
 }
 
+static const VmiFormatPlugin *
+vmi_source_classify (VmiSource *self, VmiRegistry *registry, gboolean classify, GPtrArray *others,
+		     GError **error)
+{
+	return vmi_registry_classify_range (registry, self->fd, self->offset, self->file_size,
+					    classify, others, error);
+}
+
+/* Detects (or looks up) the format of the new source self and opens it. */
+static gboolean
+vmi_source_detect (VmiSource *self, VmiRegistry *registry, const char *format, gboolean classify,
+		   GCancellable *cancellable, GError **error)
+{
+	g_autoptr(GPtrArray) others = g_ptr_array_new ();
+	g_autoptr(GError) local_error = NULL;
+	const VmiFormatPlugin *plugin;
+
+	self->registry = g_object_ref (registry);
+	if (format != NULL)
+		plugin = vmi_registry_lookup (registry, format, error);
+	else
+		plugin = vmi_source_classify (self, registry, classify, others, error);
+	if (plugin == NULL)
+		return FALSE;
+	if (!vmi_source_open_plugin (self, plugin, cancellable, &local_error)) {
+		/* A classify-only format that looked at the content and said no (a .gz that is no
+		 * ramdisk) leaves the file to ordinary detection, as if classify were off. */
+		if (format != NULL || (plugin->flags & VMI_FORMAT_CLASSIFY_ONLY) == 0 ||
+		    !g_error_matches (local_error, VMI_ERROR, VMI_ERROR_UNKNOWN_FORMAT)) {
+			g_propagate_error (error, g_steal_pointer (&local_error));
+			return FALSE;
+		}
+		g_ptr_array_set_size (others, 0);
+		plugin = vmi_source_classify (self, registry, FALSE, others, error);
+		if (plugin == NULL || !vmi_source_open_plugin (self, plugin, cancellable, error))
+			return FALSE;
+	}
+	for (guint i = 0; i < others->len; i++) {
+		const VmiFormatPlugin *other = g_ptr_array_index (others, i);
+
+		g_ptr_array_add (self->info.unsafe_reasons,
+				 g_strdup_printf ("the file is also a valid %s image: a polyglot, "
+						  "which other tools may read as %s instead of %s",
+						  other->name, other->name, plugin->name));
+	}
+	return TRUE;
+}
+
 static void
 vmi_source_set_opener (VmiSource *self, const VmiSiblingOpener *opener)
 {
@@ -220,6 +307,21 @@ vmi_source_set_opener (VmiSource *self, const VmiSiblingOpener *opener)
 }
 
 VmiSource *
+vmi_source_open_as (VmiRegistry *registry, int fd, int dir_fd, const VmiSiblingOpener *opener,
+		    const char *format, gboolean classify, GCancellable *cancellable,
+		    GError **error)
+{
+	g_autoptr(VmiSource) self = vmi_source_new (fd, dir_fd, error);
+
+	if (self == NULL)
+		return NULL;
+	vmi_source_set_opener (self, opener);
+	if (!vmi_source_detect (self, registry, format, classify, cancellable, error))
+		return NULL;
+	return g_steal_pointer (&self);
+}
+
+VmiSource *
 vmi_source_open_full (VmiRegistry *registry, int fd, int dir_fd, const char *format,
 		      gboolean classify, GCancellable *cancellable, GError **error)
 {
@@ -228,46 +330,85 @@ vmi_source_open_full (VmiRegistry *registry, int fd, int dir_fd, const char *for
 }
 
 VmiSource *
-vmi_source_open_as (VmiRegistry *registry, int fd, int dir_fd, const VmiSiblingOpener *opener,
-		    const char *format, gboolean classify, GCancellable *cancellable,
-		    GError **error)
+vmi_source_open_range (VmiRegistry *registry, int fd, guint64 offset, guint64 size,
+		       const char *format, gboolean classify, GCancellable *cancellable,
+		       GError **error)
 {
-	g_autoptr(VmiSource) self = vmi_source_new (fd, dir_fd, error);
-	g_autoptr(GPtrArray) others = g_ptr_array_new ();
-	g_autoptr(GError) local_error = NULL;
-	const VmiFormatPlugin *plugin;
+	g_autoptr(VmiSource) self = vmi_source_new_range (fd, -1, offset, size, error);
+
+	if (self == NULL || !vmi_source_detect (self, registry, format, classify, cancellable, error))
+		return NULL;
+	return g_steal_pointer (&self);
+}
+
+VmiSource *
+vmi_source_open_member_range (VmiRegistry *registry, int fd, int dir_fd, guint64 offset,
+			      guint64 size, guint depth, gboolean classify,
+			      GCancellable *cancellable, GError **error)
+{
+	g_autoptr(VmiSource) self = vmi_source_new_range (fd, dir_fd, offset, size, error);
 
 	if (self == NULL)
 		return NULL;
-	vmi_source_set_opener (self, opener);
-	if (format != NULL)
-		plugin = vmi_registry_lookup (registry, format, error);
-	else
-		plugin = vmi_registry_classify_fd (registry, self->fd, classify, others, error);
-	if (plugin == NULL)
+	self->depth = depth;
+	if (!vmi_source_detect (self, registry, NULL, classify, cancellable, error))
 		return NULL;
-	if (!vmi_source_open_plugin (self, plugin, cancellable, &local_error)) {
-		/* A classify-only format that looked at the content and said no (a .gz that is no
-		 * ramdisk) leaves the file to ordinary detection, as if classify were off. */
-		if (format != NULL || (plugin->flags & VMI_FORMAT_CLASSIFY_ONLY) == 0 ||
-		    !g_error_matches (local_error, VMI_ERROR, VMI_ERROR_UNKNOWN_FORMAT)) {
-			g_propagate_error (error, g_steal_pointer (&local_error));
-			return NULL;
-		}
-		g_ptr_array_set_size (others, 0);
-		plugin = vmi_registry_classify_fd (registry, self->fd, FALSE, others, error);
-		if (plugin == NULL || !vmi_source_open_plugin (self, plugin, cancellable, error))
-			return NULL;
-	}
-	for (guint i = 0; i < others->len; i++) {
-		const VmiFormatPlugin *other = g_ptr_array_index (others, i);
-
-		g_ptr_array_add (self->info.unsafe_reasons,
-				 g_strdup_printf ("the file is also a valid %s image: a polyglot, "
-						  "which other tools may read as %s instead of %s",
-						  other->name, other->name, plugin->name));
-	}
 	return g_steal_pointer (&self);
+}
+
+guint64
+vmi_source_get_offset (VmiSource *self)
+{
+	return self->offset;
+}
+
+VmiRegistry *
+vmi_source_get_registry (VmiSource *self)
+{
+	return self->registry;
+}
+
+guint
+vmi_source_get_depth (VmiSource *self)
+{
+	return self->depth;
+}
+
+int
+vmi_source_get_dir_fd (VmiSource *self)
+{
+	/* A folder reached only through the caller's opener is not handed out to be read with the
+	 * daemon's rights: vmi_source_open_member_beside passes both on. */
+	return self->opener.func != NULL ? -1 : self->dir_fd;
+}
+
+VmiSource *
+vmi_source_open_member_beside (VmiRegistry *registry, VmiSource *container, int fd, guint depth,
+			       gboolean classify, GCancellable *cancellable, GError **error)
+{
+	g_autoptr(VmiSource) self = vmi_source_new_range (fd, container->dir_fd, 0, G_MAXUINT64,
+							  error);
+
+	if (self == NULL)
+		return NULL;
+	self->depth = depth;
+	vmi_source_set_opener (self, &container->opener);
+	if (!vmi_source_detect (self, registry, NULL, classify, cancellable, error))
+		return NULL;
+	return g_steal_pointer (&self);
+}
+
+int
+vmi_source_open_sibling_fd (VmiSource *self, const char *name, GError **error)
+{
+	if (self->dir_fd < 0) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+			     "\"%s\" is a file beside the image, whose folder is not known here "
+			     "(an image passed as a file descriptor)",
+			     name);
+		return -1;
+	}
+	return vmi_source_open_sibling (name, self, error);
 }
 
 VmiSource *
@@ -326,6 +467,28 @@ vmi_source_strv (GPtrArray *strings)
 }
 
 GVariant *
+vmi_source_get_members (VmiSource *self, GCancellable *cancellable)
+{
+	if (self->members == NULL)
+		self->members = g_variant_ref_sink (vmi_members_to_variant (self, cancellable));
+	return self->members;
+}
+
+/* Glance's disk_format: the plugin's, or for a container that does not know it, its first
+ * disk's as inspected; else the plugin's name. */
+static const char *
+vmi_source_disk_format (VmiSource *self)
+{
+	const char *format = NULL;
+
+	if (self->info.disk_format != NULL)
+		return self->info.disk_format;
+	if (self->info.members->len > 0)
+		format = vmi_members_first_disk_format (vmi_source_get_members (self, NULL));
+	return format != NULL ? format : self->plugin->name;
+}
+
+GVariant *
 vmi_source_to_variant (VmiSource *self)
 {
 	GVariantBuilder builder;
@@ -350,5 +513,14 @@ vmi_source_to_variant (VmiSource *self)
 			       vmi_source_strv (self->info.unsafe_reasons));
 	g_variant_builder_add (&builder, "{sv}", "references",
 			       vmi_source_strv (self->info.references));
+	g_variant_builder_add (&builder, "{sv}", "disk-format",
+			       g_variant_new_string (vmi_source_disk_format (self)));
+	g_variant_builder_add (&builder, "{sv}", "container-format",
+			       g_variant_new_string (self->info.container_format != NULL
+							     ? self->info.container_format
+							     : "bare"));
+	if (self->info.members->len > 0)
+		g_variant_builder_add (&builder, "{sv}", "members",
+				       vmi_source_get_members (self, NULL));
 	return g_variant_ref_sink (g_variant_builder_end (&builder));
 }

@@ -42,6 +42,13 @@ typedef struct {
 VmiSource *vmi_source_open_as (VmiRegistry *registry, int fd, int dir_fd,
 			       const VmiSiblingOpener *opener, const char *format, gboolean classify,
 			       GCancellable *cancellable, GError **error);
+/*
+ * An image that is the byte range [offset, offset + size) of fd (a disk stored in an archive),
+ * detected from the range's own head and tail (or forced with format). It has no folder.
+ */
+VmiSource *vmi_source_open_range (VmiRegistry *registry, int fd, guint64 offset, guint64 size,
+				  const char *format, gboolean classify, GCancellable *cancellable,
+				  GError **error);
 /* For tests and fuzzers: open with a known plugin, no detection. */
 VmiSource *vmi_source_open_with (const VmiFormatPlugin *plugin, int fd, int dir_fd,
 				 GCancellable *cancellable, GError **error);
@@ -53,14 +60,25 @@ VmiImage *vmi_source_get_image (VmiSource *self);
 guint64 vmi_source_get_virtual_size (VmiSource *self);
 const VmiImageInfo *vmi_source_get_info (VmiSource *self);
 gboolean vmi_source_is_safe (VmiSource *self);
-/* The image's file (the source's own descriptor: do not close it) and its size in bytes. */
+/*
+ * The image's file (the source's own descriptor: do not close it) and its size in bytes; the
+ * image starts at vmi_source_get_offset of that file (0 but for a range).
+ */
 int vmi_source_get_fd (VmiSource *self);
 guint64 vmi_source_get_file_size (VmiSource *self);
+guint64 vmi_source_get_offset (VmiSource *self);
 
 /*
  * The Inspect result, a{sv}: format, virtual-size, actual-size, file-size, cluster-size (if any),
- * subformat (if any), format-specific, safe, unsafe-reasons, references.
+ * subformat (if any), format-specific, safe, unsafe-reasons, references, disk-format,
+ * container-format and, for a container, members (see vmi-members.h).
  */
 GVariant *vmi_source_to_variant (VmiSource *self);
+/*
+ * The members of a container with each one's own inspection (aa{sv}, vmi_members_to_variant),
+ * made once: call it with a cancellable before vmi_source_to_variant to make that cancellable.
+ * Owned by the source.
+ */
+GVariant *vmi_source_get_members (VmiSource *self, GCancellable *cancellable);
 
 G_END_DECLS

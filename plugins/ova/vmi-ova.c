@@ -11,6 +11,7 @@
 
 #include "vmi-ova-manifest.h"
 #include "vmi-ova-writer.h"
+#include "vmi-ovf-gunzip.h"
 #include "vmi-ovf-parse.h"
 #include "vmi-plugin-util.h"
 
@@ -38,6 +39,7 @@ typedef struct {
 
 struct _VmiImage {
 	int fd;
+	guint64 base; /* the archive is [base, base + file_size) of fd */
 	guint64 file_size;
 	GPtrArray *members; /* of OvaMember *, in archive order */
 	GHashTable *by_name; /* name → first OvaMember * of that name */
@@ -48,6 +50,9 @@ struct _VmiImage {
 	GPtrArray *size_mismatch;  /* hrefs whose member size differs from ovf:size */
 	const OvaMember *certificate;
 	VmiOvaManifest *manifest;
+	GPtrArray *entries; /* of VmiOvfEntry *: the members the container reports */
+	VmiOvfGunzip *gunzip; /* of entry gunzip_index, for read_member */
+	guint gunzip_index;
 	VmiOvaWriter *writer; /* an OVA being created (vmi-ova-writer.c); nothing above is set */
 };
 
@@ -174,6 +179,7 @@ ova_probe (const guint8 *head, gsize head_len, guint64 file_size)
 /* libarchive reads the file through these, at a position of its own, never through a path. */
 typedef struct {
 	int fd;
+	guint64 base;
 	guint64 pos;
 	guint64 size;
 	GError *error;
@@ -189,7 +195,7 @@ ova_read_cb (struct archive *archive, void *data, const void **buffer)
 	*buffer = r->buf;
 	if (len == 0)
 		return 0;
-	if (!vmi_pread_all (r->fd, r->buf, len, r->pos, "OVA archive", &r->error)) {
+	if (!vmi_pread_all (r->fd, r->buf, len, r->base + r->pos, "OVA archive", &r->error)) {
 		archive_set_error (archive, EIO, "%s", r->error->message);
 		return -1;
 	}
@@ -335,6 +341,7 @@ ova_walk (VmiImage *self, GCancellable *cancellable, GError **error)
 	gboolean ok = TRUE;
 
 	reader->fd = self->fd;
+	reader->base = self->base;
 	reader->size = self->file_size;
 	/* tar only, no decompression filter: an OVA is stored, and data offsets must be real */
 	archive_read_support_format_tar (archive);
@@ -468,6 +475,18 @@ ova_member_lookup (const char *href, guint64 *offset, guint64 *size, gpointer us
 	return TRUE;
 }
 
+/* The same with the offset in fd rather than in the archive, for the manifest's hashing. */
+static gboolean
+ova_member_lookup_in_fd (const char *href, guint64 *offset, guint64 *size, gpointer user_data)
+{
+	VmiImage *self = user_data;
+
+	if (!ova_member_lookup (href, offset, size, self))
+		return FALSE;
+	*offset += self->base;
+	return TRUE;
+}
+
 static gboolean
 ova_check_manifest (VmiImage *self, GCancellable *cancellable, GError **error)
 {
@@ -497,11 +516,12 @@ ova_check_manifest (VmiImage *self, GCancellable *cancellable, GError **error)
 		return FALSE;
 	}
 	text = g_malloc ((gsize) mf->size + 1);
-	if (!vmi_pread_all (self->fd, text, (gsize) mf->size, mf->offset, "OVA manifest", error))
+	if (!vmi_pread_all (self->fd, text, (gsize) mf->size, self->base + mf->offset, "OVA manifest",
+			    error))
 		return FALSE;
 	text[mf->size] = '\0';
 	self->manifest = vmi_ova_manifest_check (mf->name, text, (gsize) mf->size, self->fd,
-						 ova_member_lookup, self,
+						 ova_member_lookup_in_fd, self,
 						 (const char *const *) covered->pdata, covered->len,
 						 cancellable, error);
 	if (self->manifest == NULL)
@@ -524,6 +544,7 @@ ova_open (const VmiOpenArgs *args, GError **error)
 	g_autofree char *xml = NULL;
 
 	self->fd = args->fd;
+	self->base = args->offset;
 	self->file_size = args->file_size;
 	self->members = g_ptr_array_new_with_free_func ((GDestroyNotify) ova_member_free);
 	self->by_name = g_hash_table_new (g_str_hash, g_str_equal);
@@ -532,7 +553,7 @@ ova_open (const VmiOpenArgs *args, GError **error)
 	self->size_mismatch = g_ptr_array_new_with_free_func (g_free);
 	if (!ova_walk (self, args->cancellable, error) || !ova_find_descriptor (self, error))
 		return NULL;
-	xml = vmi_ovf_read (self->fd, self->descriptor->offset, self->descriptor->size,
+	xml = vmi_ovf_read (self->fd, self->base + self->descriptor->offset, self->descriptor->size,
 			    "OVF descriptor of the OVA", error);
 	if (xml == NULL)
 		return NULL;
@@ -540,6 +561,7 @@ ova_open (const VmiOpenArgs *args, GError **error)
 	if (self->ovf == NULL)
 		return NULL;
 	ova_match_references (self);
+	self->entries = vmi_ovf_entries (self->ovf);
 	if (!ova_check_manifest (self, args->cancellable, error))
 		return NULL;
 	return g_steal_pointer (&self);
@@ -549,6 +571,35 @@ static GVariant *
 ova_strv (GPtrArray *array)
 {
 	return g_variant_new_strv ((const char *const *) array->pdata, array->len);
+}
+
+/*
+ * Each file of the OVF as a member: in the tar as it is (STORED, read in place), gzip-compressed
+ * (STREAM, through read_member), or not in the archive (ABSENT; so is a chunked file, whose
+ * pieces are not joined). The name is the href, which is never opened as a path.
+ */
+static void
+ova_add_members (VmiImage *self, GPtrArray *members)
+{
+	for (guint i = 0; i < self->entries->len; i++) {
+		const VmiOvfEntry *entry = g_ptr_array_index (self->entries, i);
+		const OvaMember *stored = ova_lookup (self, entry->file->href);
+		VmiMember *member;
+
+		if (stored == NULL) {
+			member = vmi_ovf_member_new (entry, VMI_MEMBER_ABSENT);
+		} else if (vmi_ovf_entry_is_gzip (entry)) {
+			member = vmi_ovf_member_new (entry, VMI_MEMBER_STREAM);
+			g_variant_dict_insert (member->facts, "stored-size", "t", stored->size);
+		} else {
+			member = vmi_ovf_member_new (entry, VMI_MEMBER_STORED);
+			member->offset = stored->offset;
+			member->size = stored->size;
+		}
+		if (stored != NULL)
+			g_variant_dict_insert (member->facts, "member-offset", "t", stored->offset);
+		g_ptr_array_add (members, member);
+	}
 }
 
 static gboolean
@@ -591,12 +642,46 @@ ova_get_info (VmiImage *self, VmiImageInfo *info, GError **error)
 	/* Files the OVF names that the archive lacks: an importer would look for them outside. */
 	for (guint i = 0; i < self->missing->len; i++)
 		g_ptr_array_add (info->references, g_strdup (g_ptr_array_index (self->missing, i)));
+	ova_add_members (self, info->members);
+	info->disk_format = vmi_ovf_disk_format (self->ovf);
+	info->container_format = "ova";
 	return TRUE;
+}
+
+static gboolean
+ova_read_member (VmiImage *self, guint index, guint64 offset, void *buf, gsize len, gsize *got,
+		 GError **error)
+{
+	const VmiOvfEntry *entry;
+	const OvaMember *stored;
+
+	*got = 0;
+	entry = index < self->entries->len ? g_ptr_array_index (self->entries, index) : NULL;
+	stored = entry != NULL ? ova_lookup (self, entry->file->href) : NULL;
+	if (stored == NULL || !vmi_ovf_entry_is_gzip (entry)) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "member %u of the OVA is not a compressed file in the archive", index);
+		return FALSE;
+	}
+	if (self->gunzip == NULL || self->gunzip_index != index) {
+		guint64 capacity = entry->disk != NULL && entry->disk->capacity_known
+					   ? entry->disk->capacity_bytes
+					   : 0;
+
+		g_clear_pointer (&self->gunzip, vmi_ovf_gunzip_free);
+		self->gunzip = vmi_ovf_gunzip_new (self->fd, self->base + stored->offset, stored->size,
+						   vmi_ovf_gunzip_limit (capacity, stored->size),
+						   stored->name);
+		self->gunzip_index = index;
+	}
+	return vmi_ovf_gunzip_read (self->gunzip, offset, buf, len, got, error);
 }
 
 static void
 ova_close (VmiImage *self)
 {
+	g_clear_pointer (&self->gunzip, vmi_ovf_gunzip_free);
+	g_clear_pointer (&self->entries, g_ptr_array_unref);
 	g_clear_pointer (&self->manifest, vmi_ova_manifest_free);
 	g_clear_pointer (&self->ovf, vmi_ovf_free);
 	g_clear_pointer (&self->by_name, g_hash_table_unref);
@@ -643,6 +728,7 @@ const VmiFormatPlugin vmi_ova_plugin = {
 	.probe = ova_probe,
 	.open = ova_open,
 	.get_info = ova_get_info,
+	.read_member = ova_read_member,
 	.close = ova_close,
 	.create_options = vmi_ova_writer_options,
 	.create = ova_create,

@@ -100,4 +100,31 @@ typedef gboolean (*VmiOvfMemberLookup) (const char *href, guint64 *offset, guint
 void vmi_ovf_describe (const VmiOvf *self, GVariantDict *dict, VmiOvfMemberLookup lookup,
 		       gpointer user_data);
 
+/*
+ * The files of a package as members of the container (VmiImageInfo.members): the file of each
+ * disk in DiskSection order (role "disk"), then the files no disk uses (role "other": an ISO for
+ * a CD drive). A file two disks name is listed once.
+ */
+typedef struct {
+	const VmiOvfFile *file;
+	const VmiOvfDisk *disk; /* NULL for role "other" */
+} VmiOvfEntry;
+
+/* Of VmiOvfEntry *, freed with the array; at most VMI_OVF_MAX_MEMBERS. */
+#define VMI_OVF_MAX_MEMBERS 256u
+GPtrArray *vmi_ovf_entries (const VmiOvf *self);
+
+/* TRUE when the file is stored with ovf:compression="gzip". */
+gboolean vmi_ovf_entry_is_gzip (const VmiOvfEntry *entry);
+
+/*
+ * A new member for entry: named by its href (shown, never a path), with the facts href, file-id,
+ * file-size, compression, chunk-size and, for a disk, disk-id, format, format-name, capacity,
+ * capacity-units, capacity-bytes and populated-size.
+ */
+VmiMember *vmi_ovf_member_new (const VmiOvfEntry *entry, VmiMemberLocation location);
+
+/* The Glance disk_format of the first disk by its format URI ("vmdk", "qcow2", ...) or NULL. */
+const char *vmi_ovf_disk_format (const VmiOvf *self);
+
 G_END_DECLS

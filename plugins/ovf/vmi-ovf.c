@@ -1,14 +1,24 @@
 /*
  * An OVF descriptor on its own: the XML that describes virtual systems and names their disk
  * files. It is not a disk, so the plugin only inspects; the files it names are reported as
- * references and never opened.
+ * references and as members beside it, which the daemon opens (open_sibling refuses names that
+ * leave the folder). A gzip-compressed file is inflated here, for read_member.
  */
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "vmi-ovf-gunzip.h"
 #include "vmi-ovf-parse.h"
 
 struct _VmiImage {
 	VmiOvf *ovf;
+	GPtrArray *entries; /* of VmiOvfEntry * */
+	VmiOpenSiblingFunc open_sibling;
+	gpointer open_sibling_data;
+	int gunzip_fd;	      /* the sibling behind gunzip, or -1 */
+	VmiOvfGunzip *gunzip; /* of entry gunzip_index */
+	guint gunzip_index;
 };
 
 static gboolean
@@ -39,18 +49,25 @@ ovf_probe (const guint8 *head, gsize head_len, guint64 file_size)
 	return VMI_PROBE_NO;
 }
 
+static void ovf_close (VmiImage *self);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmiImage, ovf_close)
+
 static VmiImage *
 ovf_open (const VmiOpenArgs *args, GError **error)
 {
-	g_autofree VmiImage *self = g_new0 (VmiImage, 1);
+	g_autoptr(VmiImage) self = g_new0 (VmiImage, 1);
 	g_autofree char *data = NULL;
 
-	data = vmi_ovf_read (args->fd, 0, args->file_size, "OVF descriptor", error);
+	self->gunzip_fd = -1;
+	data = vmi_ovf_read (args->fd, args->offset, args->file_size, "OVF descriptor", error);
 	if (data == NULL)
 		return NULL;
 	self->ovf = vmi_ovf_parse (data, (gsize) args->file_size, error);
 	if (self->ovf == NULL)
 		return NULL;
+	self->entries = vmi_ovf_entries (self->ovf);
+	self->open_sibling = args->open_sibling;
+	self->open_sibling_data = args->open_sibling_data;
 	return g_steal_pointer (&self);
 }
 
@@ -69,12 +86,78 @@ ovf_get_info (VmiImage *self, VmiImageInfo *info, GError **error)
 
 		g_ptr_array_add (info->references, g_strdup (file->href));
 	}
+	for (guint i = 0; i < self->entries->len; i++) {
+		const VmiOvfEntry *entry = g_ptr_array_index (self->entries, i);
+
+		g_ptr_array_add (info->members,
+				 vmi_ovf_member_new (entry, vmi_ovf_entry_is_gzip (entry)
+								    ? VMI_MEMBER_STREAM
+								    : VMI_MEMBER_SIBLING));
+	}
+	info->disk_format = vmi_ovf_disk_format (ovf);
+	info->container_format = "ovf";
 	return TRUE;
+}
+
+/* Opens the gzip file of entry index beside the descriptor, as the daemon allows. */
+static gboolean
+ovf_start_gunzip (VmiImage *self, guint index, GError **error)
+{
+	const VmiOvfEntry *entry = g_ptr_array_index (self->entries, index);
+	guint64 capacity = entry->disk != NULL && entry->disk->capacity_known
+				   ? entry->disk->capacity_bytes
+				   : 0;
+	struct stat st;
+
+	if (self->open_sibling == NULL) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+			     "the descriptor's folder is not known (an fd, or a caller other than "
+			     "the daemon's user), so \"%s\" beside it cannot be read",
+			     entry->file->href);
+		return FALSE;
+	}
+	g_clear_pointer (&self->gunzip, vmi_ovf_gunzip_free);
+	if (self->gunzip_fd >= 0)
+		close (self->gunzip_fd);
+	self->gunzip_fd = self->open_sibling (entry->file->href, self->open_sibling_data, error);
+	if (self->gunzip_fd < 0)
+		return FALSE;
+	if (fstat (self->gunzip_fd, &st) != 0) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED, "cannot stat \"%s\"",
+			     entry->file->href);
+		return FALSE;
+	}
+	self->gunzip = vmi_ovf_gunzip_new (self->gunzip_fd, 0, (guint64) st.st_size,
+					   vmi_ovf_gunzip_limit (capacity, (guint64) st.st_size),
+					   entry->file->href);
+	self->gunzip_index = index;
+	return TRUE;
+}
+
+static gboolean
+ovf_read_member (VmiImage *self, guint index, guint64 offset, void *buf, gsize len, gsize *got,
+		 GError **error)
+{
+	*got = 0;
+	if (index >= self->entries->len ||
+	    !vmi_ovf_entry_is_gzip (g_ptr_array_index (self->entries, index))) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
+			     "member %u of the OVF is not a compressed file", index);
+		return FALSE;
+	}
+	if ((self->gunzip == NULL || self->gunzip_index != index) &&
+	    !ovf_start_gunzip (self, index, error))
+		return FALSE;
+	return vmi_ovf_gunzip_read (self->gunzip, offset, buf, len, got, error);
 }
 
 static void
 ovf_close (VmiImage *self)
 {
+	g_clear_pointer (&self->gunzip, vmi_ovf_gunzip_free);
+	if (self->gunzip_fd >= 0)
+		close (self->gunzip_fd);
+	g_clear_pointer (&self->entries, g_ptr_array_unref);
 	g_clear_pointer (&self->ovf, vmi_ovf_free);
 	g_free (self);
 }
@@ -89,6 +172,7 @@ const VmiFormatPlugin vmi_ovf_plugin = {
 	.probe = ovf_probe,
 	.open = ovf_open,
 	.get_info = ovf_get_info,
+	.read_member = ovf_read_member,
 	.close = ovf_close,
 };
 
