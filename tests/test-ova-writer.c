@@ -189,6 +189,28 @@ assert_ovf_well_formed (const char *path)
 	}
 }
 
+/* The ova plugin's member-offset and member-size of the disk hold what GNU tar extracts. */
+static void
+assert_disk_in_place (const char *ova, const char *extracted)
+{
+	g_autoptr(VmiSource) source = vmi_test_open (&vmi_ova_plugin, ova, NULL);
+	g_autoptr(GVariant) facts = facts_of (source);
+	g_autoptr(GVariant) disk = only_entry (facts, "disks");
+	g_autofree char *data = NULL;
+	g_autofree guint8 *in_place = NULL;
+	gsize len = 0;
+	guint64 offset = 0, size = 0;
+
+	g_assert_true (g_variant_lookup (disk, "member-offset", "t", &offset));
+	g_assert_true (g_variant_lookup (disk, "member-size", "t", &size));
+	g_assert_true (g_file_get_contents (extracted, &data, &len, NULL));
+	g_assert_cmpuint (size, ==, len);
+	g_assert_cmpuint (offset % VMI_OVA_TAR_BLOCK, ==, 0);
+	in_place = g_malloc (len + 1);
+	vmi_test_read_bytes (ova, offset, in_place, len);
+	g_assert_true (memcmp (in_place, data, len) == 0);
+}
+
 static GVariant *
 options_of (const char *text)
 {
@@ -220,6 +242,21 @@ write_and_check (const char *dir, const VmiFormatPlugin *plugin, const char *src
 	names = tar_names (ova);
 	expected = g_strdup_printf ("%s.ovf,%s-disk1.vmdk,%s.mf", want->name, want->name, want->name);
 	g_assert_cmpstr (names, ==, expected);
+	/* Python's tarfile reads it as POSIX ustar, the format OVF requires. */
+	if (g_file_test ("/usr/bin/python3", G_FILE_TEST_IS_EXECUTABLE)) {
+		g_autofree char *quoted = g_shell_quote (ova);
+		g_autofree char *py = NULL;
+
+		g_assert_cmpint (vmi_test_sh (&py, "/usr/bin/python3 -c 'import sys, tarfile; "
+					      "t = tarfile.open(sys.argv[1], \"r:\"); m = t.getmembers(); "
+					      "print(\",\".join(x.name for x in m), all(x.isreg() and "
+					      "x.mode == 0o644 for x in m))' %s",
+					      quoted),
+				 ==, 0);
+		g_free (expected);
+		expected = g_strdup_printf ("%s True\n", names);
+		g_assert_cmpstr (py, ==, expected);
+	}
 
 	into = extract_and_verify (dir, ova, want->name);
 	file = g_strdup_printf ("%s-disk1.vmdk", want->name);
@@ -228,6 +265,7 @@ write_and_check (const char *dir, const VmiFormatPlugin *plugin, const char *src
 	file = g_strdup_printf ("%s.ovf", want->name);
 	ovf = g_build_filename (into, file, NULL);
 	assert_ovf_well_formed (ovf);
+	assert_disk_in_place (ova, vmdk);
 	/* The vmdk plugin reads the disk inside. */
 	{
 		g_autoptr(VmiSource) disk = vmi_test_open (&vmi_vmdk_plugin, vmdk, NULL);
@@ -428,6 +466,16 @@ test_tar_header (VmiTestDirFixture *f, gconstpointer data)
 	g_assert_cmpint (vmi_test_sh (&listing, "tar -tvf %s", quoted), ==, 0);
 	g_assert_nonnull (strstr (listing, " 9663676416 "));
 	g_assert_nonnull (strstr (listing, "big.vmdk"));
+	/* A second reader of base-256 sizes: Python's tarfile (strict about checksums). */
+	if (g_file_test ("/usr/bin/python3", G_FILE_TEST_IS_EXECUTABLE)) {
+		g_autofree char *py = NULL;
+
+		g_assert_cmpint (vmi_test_sh (&py, "/usr/bin/python3 -c 'import sys, tarfile; "
+					      "print([(m.name, m.size) for m in tarfile.open(sys.argv[1])])' %s",
+					      quoted),
+				 ==, 0);
+		g_assert_cmpstr (py, ==, "[('big.vmdk', 9663676416)]\n");
+	}
 
 	/* A small one, with the longest name ustar holds; tar checks the checksum. */
 	g_assert_true (vmi_ova_tar_header (block, name100, 1234, 0, &error));
