@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <glib-unix.h>
+#include <malloc.h>
 #include <signal.h>
 
 #include "vmi-cache-job.h"
@@ -288,6 +289,8 @@ vmi_daemon_idle_cb (gpointer user_data)
 {
 	VmiDaemon *self = user_data;
 
+	/* No job runs: give back what the jobs freed, so the idle daemon stays small. */
+	malloc_trim (0);
 	vmi_daemon_check_idle (self);
 	return G_SOURCE_REMOVE;
 }
@@ -358,6 +361,8 @@ vmi_daemon_name_acquired_cb (GDBusConnection *connection, const char *name, gpoi
 
 	self->name_acquired = TRUE;
 	g_message ("Serving %s on the bus", name);
+	/* Start-up (loading the plugins, reading the cache) freed more than it keeps. */
+	malloc_trim (0);
 }
 
 static void
