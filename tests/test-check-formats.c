@@ -12,6 +12,7 @@
 #include "vmi-test-util.h"
 
 extern const VmiFormatPlugin vmi_raw_plugin;
+extern const VmiFormatPlugin vmi_qcow2_plugin;
 extern const VmiFormatPlugin vmi_vmdk_plugin;
 extern const VmiFormatPlugin vmi_vhd_plugin;
 extern const VmiFormatPlugin vmi_vhdx_plugin;
@@ -353,6 +354,99 @@ test_vdi (VmiTestDirFixture *fixture, gconstpointer data)
 	check_run_clear (&run);
 }
 
+/* --- hostile bytes ---------------------------------------------------------------------- */
+
+/*
+ * Random damage to the metadata of good images: open may refuse (a VMI_ERROR), and check must
+ * then either run (findings in the result) or fail with a VMI_ERROR; never crash, hang or leak
+ * (ASan runs this too).
+ */
+static void
+mutate_and_check (const VmiFormatPlugin *plugin, const char *good, const char *dir, guint rounds,
+		  guint64 span)
+{
+	g_autofree char *path = g_build_filename (dir, "mutant", NULL);
+	guint64 len = vmi_test_file_size (good);
+	guint opened = 0, checked = 0;
+
+	vmi_test_sh_ok ("cp '%s' '%s'", good, path);
+	for (guint round = 0; round < rounds; round++) {
+		g_autoptr(GError) error = NULL;
+		guint edits = (guint) g_test_rand_int_range (1, 9);
+		guint64 at[8];
+		guint8 saved[8];
+		VmiOpenArgs args = { 0 };
+		VmiImage *image;
+		CheckRun run = { 0 };
+		gboolean ok;
+		int fd;
+
+		/* Edits in place, undone after the round: the file is written once, not per round. */
+		for (guint e = 0; e < edits; e++) {
+			guint8 b = (guint8) g_test_rand_int_range (0, 256);
+
+			at[e] = (guint64) g_test_rand_int_range (0, (gint32) MIN (len, span));
+			vmi_test_read_bytes (path, at[e], &saved[e], 1);
+			vmi_test_write_bytes (path, at[e], &b, 1);
+		}
+		fd = open (path, O_RDONLY | O_CLOEXEC);
+		g_assert_cmpint (fd, >=, 0);
+		args.fd = fd;
+		args.file_size = len;
+		image = plugin->open (&args, &error);
+		if (image == NULL) {
+			g_assert_nonnull (error);
+		} else {
+			opened++;
+			run.res.problems = g_ptr_array_new_with_free_func (g_free);
+			ok = plugin->check (image, &run.res, NULL, &error);
+			g_assert_true (ok == (error == NULL));
+			if (!ok)
+				g_assert_true (error->domain == VMI_ERROR);
+			checked += ok;
+			g_assert_cmpuint (run.res.problems->len, <=, VMI_CHECK_MAX_PROBLEMS);
+			check_run_clear (&run);
+			plugin->close (image);
+		}
+		close (fd);
+		for (guint e = edits; e-- > 0;)
+			vmi_test_write_bytes (path, at[e], &saved[e], 1);
+	}
+	g_test_message ("%s: %u of %u mutants opened, %u checked", good, opened, rounds, checked);
+	g_assert_cmpuint (opened, >, 0);
+}
+
+static void
+test_hostile (VmiTestDirFixture *fixture, gconstpointer data)
+{
+	g_autofree char *raw = g_build_filename (fixture->dir, "small.raw", NULL);
+	static const struct {
+		const VmiFormatPlugin *plugin;
+		const char *options;
+		guint64 span; /* where the metadata is */
+	} cases[] = {
+		/* Our qcow2 writer puts tables among the data and at the end: all of the file. */
+		{ &vmi_qcow2_plugin, "{'cluster-size': <uint64 4096>}", G_MAXUINT64 },
+		{ &vmi_qcow2_plugin, "{'compress': <true>, 'cluster-size': <uint64 4096>}", G_MAXUINT64 },
+		{ &vmi_vmdk_plugin, "@a{sv} {}", 64 * 1024 },
+		{ &vmi_vmdk_plugin, "{'subformat': <'streamOptimized'>}", 1024 * 1024 },
+		{ &vmi_vhd_plugin, "@a{sv} {}", 4096 },
+		{ &vmi_vhdx_plugin, "{'block-size': <uint64 1048576>}", 4 * MiB },
+		{ &vmi_vdi_plugin, "@a{sv} {}", 4096 },
+	};
+
+	vmi_test_make_pattern_image (raw, MiB + 4096, 9);
+	for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+		g_autoptr(GVariant) opts = g_variant_ref_sink (g_variant_new_parsed (cases[i].options));
+		g_autofree char *good = g_strdup_printf ("%s/good%u", fixture->dir, i);
+
+		g_assert_true (vmi_test_convert (&vmi_raw_plugin, raw, cases[i].plugin, good, opts, NULL));
+		/* -m thorough: a short fuzzing run. */
+		mutate_and_check (cases[i].plugin, good, fixture->dir, g_test_thorough () ? 20000 : 150,
+				  cases[i].span);
+	}
+}
+
 int
 main (int argc, char **argv)
 {
@@ -361,5 +455,6 @@ main (int argc, char **argv)
 	vmi_test_add_with_dir ("/check/vhd", NULL, test_vhd);
 	vmi_test_add_with_dir ("/check/vhdx", NULL, test_vhdx);
 	vmi_test_add_with_dir ("/check/vdi", NULL, test_vdi);
+	vmi_test_add_with_dir ("/check/hostile", NULL, test_hostile);
 	return g_test_run ();
 }

@@ -3,9 +3,9 @@
  * qcow2_calc_prealloc_size in block/qcow2.c), so the numbers are equal to qemu-img's.
  *
  * fully_allocated is the header, the L1 and L2 tables and the refcount structures of a disk
- * whose every cluster is allocated, plus every cluster. required is the same metadata (qemu
- * keeps the full L1 and L2 counts: an overestimate) plus one cluster for each cluster the data
- * touches. Our writer makes only the L2 tables the data needs, so its file is never larger
+ * whose every cluster is allocated (its size rounded up to a cluster), plus every cluster.
+ * required is the same metadata (qemu keeps the full L1 and L2 counts: an overestimate) plus one
+ * cluster for each cluster the data touches. Our writer makes only the L2 tables the data needs, so its file is never larger
  * than required; with compress it is smaller still (qemu's measure knows no compression, and
  * compressed clusters are stored only when they shrink).
  */
