@@ -18,6 +18,29 @@
 /* Reads stop after this much of the virtual disk so one input costs bounded time. */
 #define VMI_FUZZ_READ_LIMIT (4u * 1024u * 1024u)
 
+/* A container's compressed members, read forward through read_member as the engine copies them. */
+static inline void
+vmi_fuzz_read_members (const VmiFormatPlugin *plugin, VmiSource *source, guint8 *buf, gsize len)
+{
+	GPtrArray *members = vmi_source_get_info (source)->members;
+
+	for (guint i = 0; plugin->read_member != NULL && i < members->len; i++) {
+		const VmiMember *member = g_ptr_array_index (members, i);
+		guint64 pos = 0;
+		gsize got = 1;
+
+		if (member->location != VMI_MEMBER_STREAM)
+			continue;
+		while (got > 0 && pos < VMI_FUZZ_READ_LIMIT) {
+			if (!plugin->read_member (vmi_source_get_image (source), i, pos, buf, len, &got,
+						  NULL))
+				break;
+			g_assert_cmpuint (got, <=, len);
+			pos += got;
+		}
+	}
+}
+
 static inline void
 vmi_fuzz_one (const VmiFormatPlugin *plugin, const guint8 *data, size_t size)
 {
@@ -38,11 +61,12 @@ vmi_fuzz_one (const VmiFormatPlugin *plugin, const guint8 *data, size_t size)
 	if (source == NULL)
 		return;
 	info = vmi_source_to_variant (source);
+	buf = g_malloc (64 * 1024);
+	vmi_fuzz_read_members (plugin, source, buf, 64 * 1024);
 	if ((plugin->flags & VMI_FORMAT_CAN_READ) == 0)
 		return;
 	vsize = vmi_source_get_virtual_size (source);
 	limit = MIN (vsize, VMI_FUZZ_READ_LIMIT);
-	buf = g_malloc (64 * 1024);
 	while (offset < limit) {
 		VmiExtent extent = { 0 };
 		guint64 len;
