@@ -7,6 +7,7 @@ G_BEGIN_DECLS
 
 #define VMI_ACTION_INSPECT "org.vmimaged.VMImage1.inspect"
 #define VMI_ACTION_CONVERT "org.vmimaged.VMImage1.convert"
+#define VMI_ACTION_CHECK "org.vmimaged.VMImage1.check"
 #define VMI_ACTION_CACHE "org.vmimaged.VMImage1.cache"
 #define VMI_ACTION_MANAGE "org.vmimaged.VMImage1.manage"
 

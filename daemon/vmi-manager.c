@@ -7,12 +7,16 @@
 
 #include "vmi-cache-job.h"
 #include "vmi-caller.h"
+#include "vmi-check-job.h"
+#include "vmi-check.h"
+#include "vmi-compare.h"
 #include "vmi-convert-job.h"
 #include "vmi-convert.h"
 #include "vmi-daemon.h"
 #include "vmi-dbus-error.h"
 #include "vmi-image.h"
 #include "vmi-manager.h"
+#include "vmi-source-measure.h"
 #include "vmi-members.h"
 #include "vmi-options.h"
 
@@ -34,6 +38,9 @@ typedef enum {
 	VMI_CALL_IMAGE_REMOVE,
 	VMI_CALL_IMAGE_SET_PROPERTIES,
 	VMI_CALL_IMAGE_VERIFY,
+	VMI_CALL_CHECK,
+	VMI_CALL_COMPARE,
+	VMI_CALL_MEASURE,
 } VmiCallKind;
 
 /* The store format of CacheImport without a "format" option. */
@@ -65,6 +72,7 @@ typedef struct {
 	GDBusMethodInvocation *invocation;
 	char *source;      /* path, or NULL for the fd variants */
 	char *destination; /* path, or NULL */
+	char *source_b;    /* Compare: the second path */
 	char *format;
 	GVariant *options;
 	int source_fd;
@@ -82,6 +90,8 @@ typedef struct {
 	VmiCacheImportJob *import;
 	VmiCacheExportJob *export;
 	VmiCacheVerifyJob *verify;
+	VmiCheckJob *check;
+	VmiCompareJob *compare;
 	guint64 bytes_freed;
 	guint64 job_bytes_total;
 	gboolean cancel_on_disconnect;
@@ -98,6 +108,7 @@ vmi_call_free (VmiCall *call)
 	g_clear_object (&call->manager);
 	g_free (call->source);
 	g_free (call->destination);
+	g_free (call->source_b);
 	g_free (call->format);
 	g_clear_pointer (&call->options, g_variant_unref);
 	if (call->source_fd >= 0)
@@ -111,6 +122,8 @@ vmi_call_free (VmiCall *call)
 	g_clear_pointer (&call->import, vmi_cache_import_job_free);
 	g_clear_pointer (&call->export, vmi_cache_export_job_free);
 	g_clear_pointer (&call->verify, vmi_cache_verify_job_free);
+	g_clear_pointer (&call->check, vmi_check_job_free);
+	g_clear_pointer (&call->compare, vmi_compare_job_free);
 	g_clear_pointer (&call->caller, vmi_caller_free);
 	g_clear_pointer (&call->info, g_variant_unref);
 	g_clear_pointer (&call->convert, vmi_convert_job_free);
@@ -175,9 +188,11 @@ vmi_call_open_sibling (int dir_fd, const char *name, gpointer data, GError **err
 	return vmi_caller_open_sibling_at (data, dir_fd, name, error);
 }
 
-/* Opens the image named by path (as the caller) or checks the fd the caller sent. */
+/* Opens the image named by path (as the caller) or, with path NULL, checks the fd the caller
+ * sent. */
 static VmiSource *
-vmi_call_open_source (VmiCall *call, const char *format, gboolean classify, GError **error)
+vmi_call_open_source_at (VmiCall *call, const char *path, const char *format, gboolean classify,
+			 GError **error)
 {
 	struct stat st;
 	VmiRegistry *registry = vmi_daemon_get_registry (call->manager->daemon);
@@ -192,8 +207,8 @@ vmi_call_open_source (VmiCall *call, const char *format, gboolean classify, GErr
 	};
 	VmiSource *source;
 
-	if (call->source != NULL) {
-		fd = vmi_caller_open_image (call->caller, call->source, error);
+	if (path != NULL) {
+		fd = vmi_caller_open_image (call->caller, path, error);
 		if (fd < 0)
 			return NULL;
 		/*
@@ -201,7 +216,7 @@ vmi_call_open_source (VmiCall *call, const char *format, gboolean classify, GErr
 		 * the caller, like the image itself: a descriptor in a shared folder must not get
 		 * root to read another user's private file. Without the folder there are none.
 		 */
-		dir_fd = vmi_caller_open_dir (call->caller, call->source, &error_dir);
+		dir_fd = vmi_caller_open_dir (call->caller, path, &error_dir);
 	} else {
 		if (!vmi_call_check_fd_access (fd, FALSE, "source", error) ||
 		    !vmi_caller_check_image_fd (fd, "The source file descriptor", error))
@@ -211,13 +226,20 @@ vmi_call_open_source (VmiCall *call, const char *format, gboolean classify, GErr
 				     classify, NULL, error);
 	if (source != NULL && fstat (fd, &st) == 0)
 		call->source_mode = st.st_mode & 0666;
-	if (source == NULL && call->source != NULL)
-		g_prefix_error (error, "%s: ", call->source);
-	if (call->source != NULL)
+	if (source == NULL && path != NULL)
+		g_prefix_error (error, "%s: ", path);
+	if (path != NULL)
 		close (fd);
 	if (dir_fd >= 0)
 		close (dir_fd);
 	return source;
+}
+
+/* Opens the call's source: its path, or the fd the caller sent. */
+static VmiSource *
+vmi_call_open_source (VmiCall *call, const char *format, gboolean classify, GError **error)
+{
+	return vmi_call_open_source_at (call, call->source, format, classify, error);
 }
 
 static gboolean
@@ -355,6 +377,90 @@ vmi_call_convert (VmiCall *call, GError **error)
 	convert->caller = vmi_caller_copy (call->caller);
 	call->convert = g_steal_pointer (&convert);
 	return TRUE;
+}
+
+/* ---- Check, Compare and Measure ---- */
+
+static gboolean
+vmi_call_check (VmiCall *call, GError **error)
+{
+	g_autoptr(VmiCheckJob) check = vmi_check_job_new ();
+
+	if (!vmi_call_authorize (call, VMI_ACTION_CHECK, error))
+		return FALSE;
+	if (call->source != NULL && !vmi_caller_check_path (call->source, "image", error))
+		return FALSE;
+	check->options = vmi_options_normalize (call->options, vmi_check_options, NULL, error);
+	if (check->options == NULL)
+		return FALSE;
+	call->cancel_on_disconnect = vmi_options_get_boolean (check->options,
+							      "cancel-on-disconnect", FALSE);
+	check->source = vmi_call_open_source (
+		call, vmi_options_get_string (check->options, "source-format", NULL), FALSE, error);
+	if (check->source == NULL)
+		return FALSE;
+	call->job_bytes_total = vmi_source_get_virtual_size (check->source);
+	call->check = g_steal_pointer (&check);
+	return TRUE;
+}
+
+static gboolean
+vmi_call_compare (VmiCall *call, GError **error)
+{
+	g_autoptr(VmiCompareJob) compare = vmi_compare_job_new ();
+
+	if (!vmi_call_authorize (call, VMI_ACTION_CHECK, error))
+		return FALSE;
+	if (!vmi_caller_check_path (call->source, "first image", error) ||
+	    !vmi_caller_check_path (call->source_b, "second image", error))
+		return FALSE;
+	compare->options = vmi_options_normalize (call->options, vmi_compare_options, NULL, error);
+	if (compare->options == NULL)
+		return FALSE;
+	call->cancel_on_disconnect = vmi_options_get_boolean (compare->options,
+							      "cancel-on-disconnect", FALSE);
+	compare->a = vmi_call_open_source_at (
+		call, call->source, vmi_options_get_string (compare->options, "format-a", NULL),
+		FALSE, error);
+	if (compare->a == NULL)
+		return FALSE;
+	compare->b = vmi_call_open_source_at (
+		call, call->source_b, vmi_options_get_string (compare->options, "format-b", NULL),
+		FALSE, error);
+	if (compare->b == NULL)
+		return FALSE;
+	call->job_bytes_total = MAX (vmi_source_get_virtual_size (compare->a),
+				     vmi_source_get_virtual_size (compare->b));
+	call->compare = g_steal_pointer (&compare);
+	return TRUE;
+}
+
+/* Synchronous like Inspect: it reads the source's block map, not its data. */
+static gboolean
+vmi_call_measure (VmiCall *call, GError **error)
+{
+	VmiRegistry *registry = vmi_daemon_get_registry (call->manager->daemon);
+	g_autoptr(GVariant) options = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	const VmiFormatPlugin *plugin;
+
+	if (!vmi_call_authorize (call, VMI_ACTION_INSPECT, error))
+		return FALSE;
+	if (!vmi_caller_check_path (call->source, "source", error))
+		return FALSE;
+	plugin = vmi_registry_lookup (registry, call->format, error);
+	if (plugin == NULL)
+		return FALSE;
+	options = vmi_options_normalize (call->options, vmi_measure_options, plugin->create_options,
+					 error);
+	if (options == NULL)
+		return FALSE;
+	source = vmi_call_open_source (call, vmi_options_get_string (options, "source-format", NULL),
+				       FALSE, error);
+	if (source == NULL)
+		return FALSE;
+	call->info = vmi_measure (source, plugin, options, NULL, error);
+	return call->info != NULL;
 }
 
 /* Only the owner, root, or someone polkit allows "manage" may cancel another's job. */
@@ -673,6 +779,15 @@ vmi_call_thread (GTask *task, gpointer source_object, gpointer task_data, GCance
 	case VMI_CALL_IMAGE_VERIFY:
 		ok = vmi_call_image_verify (call, &error);
 		break;
+	case VMI_CALL_CHECK:
+		ok = vmi_call_check (call, &error);
+		break;
+	case VMI_CALL_COMPARE:
+		ok = vmi_call_compare (call, &error);
+		break;
+	case VMI_CALL_MEASURE:
+		ok = vmi_call_measure (call, &error);
+		break;
 	}
 	if (!ok) {
 		vmi_dbus_error_normalize (&error);
@@ -748,6 +863,36 @@ vmi_call_start_cache_job (VmiCall *call)
 	}
 }
 
+/* Queues the job of a Check, CheckFd or Compare and replies with its path. */
+static void
+vmi_call_start_read_job (VmiCall *call)
+{
+	const char *path;
+
+	if (call->kind == VMI_CALL_COMPARE) {
+		path = vmi_call_queue_job (call, "compare", call->job_bytes_total,
+					   vmi_compare_job_run, g_steal_pointer (&call->compare),
+					   (GDestroyNotify) vmi_compare_job_free);
+		g_info ("Job %s: compare %s with %s for uid %u", path, call->source,
+			call->source_b, (guint) call->caller->uid);
+		vmi_manager_complete_compare (VMI_MANAGER (call->manager),
+					      g_steal_pointer (&call->invocation), path);
+		return;
+	}
+	path = vmi_call_queue_job (call, "check", call->job_bytes_total, vmi_check_job_run,
+				   g_steal_pointer (&call->check),
+				   (GDestroyNotify) vmi_check_job_free);
+	g_info ("Job %s: check %s for uid %u", path,
+		call->source != NULL ? call->source : "a file descriptor",
+		(guint) call->caller->uid);
+	if (call->source != NULL)
+		vmi_manager_complete_check (VMI_MANAGER (call->manager),
+					    g_steal_pointer (&call->invocation), path);
+	else
+		vmi_manager_complete_check_fd (VMI_MANAGER (call->manager),
+					       g_steal_pointer (&call->invocation), NULL, path);
+}
+
 static void
 vmi_call_start_job (VmiCall *call)
 {
@@ -791,6 +936,8 @@ vmi_call_done_cb (GObject *source_object, GAsyncResult *result, gpointer user_da
 	g_clear_pointer (&call->convert, vmi_convert_job_free);
 	g_clear_pointer (&call->export, vmi_cache_export_job_free);
 	g_clear_pointer (&call->import, vmi_cache_import_job_free);
+	g_clear_pointer (&call->check, vmi_check_job_free);
+	g_clear_pointer (&call->compare, vmi_compare_job_free);
 	self->n_calls--;
 	vmi_daemon_check_idle (self->daemon);
 }
@@ -840,6 +987,20 @@ vmi_call_reply (VmiCall *call, GAsyncResult *result)
 			return;
 		}
 		vmi_call_start_cache_job (call);
+		break;
+	case VMI_CALL_CHECK:
+	case VMI_CALL_COMPARE:
+		if (vmi_daemon_is_stopping (call->manager->daemon)) {
+			g_dbus_method_invocation_return_error_literal (
+				g_steal_pointer (&call->invocation), VMI_ERROR, VMI_ERROR_FAILED,
+				"The daemon is stopping; try again when it is back");
+			return;
+		}
+		vmi_call_start_read_job (call);
+		break;
+	case VMI_CALL_MEASURE:
+		vmi_manager_complete_measure (VMI_MANAGER (call->manager),
+					      g_steal_pointer (&call->invocation), call->info);
 		break;
 	case VMI_CALL_CACHE_PRUNE:
 		vmi_manager_complete_cache_prune (VMI_MANAGER (call->manager),
@@ -981,6 +1142,72 @@ vmi_manager_impl_handle_cancel (VmiJob *object, GDBusMethodInvocation *invocatio
 	}
 	call = vmi_call_new (VMI_CALL_CANCEL, self, invocation);
 	call->job = g_object_ref (job);
+	vmi_call_run (call);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+vmi_manager_impl_handle_check (VmiManager *object, GDBusMethodInvocation *invocation,
+			       const char *path, GVariant *options, gpointer user_data)
+{
+	VmiCall *call;
+
+	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (object), invocation))
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	call = vmi_call_new (VMI_CALL_CHECK, VMI_MANAGER_IMPL (object), invocation);
+	call->source = g_strdup (path);
+	call->options = g_variant_ref (options);
+	vmi_call_run (call);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+vmi_manager_impl_handle_check_fd (VmiManager *object, GDBusMethodInvocation *invocation,
+				  GUnixFDList *fd_list, GVariant *fd, GVariant *options,
+				  gpointer user_data)
+{
+	g_autoptr(VmiCall) call = NULL;
+	GError *error = NULL;
+
+	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (object), invocation))
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	call = vmi_call_new (VMI_CALL_CHECK, VMI_MANAGER_IMPL (object), invocation);
+	if (!vmi_call_take_fd (call, fd_list, fd, &call->source_fd, &error)) {
+		vmi_dbus_error_normalize (&error);
+		g_dbus_method_invocation_take_error (g_steal_pointer (&call->invocation), error);
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	}
+	call->options = g_variant_ref (options);
+	vmi_call_run (g_steal_pointer (&call));
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+vmi_manager_impl_handle_compare (VmiManager *object, GDBusMethodInvocation *invocation,
+				 const char *a, const char *b, GVariant *options, gpointer user_data)
+{
+	VmiCall *call;
+
+	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (object), invocation))
+		return G_DBUS_METHOD_INVOCATION_HANDLED;
+	call = vmi_call_new (VMI_CALL_COMPARE, VMI_MANAGER_IMPL (object), invocation);
+	call->source = g_strdup (a);
+	call->source_b = g_strdup (b);
+	call->options = g_variant_ref (options);
+	vmi_call_run (call);
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+vmi_manager_impl_handle_measure (VmiManager *object, GDBusMethodInvocation *invocation,
+				 const char *path, const char *format, GVariant *options,
+				 gpointer user_data)
+{
+	VmiCall *call = vmi_call_new (VMI_CALL_MEASURE, VMI_MANAGER_IMPL (object), invocation);
+
+	call->source = g_strdup (path);
+	call->format = g_strdup (format);
+	call->options = g_variant_ref (options);
 	vmi_call_run (call);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -1130,6 +1357,13 @@ vmi_manager_impl_init (VmiManagerImpl *self)
 			  G_CALLBACK (vmi_manager_impl_handle_cache_import_fd), NULL);
 	g_signal_connect (self, "handle-cache-prune",
 			  G_CALLBACK (vmi_manager_impl_handle_cache_prune), NULL);
+	g_signal_connect (self, "handle-check", G_CALLBACK (vmi_manager_impl_handle_check), NULL);
+	g_signal_connect (self, "handle-check-fd", G_CALLBACK (vmi_manager_impl_handle_check_fd),
+			  NULL);
+	g_signal_connect (self, "handle-compare", G_CALLBACK (vmi_manager_impl_handle_compare),
+			  NULL);
+	g_signal_connect (self, "handle-measure", G_CALLBACK (vmi_manager_impl_handle_measure),
+			  NULL);
 }
 
 guint
