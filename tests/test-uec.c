@@ -383,6 +383,7 @@ test_detect (Fixture *f, gconstpointer data)
 {
 	g_autofree char *gz = g_build_filename (f->dir, "disk.gz", NULL);
 	g_autofree char *tar = g_build_filename (f->dir, "plain.tar", NULL);
+	g_autofree char *named_gz = g_build_filename (f->dir, "plain.tar.gz", NULL);
 	g_autoptr(GError) error = NULL;
 	gsize len = 0;
 	int fd;
@@ -407,6 +408,18 @@ test_detect (Fixture *f, gconstpointer data)
 		g_assert_cmpuint (vmi_uec_plugin.probe ((const guint8 *) contents,
 							MIN (len, VMI_PROBE_HEAD_SIZE), len),
 				  ==, VMI_PROBE_NO);
+		/* gzip keeps the file name in its header here; the tar still shows through. */
+		g_clear_pointer (&contents, g_free);
+		vmi_test_sh_ok ("gzip -k %s", tar);
+		g_assert_true (g_file_get_contents (named_gz, &contents, &len, NULL));
+		g_assert_true (len > 19 && (contents[3] & 0x08) != 0 &&
+			       memcmp (contents + 10, "plain.tar", 9) == 0); /* FNAME */
+		g_assert_cmpuint (vmi_uec_plugin.probe ((const guint8 *) contents,
+							MIN (len, VMI_PROBE_HEAD_SIZE), len),
+				  ==, VMI_PROBE_LIKELY);
+		/* Cut before the tar header is whole: no verdict from probe. */
+		g_assert_cmpuint (vmi_uec_plugin.probe ((const guint8 *) contents, 30, len), ==,
+				  VMI_PROBE_NO);
 	}
 	/* Beside a raw stand-in: the tarball is uec, a gzipped disk stays raw. */
 	g_assert_cmpstr (boot_test_detect (&vmi_uec_plugin, assets.tarball, FALSE), ==, "uec");
@@ -693,6 +706,44 @@ test_roles (Fixture *f, gconstpointer data)
 	g_assert_cmpstr (vmi_test_fact_string (source, "kernel"), ==, "b");
 }
 
+/* GNU tar --sparse: the holes of the disk are not stored, and read back as zeros. */
+static void
+test_sparse (Fixture *f, gconstpointer data)
+{
+	g_autofree char *q = g_shell_quote (f->dir);
+	g_autofree char *path = g_build_filename (f->dir, "sparse.tar.gz", NULL);
+	g_autofree char *disk = g_build_filename (f->dir, "sparse.img", NULL);
+	g_autofree char *raw = g_build_filename (f->dir, "out.raw", NULL);
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GBytes) bytes = NULL;
+	g_autoptr(GVariant) members = NULL, entry = NULL;
+	gboolean sparse = FALSE;
+
+	/* Data at the start, in the middle and in the last partial block; holes between. */
+	vmi_test_sh_ok ("cd %s && truncate -s 9M sparse.img && "
+			"head -c 70000 /dev/urandom | dd of=sparse.img conv=notrunc status=none && "
+			"head -c 5000 /dev/urandom | dd of=sparse.img bs=4096 seek=1000 conv=notrunc status=none && "
+			"truncate -s +777 sparse.img && "
+			"printf end | dd of=sparse.img bs=1 seek=$((9 * 1048576 + 770)) conv=notrunc status=none && "
+			"echo readme > " README_NAME " && "
+			"tar -cSzf sparse.tar.gz --format=%s sparse.img " README_NAME,
+			q, (const char *) data);
+	source = vmi_test_open (&vmi_uec_plugin, path, NULL);
+	g_assert_cmpuint (vmi_source_get_virtual_size (source), ==, vmi_test_file_size (disk));
+	members = g_variant_dict_lookup_value (vmi_source_get_info (source)->format_specific, "members",
+					       G_VARIANT_TYPE ("aa{sv}"));
+	entry = member_fact (members, "sparse.img");
+	g_assert_nonnull (entry);
+	g_assert_true (g_variant_lookup (entry, "sparse", "b", &sparse));
+	g_assert_true (sparse);
+	bytes = read_whole_member (source, 0, 100000);
+	assert_bytes_equal_file (bytes, disk);
+	g_assert_true (vmi_test_convert_source (source, &vmi_raw_plugin, raw, NULL, NULL));
+	g_assert_cmpuint (vmi_test_file_size (raw), ==, vmi_test_file_size (disk));
+	vmi_test_sh_ok ("cmp %s %s", disk, raw);
+	vmi_test_save_seed ("uec", path);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -711,6 +762,8 @@ main (int argc, char **argv)
 	ADD ("/uec/truncated", test_truncated);
 	ADD ("/uec/no-disk", test_no_disk);
 	ADD ("/uec/roles", test_roles);
+	g_test_add ("/uec/sparse/gnu", Fixture, "gnu", fixture_set_up, test_sparse, fixture_tear_down);
+	g_test_add ("/uec/sparse/pax", Fixture, "pax", fixture_set_up, test_sparse, fixture_tear_down);
 	status = g_test_run ();
 	g_clear_object (&assets.registry);
 	vmi_test_tmpdir_free (assets.dir);
