@@ -381,7 +381,9 @@ uec_add_entry (VmiImage *self, VmiUecStream *stream, struct archive_entry *ae, G
 
 		if (link == NULL)
 			link = archive_entry_symlink (ae);
-		entry->target = link != NULL ? g_utf8_make_valid (link, -1) : NULL;
+		/* shown, never followed: a target longer than any name is cut */
+		entry->target = link != NULL ? g_utf8_make_valid (link, (gssize) strnlen (link, UEC_MAX_NAME))
+					     : NULL;
 		uec_add_reason (self, g_strdup_printf ("the member \"%s\" is a %s%s%s%s, not a file; "
 						       "it is not followed",
 						       entry->name, uec_entry_type_name (entry->type),
