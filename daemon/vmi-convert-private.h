@@ -8,6 +8,8 @@ G_BEGIN_DECLS
 typedef struct {
 	const VmiFormatPlugin *plugin;
 	VmiImage *image;
+	int fd;			 /* the output file, for writeback hints */
+	guint64 unflushed;	 /* bytes handed to the plugin since the last writeback kick */
 } VmiConvertDest;
 
 /* Whether len bytes of buf are all zeros. */
