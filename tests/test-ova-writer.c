@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <glib/gstdio.h>
 #include <libxml/parser.h>
 
@@ -466,6 +468,18 @@ test_tar_header (VmiTestDirFixture *f, gconstpointer data)
 	g_assert_cmpint (vmi_test_sh (&listing, "tar -tvf %s", quoted), ==, 0);
 	g_assert_nonnull (strstr (listing, " 9663676416 "));
 	g_assert_nonnull (strstr (listing, "big.vmdk"));
+	/* libarchive, which the ova plugin reads archives with, takes it too. */
+	{
+		struct archive *archive = archive_read_new ();
+		struct archive_entry *entry = NULL;
+
+		archive_read_support_format_tar (archive);
+		g_assert_cmpint (archive_read_open_filename (archive, path, 10240), ==, ARCHIVE_OK);
+		g_assert_cmpint (archive_read_next_header (archive, &entry), ==, ARCHIVE_OK);
+		g_assert_cmpstr (archive_entry_pathname (entry), ==, "big.vmdk");
+		g_assert_cmpint (archive_entry_size (entry), ==, (gint64) big);
+		g_assert_cmpint (archive_read_free (archive), ==, ARCHIVE_OK);
+	}
 	/* A second reader of base-256 sizes: Python's tarfile (strict about checksums). */
 	if (g_file_test ("/usr/bin/python3", G_FILE_TEST_IS_EXECUTABLE)) {
 		g_autofree char *py = NULL;
