@@ -72,9 +72,12 @@ json_u64_or_0 (JsonObject *object, const char *member)
 	return json_object_has_member (object, member) ? vmi_test_json_u64 (object, member) : 0;
 }
 
-/* Runs our check and qemu-img check on path; asserts every count is equal. Returns ours. */
+/*
+ * Runs our check and qemu-img check on path; asserts every count is equal. qemu_image is what
+ * qemu-img check is given (NULL: -f qcow2 path), for images that need options to open.
+ */
 static void
-assert_check_equals_qemu (const char *path, CheckRun *run)
+assert_check_equals_qemu_as (const char *path, const char *qemu_image, CheckRun *run)
 {
 	g_autofree char *out = NULL;
 	g_autoptr(JsonParser) parser = json_parser_new ();
@@ -84,7 +87,11 @@ assert_check_equals_qemu (const char *path, CheckRun *run)
 
 	g_assert_true (run_check (path, run, NULL, &error));
 	g_assert_no_error (error);
-	status = vmi_test_sh (&out, "qemu-img check -f qcow2 --output=json '%s' 2>/dev/null", path);
+	if (qemu_image != NULL)
+		status = vmi_test_sh (&out, "qemu-img check --output=json %s 2>/dev/null", qemu_image);
+	else
+		status = vmi_test_sh (&out, "qemu-img check -f qcow2 --output=json '%s' 2>/dev/null",
+				      path);
 	/* 0 clean, 2 corruptions, 3 leaks only: all have a JSON report. */
 	g_assert_true (status == 0 || status == 2 || status == 3);
 	g_assert_true (json_parser_load_from_data (parser, out, -1, &error));
@@ -104,6 +111,12 @@ assert_check_equals_qemu (const char *path, CheckRun *run)
 	/* Every finding has a sentence, up to the cap. */
 	g_assert_cmpuint (run->res.problems->len, ==,
 			  MIN (run->res.corruptions + run->res.leaks, (guint64) VMI_CHECK_MAX_PROBLEMS));
+}
+
+static void
+assert_check_equals_qemu (const char *path, CheckRun *run)
+{
+	assert_check_equals_qemu_as (path, NULL, run);
 }
 
 static guint64
@@ -271,6 +284,44 @@ test_clean_compressed (VmiTestDirFixture *fixture, gconstpointer data)
 	check_run_clear (&run);
 	assert_check_equals_qemu (qc4k, &run);
 	g_assert_cmpuint (run.res.compressed_clusters, >, 0);
+	check_run_clear (&run);
+}
+
+/* zstd compression, an external data file (its clusters have no refcounts), LUKS. */
+static void
+test_clean_features (VmiTestDirFixture *fixture, gconstpointer data)
+{
+	g_autofree char *raw = g_build_filename (fixture->dir, "pattern.raw", NULL);
+	g_autofree char *zstd = g_build_filename (fixture->dir, "zstd.qcow2", NULL);
+	g_autofree char *df = NULL;
+	g_autofree char *luks = NULL;
+	g_autofree char *luks_opts = NULL;
+	CheckRun run;
+
+	if (!have_tools ())
+		return;
+	vmi_test_make_pattern_image (raw, 3 * MiB, 4);
+	vmi_test_qemu_img ("convert -c -O qcow2 -o compression_type=zstd '%s' '%s'", raw, zstd);
+	assert_check_equals_qemu (zstd, &run);
+	g_assert_cmpuint (run.res.compressed_clusters, >, 0);
+	check_run_clear (&run);
+
+	df = make_written (fixture->dir, "df.qcow2", "data_file=df.raw");
+	assert_check_equals_qemu (df, &run);
+	g_assert_cmpuint (run.res.corruptions + run.res.leaks, ==, 0);
+	g_assert_cmpuint (run.res.allocated_clusters, ==, 5);
+	check_run_clear (&run);
+
+	luks = g_build_filename (fixture->dir, "luks.qcow2", NULL);
+	vmi_test_qemu_img ("create -q -f qcow2 --object secret,id=s0,data=abc "
+			   "-o encrypt.format=luks,encrypt.key-secret=s0 '%s' 4M",
+			   luks);
+	luks_opts = g_strdup_printf ("--object secret,id=s0,data=abc --image-opts "
+				     "driver=qcow2,file.filename='%s',encrypt.key-secret=s0",
+				     luks);
+	assert_check_equals_qemu_as (luks, luks_opts, &run);
+	/* The LUKS header takes clusters of its own, all counted. */
+	g_assert_cmpuint (run.res.image_end_offset, >, 1 * MiB);
 	check_run_clear (&run);
 }
 
@@ -443,6 +494,7 @@ main (int argc, char **argv)
 	vmi_test_add_with_dir ("/qcow2-check/clean/snapshots-and-bitmaps", NULL,
 			       test_clean_snapshots_and_bitmaps);
 	vmi_test_add_with_dir ("/qcow2-check/clean/compressed", NULL, test_clean_compressed);
+	vmi_test_add_with_dir ("/qcow2-check/clean/features", NULL, test_clean_features);
 	vmi_test_add_with_dir ("/qcow2-check/clean/our-writer", NULL, test_clean_our_writer);
 	vmi_test_add_with_dir ("/qcow2-check/bad/leaked-cluster", NULL, test_leaked_cluster);
 	vmi_test_add_with_dir ("/qcow2-check/bad/shared-cluster", NULL, test_shared_cluster);
