@@ -484,7 +484,7 @@ test_hostile (Fixture *f, gconstpointer data)
 	g_assert_false (g_file_test ("/etc/x", G_FILE_TEST_EXISTS));
 	vmi_test_sh_ok ("cd %s && mkdir in && cp %s in/" DISK_NAME " && cp %s in/vmlinuz && "
 			"echo payload > in/x && ln -s /etc/passwd in/link && "
-			"ln in/" DISK_NAME " in/hard.img",
+			"ln in/" DISK_NAME " in/hard.img && mkfifo in/pipe",
 			q, assets.disk, assets.initrd);
 	g_assert_true (g_file_get_contents ("/etc/passwd", &before, NULL, NULL));
 	vmi_test_sh_ok ("cd %s/in && tar -czPf ../dotdot.tar.gz --transform 's,^x$,../x,' " DISK_NAME
@@ -494,7 +494,7 @@ test_hostile (Fixture *f, gconstpointer data)
 			" x",
 			q);
 	vmi_test_sh_ok ("cd %s/in && tar -czf ../links.tar.gz " DISK_NAME " link hard.img", q);
-	vmi_test_sh_ok ("cd %s/in && tar -czPf ../device.tar.gz " DISK_NAME " /dev/null", q);
+	vmi_test_sh_ok ("cd %s/in && tar -czPf ../device.tar.gz " DISK_NAME " /dev/null pipe", q);
 	vmi_test_save_seed ("uec", dotdot);
 
 	expect_unsafe (dotdot, (const char *const[]){ "\"../x\" has \"..\"", NULL });
@@ -502,7 +502,8 @@ test_hostile (Fixture *f, gconstpointer data)
 	expect_unsafe (links, (const char *const[]){ "\"link\" is a symlink to \"/etc/passwd\"",
 						     "\"hard.img\" is a hardlink to \"" DISK_NAME "\"",
 						     NULL });
-	expect_unsafe (device, (const char *const[]){ "\"/dev/null\" is a device", NULL });
+	expect_unsafe (device, (const char *const[]){ "\"/dev/null\" is a device", "\"pipe\" is a fifo",
+						      NULL });
 	{
 		/* Links are listed, with their targets, but are no members and no disk. */
 		g_autoptr(VmiSource) source = vmi_test_open (&vmi_uec_plugin, links, NULL);

@@ -43,6 +43,7 @@ typedef enum {
 	UEC_ENTRY_SYMLINK,
 	UEC_ENTRY_HARDLINK,
 	UEC_ENTRY_DEVICE,
+	UEC_ENTRY_FIFO,
 	UEC_ENTRY_OTHER,
 } UecEntryType;
 
@@ -98,9 +99,11 @@ uec_entry_type_name (UecEntryType type)
 		return "hardlink";
 	case UEC_ENTRY_DEVICE:
 		return "device";
+	case UEC_ENTRY_FIFO:
+		return "fifo";
 	case UEC_ENTRY_OTHER:
 	default:
-		return "other";
+		return "special file";
 	}
 }
 
@@ -341,6 +344,8 @@ uec_entry_type (struct archive_entry *entry)
 	case AE_IFCHR:
 	case AE_IFBLK:
 		return UEC_ENTRY_DEVICE;
+	case AE_IFIFO:
+		return UEC_ENTRY_FIFO;
 	default:
 		return UEC_ENTRY_OTHER;
 	}
