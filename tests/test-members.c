@@ -915,6 +915,29 @@ test_members_dbus (void)
 	g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
 	g_clear_error (&error);
 
+	/* a lone OVF over the bus: its disks beside it, opened as the caller */
+	{
+		g_autofree char *xml = ovf_text ((TestFile[]){ { "disk.vmdk", vmdk, 4 * MiB, vmdk_stream_uri, FALSE },
+							       { "../disk2.vdi", d2, 2 * MiB, NULL, FALSE } },
+						 2);
+		g_autofree char *ovf = g_build_filename (dir, "vm.ovf", NULL);
+		g_autoptr(GVariant) ovf_info = NULL, m0 = NULL, m1 = NULL, i0 = NULL;
+
+		g_assert_true (g_file_set_contents (ovf, xml, -1, NULL));
+		ovf_info = bus_inspect (ovf, &error);
+		g_assert_no_error (error);
+		g_assert_cmpstr (str_of (ovf_info, "container-format"), ==, "ovf");
+		m0 = member_of (ovf_info, 0);
+		i0 = inspection_of (m0);
+		g_assert_cmpstr (str_of (i0, "format"), ==, "vmdk");
+		g_assert_cmpuint (u64_of (i0, "virtual-size"), ==, 4 * MiB);
+		m1 = member_of (ovf_info, 1);
+		g_assert_cmpstr (str_of (m1, "error-name"), ==, "UnsafeImage");
+		g_assert_true (bus_convert (ovf, out, "raw", "@a{sv} {}", &error, &message));
+		g_assert_true (vmi_test_qemu_img_compare (raw, "raw", out, "raw"));
+		g_unlink (out);
+	}
+
 	/* a compressed member converts over the bus too */
 	vmi_test_sh_ok ("gzip -n -k '%s'", vmdk);
 	gz = g_strconcat (vmdk, ".gz", NULL);
