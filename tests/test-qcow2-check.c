@@ -450,6 +450,26 @@ test_bad_pointers (VmiTestDirFixture *fixture, gconstpointer data)
 	check_run_clear (&run);
 }
 
+/* A snapshot's L1 entry pointing at the refcount table, read as an L2 table. */
+static void
+test_snapshot_l1 (VmiTestDirFixture *fixture, gconstpointer data)
+{
+	g_autofree char *path = NULL;
+	guint64 snapshots, l1;
+	CheckRun run;
+
+	if (!have_tools ())
+		return;
+	path = make_written (fixture->dir, "snapl1.qcow2", NULL);
+	vmi_test_qemu_img ("snapshot -c one '%s'", path);
+	snapshots = be64_at (path, 64);
+	l1 = be64_at (path, snapshots);
+	put_be64 (path, l1, be64_at (path, 48));
+	assert_check_equals_qemu (path, &run);
+	g_assert_cmpuint (run.res.corruptions, >=, 1);
+	check_run_clear (&run);
+}
+
 static void
 test_absurd_file (VmiTestDirFixture *fixture, gconstpointer data)
 {
@@ -500,6 +520,7 @@ main (int argc, char **argv)
 	vmi_test_add_with_dir ("/qcow2-check/bad/shared-cluster", NULL, test_shared_cluster);
 	vmi_test_add_with_dir ("/qcow2-check/bad/refcount-zero", NULL, test_refcount_zero);
 	vmi_test_add_with_dir ("/qcow2-check/bad/pointers", NULL, test_bad_pointers);
+	vmi_test_add_with_dir ("/qcow2-check/bad/snapshot-l1", NULL, test_snapshot_l1);
 	vmi_test_add_with_dir ("/qcow2-check/bad/absurd-file", NULL, test_absurd_file);
 	vmi_test_add_with_dir ("/qcow2-check/cancelled", NULL, test_cancelled);
 	return g_test_run ();
