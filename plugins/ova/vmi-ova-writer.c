@@ -339,10 +339,18 @@ vmi_ova_writer_finish (VmiOvaWriter *self, GError **error)
 
 	if (!vmdk_writer_finish (self->vmdk, error))
 		return FALSE;
-	if (fstat (self->fd, &st) != 0 || (guint64) st.st_size < self->vmdk_base) {
+	if (fstat (self->fd, &st) != 0) {
+		int errsv = errno;
+
+		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED, "cannot stat the OVA being written: %s",
+			     g_strerror (errsv));
+		return FALSE;
+	}
+	if ((guint64) st.st_size < self->vmdk_base) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-			     "the OVA being written lost its VMDK: %s",
-			     g_strerror (errno));
+			     "the OVA being written is %" G_GUINT64_FORMAT " bytes, shorter than the "
+			     "%" G_GUINT64_FORMAT " where its VMDK starts: something else truncated it",
+			     (guint64) st.st_size, self->vmdk_base);
 		return FALSE;
 	}
 	vmdk_size = (guint64) st.st_size - self->vmdk_base;
