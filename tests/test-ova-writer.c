@@ -376,6 +376,27 @@ test_odd_sizes (VmiTestDirFixture *f, gconstpointer data)
 	}
 }
 
+/* Characters XML must escape, and a space, reach the descriptor escaped and come back. */
+static void
+test_xml_name (VmiTestDirFixture *f, gconstpointer data)
+{
+	g_autofree char *src = g_build_filename (f->dir, "disk.raw", NULL);
+	g_autofree char *ova = g_build_filename (f->dir, "x.ova", NULL);
+	g_autofree char *into = NULL;
+	g_autofree guint8 *bytes = g_malloc (MiB);
+	VmFacts want = { "a<b> & \"c\" 'd'", 1, 4, "otherLinux64Guest", 101, "bios", MiB };
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	for (guint i = 0; i < MiB; i++)
+		bytes[i] = (guint8) (i * 7 + i / 4096);
+	vmi_test_write_file (src, bytes, MiB);
+	into = write_and_check (f->dir, &vmi_raw_plugin, src, ova,
+				"{'name': <'a<b> & \"c\" \\'d\\''>, 'memory-mib': <@t 4>, "
+				"'os-type': <'otherLinux64Guest'>}",
+				&want);
+}
+
 static void
 expect_bad_option (const char *dir, const char *options, const char *needle)
 {
@@ -628,6 +649,7 @@ main (int argc, char **argv)
 	vmi_test_add_with_dir ("/ova-writer/round-trip", NULL, test_round_trip);
 	vmi_test_add_with_dir ("/ova-writer/defaults", NULL, test_defaults);
 	vmi_test_add_with_dir ("/ova-writer/odd-sizes", NULL, test_odd_sizes);
+	vmi_test_add_with_dir ("/ova-writer/xml-name", NULL, test_xml_name);
 	vmi_test_add_with_dir ("/ova-writer/bad-options", NULL, test_bad_options);
 	vmi_test_add_with_dir ("/ova-writer/dbus", NULL, test_dbus);
 	return g_test_run ();
