@@ -1,9 +1,16 @@
-/* vmimagectl jobs: the jobs the daemon has, running or recently finished. */
+/*
+ * vmimagectl jobs: the jobs the daemon has, running or recently finished; --wait follows one to
+ * its end and --cancel stops one.
+ */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
-#include "vmi-ctl.h"
+#include "vmi-ctl-follow.h"
+#include "vmi-json.h"
+
+#define JOBS_PATH_PREFIX VMI_CTL_ROOT_PATH "/jobs/"
 
 static int
 compare_jobs (gconstpointer a, gconstpointer b)
@@ -39,9 +46,79 @@ format_job (VmiJob *job, const char *object_path)
 	return g_strconcat (g_strchomp (line), "\n", NULL);
 }
 
+/* "7" or "/org/vmimaged/VMImage1/jobs/7" as the job's object path; NULL if neither. */
+static char *
+job_path_of (const char *text)
+{
+	const char *number = g_str_has_prefix (text, JOBS_PATH_PREFIX)
+				     ? text + strlen (JOBS_PATH_PREFIX)
+				     : text;
+
+	if (*number == '\0' || strspn (number, "0123456789") != strlen (number))
+		return NULL;
+	return g_strconcat (JOBS_PATH_PREFIX, number, NULL);
+}
+
+/* Follows a job (anyone's it may see) to its end; Ctrl-C stops waiting, not the job. */
+static int
+jobs_wait (VmiCtl *ctl, const char *job_path, gboolean json, gboolean quiet)
+{
+	g_autoptr (GError) error = NULL;
+	g_autoptr (GDBusConnection) connection = vmi_ctl_get_bus (ctl, &error);
+	VmiCtlFollow run = { 0 };
+	int exit_code;
+
+	if (connection == NULL)
+		return vmi_ctl_fail ("jobs --wait", error);
+	vmi_ctl_follow_init (&run, "job", FALSE, quiet || json);
+	vmi_ctl_follow_started (&run, connection, job_path, "jobs --wait", NULL);
+	exit_code = vmi_ctl_follow_wait (&run);
+	if (exit_code == VMI_CTL_EXIT_OK) {
+		g_autofree char *text = vmi_json_from_variant (run.result, json ? 2 : 0);
+
+		if (json)
+			g_print ("%s", text);
+		else
+			g_print ("%s completed: %s\n", job_path, text);
+	}
+	vmi_ctl_follow_clear (&run);
+	return exit_code;
+}
+
+static int
+jobs_cancel (VmiCtl *ctl, const char *job_path)
+{
+	g_autoptr (GError) error = NULL;
+	g_autoptr (GDBusConnection) connection = vmi_ctl_get_bus (ctl, &error);
+	g_autoptr (VmiJob) job = NULL;
+	g_autofree char *what = g_strdup_printf ("cannot cancel %s", job_path);
+
+	if (connection == NULL)
+		return vmi_ctl_fail ("jobs --cancel", error);
+	job = vmi_job_proxy_new_sync (connection, G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES,
+				      VMI_CTL_BUS_NAME, job_path, NULL, &error);
+	if (job == NULL || !vmi_job_call_cancel_sync (job, NULL, &error))
+		return vmi_ctl_fail (what, error);
+	g_print ("cancelled %s\n", job_path);
+	return VMI_CTL_EXIT_OK;
+}
+
 int
 vmi_ctl_jobs (VmiCtl *ctl, int argc, char **argv)
 {
+	g_autofree char *wait = NULL;
+	g_autofree char *cancel = NULL;
+	gboolean json = FALSE, quiet = FALSE;
+	const GOptionEntry entries[] = {
+		{ "wait", 'w', 0, G_OPTION_ARG_STRING, &wait,
+		  "Wait for JOB to end, with its progress, and print its result", "JOB" },
+		{ "cancel", 'c', 0, G_OPTION_ARG_STRING, &cancel, "Cancel JOB", "JOB" },
+		{ "json", 0, 0, G_OPTION_ARG_NONE, &json, "With --wait: print the result as JSON",
+		  NULL },
+		{ "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "With --wait: show no progress", NULL },
+		{ NULL }
+	};
+	g_autofree char *job_path = NULL;
 	g_autoptr (GError) error = NULL;
 	g_autoptr (GDBusConnection) connection = NULL;
 	g_autoptr (GDBusObjectManager) object_manager = NULL;
@@ -51,8 +128,27 @@ vmi_ctl_jobs (VmiCtl *ctl, int argc, char **argv)
 	g_autofree char *owner = NULL;
 
 	if (!vmi_ctl_parse_args (ctl, "jobs", "", "Lists vmimaged's jobs: those running and those "
-				 "finished in the last few minutes.", NULL, NULL, 0, 0, &argc, &argv))
+				 "finished in the last few minutes.",
+				 "JOB is the number in the JOB column or the job's object path.\n\n"
+				 "Exit status of --wait: 0 when the job completed, 1 when it failed "
+				 "or was cancelled, 130 when interrupted by Ctrl-C (the job goes on).",
+				 entries, 0, 0, &argc, &argv))
 		return VMI_CTL_EXIT_USAGE;
+	if (wait != NULL && cancel != NULL) {
+		g_printerr ("vmimagectl jobs: --wait and --cancel do not go together\n");
+		return VMI_CTL_EXIT_USAGE;
+	}
+	if (wait != NULL || cancel != NULL) {
+		job_path = job_path_of (wait != NULL ? wait : cancel);
+		if (job_path == NULL) {
+			g_printerr ("vmimagectl jobs: \"%s\" is not a job: give its number or its "
+				    "object path\n",
+				    wait != NULL ? wait : cancel);
+			return VMI_CTL_EXIT_USAGE;
+		}
+		return wait != NULL ? jobs_wait (ctl, job_path, json, quiet)
+				    : jobs_cancel (ctl, job_path);
+	}
 	connection = vmi_ctl_get_bus (ctl, &error);
 	if (connection == NULL)
 		return vmi_ctl_fail ("jobs", error);

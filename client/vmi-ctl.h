@@ -33,6 +33,9 @@ int vmi_ctl_convert (VmiCtl *ctl, int argc, char **argv);
 int vmi_ctl_formats (VmiCtl *ctl, int argc, char **argv);
 int vmi_ctl_jobs (VmiCtl *ctl, int argc, char **argv);
 int vmi_ctl_cache (VmiCtl *ctl, int argc, char **argv);
+int vmi_ctl_check (VmiCtl *ctl, int argc, char **argv);
+int vmi_ctl_compare (VmiCtl *ctl, int argc, char **argv);
+int vmi_ctl_measure (VmiCtl *ctl, int argc, char **argv);
 
 GBusType vmi_ctl_bus_type (const VmiCtl *ctl);
 

@@ -15,8 +15,11 @@ typedef struct {
 static const VmiCtlCommand commands[] = {
 	{ "inspect", vmi_ctl_inspect, "Show what a disk image is and whether it is safe" },
 	{ "convert", vmi_ctl_convert, "Convert a disk image into another format" },
+	{ "check", vmi_ctl_check, "Check a disk image for errors (and compute its digests)" },
+	{ "compare", vmi_ctl_compare, "Compare the content of two disk images" },
+	{ "measure", vmi_ctl_measure, "Show how large a conversion's output would be" },
 	{ "formats", vmi_ctl_formats, "List the formats the daemon can handle" },
-	{ "jobs", vmi_ctl_jobs, "List the daemon's jobs" },
+	{ "jobs", vmi_ctl_jobs, "List the daemon's jobs; wait for or cancel one" },
 	{ "cache", vmi_ctl_cache, "Manage the image cache: import, list, export, rm, prune, verify, set" },
 };
 

@@ -1150,6 +1150,269 @@ test_cache_import_sigint (Fixture *f, gconstpointer data)
 	g_assert_cmpuint (count_cache_files (f, ".img"), ==, 0);
 }
 
+/* ---- check, compare, measure, jobs --wait/--cancel ---- */
+
+/* The lines of text that start with prefix, joined: what to compare with qemu-img's output. */
+static char *
+lines_with_prefix (const char *text, const char *prefix)
+{
+	g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+	GString *out = g_string_new (NULL);
+
+	for (guint i = 0; lines[i] != NULL; i++) {
+		if (g_str_has_prefix (lines[i], prefix))
+			g_string_append_printf (out, "%s\n", lines[i]);
+	}
+	return g_string_free (out, FALSE);
+}
+
+/* qemu-img's exit status and stdout for a command line. */
+static int
+qemu_img_out (char **out, const char *format, ...) G_GNUC_PRINTF (2, 3);
+static int
+qemu_img_out (char **out, const char *format, ...)
+{
+	g_autofree char *args = NULL;
+	va_list ap;
+
+	va_start (ap, format);
+	args = g_strdup_vprintf (format, ap);
+	va_end (ap);
+	return vmi_test_sh (out, "qemu-img %s", args);
+}
+
+static void
+set_qcow2_refcount (const char *path, guint64 cluster, guint16 value)
+{
+	guint64 table = vmi_test_read_le64 (path, 48);
+	guint64 block;
+	guint16 be = GUINT16_TO_BE (value);
+
+	/* Header fields are big-endian: the helper read them little-endian. */
+	table = GUINT64_FROM_BE (GUINT64_TO_LE (table));
+	block = GUINT64_FROM_BE (GUINT64_TO_LE (vmi_test_read_le64 (path, table)));
+	vmi_test_write_bytes (path, block + 2 * cluster, &be, sizeof be);
+}
+
+static void
+test_check_good (Fixture *f, gconstpointer data)
+{
+	g_autofree char *path = NULL;
+	g_autofree char *qemu = NULL;
+	g_autofree char *ours = NULL;
+	g_autofree char *theirs = NULL;
+	g_autofree char *sha = NULL;
+	g_autofree char *md5 = NULL;
+	g_autofree char *line = NULL;
+	g_autoptr (CtlResult) result = NULL;
+	g_autoptr (CtlResult) json = NULL;
+	g_autoptr (JsonParser) parser = json_parser_new ();
+	g_autoptr (GError) error = NULL;
+	JsonObject *object;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	path = make_qcow2 (f, "disk.qcow2", 3 * 1024 * 1024, 3);
+	g_assert_cmpint (qemu_img_out (&qemu, "check '%s'", path), ==, 0);
+	result = run_ctl (f, "check", "--sha256", "--md5", path, NULL);
+	g_assert_cmpint (result->status, ==, 0);
+	/* The same words and image end offset as qemu-img check. */
+	ours = lines_with_prefix (result->out, "No errors");
+	g_assert_cmpstr (ours, ==, "No errors were found on the image.\n");
+	g_free (ours);
+	ours = lines_with_prefix (result->out, "Image end offset: ");
+	theirs = lines_with_prefix (qemu, "Image end offset: ");
+	g_assert_cmpstr (ours, ==, theirs);
+	g_assert_cmpint (vmi_test_sh (&sha, "sha256sum '%s' | cut -d' ' -f1", path), ==, 0);
+	g_assert_cmpint (vmi_test_sh (&md5, "md5sum '%s' | cut -d' ' -f1", path), ==, 0);
+	line = g_strdup_printf ("\nsha256: %s", sha);
+	g_assert_nonnull (strstr (result->out, line));
+	g_free (line);
+	line = g_strdup_printf ("\nmd5: %s", md5);
+	g_assert_nonnull (strstr (result->out, line));
+
+	json = run_ctl (f, "check", "--json", "--content-sha256", path, NULL);
+	g_assert_cmpint (json->status, ==, 0);
+	json_parser_load_from_data (parser, json->out, -1, &error);
+	g_assert_no_error (error);
+	object = json_node_get_object (json_parser_get_root (parser));
+	g_assert_cmpint (json_int (object, "corruptions"), ==, 0);
+	g_assert_cmpint (json_int (object, "leaks"), ==, 0);
+	g_assert_cmpuint (strlen (json_object_get_string_member (object, "content-sha256")), ==, 64);
+}
+
+/* A used cluster with refcount 0 exits 2; an unused one with refcount 1 exits 3: as qemu-img. */
+static void
+test_check_exit_codes (Fixture *f, gconstpointer data)
+{
+	g_autofree char *bad = NULL;
+	g_autofree char *leaky = NULL;
+	g_autofree char *qemu = NULL;
+	g_autoptr (CtlResult) result = NULL;
+	g_autoptr (CtlResult) leaks = NULL;
+	guint64 l1, l2, cluster, size;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	bad = make_qcow2 (f, "bad.qcow2", 2 * 1024 * 1024, 4);
+	l1 = GUINT64_FROM_BE (GUINT64_TO_LE (vmi_test_read_le64 (bad, 40)));
+	l2 = GUINT64_FROM_BE (GUINT64_TO_LE (vmi_test_read_le64 (bad, l1))) &
+	     G_GUINT64_CONSTANT (0x00fffffffffffe00);
+	cluster = (GUINT64_FROM_BE (GUINT64_TO_LE (vmi_test_read_le64 (bad, l2))) &
+		   G_GUINT64_CONSTANT (0x00fffffffffffe00)) >> 16;
+	set_qcow2_refcount (bad, cluster, 0);
+	g_assert_cmpint (qemu_img_out (&qemu, "check '%s'", bad), ==, 2);
+	result = run_ctl (f, "check", bad, NULL);
+	g_assert_cmpint (result->status, ==, 2);
+	g_assert_nonnull (strstr (result->out, " errors were found on the image.\n"));
+
+	leaky = make_qcow2 (f, "leaky.qcow2", 2 * 1024 * 1024, 5);
+	size = vmi_test_file_size (leaky);
+	vmi_test_sh_ok ("truncate -s %" G_GUINT64_FORMAT " '%s'",
+			((size + 65535) / 65536 + 1) * 65536, leaky);
+	set_qcow2_refcount (leaky, (size + 65535) / 65536, 1);
+	g_free (qemu);
+	g_assert_cmpint (qemu_img_out (&qemu, "check '%s'", leaky), ==, 3);
+	leaks = run_ctl (f, "check", leaky, NULL);
+	g_assert_cmpint (leaks->status, ==, 3);
+	g_assert_nonnull (strstr (leaks->out, "1 leaked clusters were found on the image.\n"));
+}
+
+static void
+test_check_errors (Fixture *f, gconstpointer data)
+{
+	g_autofree char *missing = g_build_filename (f->dir, "missing.qcow2", NULL);
+	g_autoptr (CtlResult) result = run_ctl (f, "check", missing, NULL);
+	g_autoptr (CtlResult) usage = run_ctl (f, "check", NULL);
+
+	g_assert_cmpint (result->status, ==, 1);
+	g_assert_nonnull (strstr (result->err, "missing.qcow2"));
+	g_assert_cmpint (usage->status, ==, 2);
+}
+
+/* Output and exit status as qemu-img compare's, for a difference on a sector boundary. */
+static void
+test_compare (Fixture *f, gconstpointer data)
+{
+	g_autofree char *qcow2 = NULL;
+	g_autofree char *raw = g_build_filename (f->dir, "copy.raw", NULL);
+	g_autofree char *qemu = NULL;
+	g_autoptr (CtlResult) same = NULL;
+	g_autoptr (CtlResult) differ = NULL;
+	g_autoptr (CtlResult) json = NULL;
+	g_autoptr (CtlResult) quiet = NULL;
+	g_autoptr (CtlResult) missing = NULL;
+	g_autofree char *nowhere = g_build_filename (f->dir, "nowhere.raw", NULL);
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	qcow2 = make_qcow2 (f, "disk.qcow2", 2 * 1024 * 1024, 6);
+	vmi_test_qemu_img ("convert -f qcow2 -O raw '%s' '%s'", qcow2, raw);
+	g_assert_cmpint (qemu_img_out (&qemu, "compare '%s' '%s'", qcow2, raw), ==, 0);
+	same = run_ctl (f, "compare", qcow2, raw, NULL);
+	g_assert_cmpint (same->status, ==, 0);
+	g_assert_cmpstr (same->out, ==, qemu);
+
+	vmi_test_write_bytes (raw, 1024 * 1024 + 512, "#", 1);
+	g_free (qemu);
+	g_assert_cmpint (qemu_img_out (&qemu, "compare '%s' '%s'", qcow2, raw), ==, 1);
+	differ = run_ctl (f, "compare", qcow2, raw, NULL);
+	g_assert_cmpint (differ->status, ==, 1);
+	g_assert_cmpstr (differ->out, ==, qemu);
+	g_assert_cmpstr (differ->out, ==, "Content mismatch at offset 1049088!\n");
+
+	json = run_ctl (f, "compare", "--json", qcow2, raw, NULL);
+	g_assert_cmpint (json->status, ==, 1);
+	g_assert_nonnull (strstr (json->out, "\"first-difference\": 1049088"));
+	quiet = run_ctl (f, "compare", "-q", qcow2, raw, NULL);
+	g_assert_cmpint (quiet->status, ==, 1);
+	g_assert_cmpstr (quiet->out, ==, "");
+	missing = run_ctl (f, "compare", qcow2, nowhere, NULL);
+	g_assert_cmpint (missing->status, ==, 2);
+}
+
+static void
+test_measure (Fixture *f, gconstpointer data)
+{
+	g_autofree char *raw = g_build_filename (f->dir, "disk.raw", NULL);
+	g_autofree char *qemu = NULL;
+	g_autoptr (CtlResult) result = NULL;
+	g_autoptr (CtlResult) unknown = NULL;
+	g_autoptr (CtlResult) usage = NULL;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	vmi_test_make_pattern_image (raw, 6 * 1024 * 1024, 7);
+	g_assert_cmpint (qemu_img_out (&qemu, "measure -f raw -O qcow2 -o cluster_size=16384 '%s'",
+				       raw),
+			 ==, 0);
+	result = run_ctl (f, "measure", "-O", "qcow2", "-o", "cluster-size=16K", raw, NULL);
+	if (result->status != 0 && strstr (result->err, "NotSupported") != NULL) {
+		g_test_skip ("the qcow2 plugin has no measure hook");
+		return;
+	}
+	g_assert_cmpint (result->status, ==, 0);
+	g_assert_cmpstr (result->out, ==, qemu);
+	unknown = run_ctl (f, "measure", "-O", "no-such-format", raw, NULL);
+	g_assert_cmpint (unknown->status, ==, 1);
+	g_assert_nonnull (strstr (unknown->err, "UnknownFormat"));
+	usage = run_ctl (f, "measure", raw, NULL);
+	g_assert_cmpint (usage->status, ==, 2);
+}
+
+/* A check job that takes a few seconds: every cluster of a 4 GiB disk inflated. */
+static char *
+start_slow_check (Fixture *f, const char *path)
+{
+	g_autoptr (GVariant) reply = NULL;
+	g_autoptr (GError) error = NULL;
+	char *job = NULL;
+
+	reply = g_dbus_connection_call_sync (
+		vmi_test_bus_get_connection (f->bus), "org.vmimaged.VMImage1",
+		"/org/vmimaged/VMImage1/Manager", "org.vmimaged.VMImage1.Manager", "Check",
+		g_variant_new ("(s@a{sv})", path, g_variant_new ("a{sv}", NULL)),
+		G_VARIANT_TYPE ("(o)"), G_DBUS_CALL_FLAGS_NONE, 60000, NULL, &error);
+	g_assert_no_error (error);
+	g_variant_get (reply, "(o)", &job);
+	return job;
+}
+
+static void
+test_jobs_wait_cancel (Fixture *f, gconstpointer data)
+{
+	g_autofree char *path = g_build_filename (f->dir, "slow.qcow2", NULL);
+	g_autofree char *first = NULL;
+	g_autofree char *second = NULL;
+	g_autoptr (CtlResult) waited = NULL;
+	g_autoptr (CtlResult) cancelled = NULL;
+	g_autoptr (CtlResult) after = NULL;
+	g_autoptr (CtlResult) bad = NULL;
+	g_autoptr (CtlResult) gone = NULL;
+	const char *number;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	vmi_test_make_compressed_qcow2 (path, G_GUINT64_CONSTANT (4) << 30, 0x5a);
+	first = start_slow_check (f, path);
+	waited = run_ctl (f, "jobs", "--wait", first, "--json", NULL);
+	g_assert_cmpint (waited->status, ==, 0);
+	g_assert_nonnull (strstr (waited->out, "\"corruptions\": 0"));
+
+	second = start_slow_check (f, path);
+	number = strrchr (second, '/') + 1;
+	cancelled = run_ctl (f, "jobs", "--cancel", number, NULL);
+	g_assert_cmpint (cancelled->status, ==, 0);
+	after = run_ctl (f, "jobs", "--wait", number, NULL);
+	g_assert_cmpint (after->status, ==, 1);
+	g_assert_nonnull (strstr (after->err, "Cancelled"));
+
+	bad = run_ctl (f, "jobs", "--wait", "seven", NULL);
+	g_assert_cmpint (bad->status, ==, 2);
+	gone = run_ctl (f, "jobs", "--cancel", "999999", NULL);
+	g_assert_cmpint (gone->status, ==, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1175,6 +1438,12 @@ main (int argc, char **argv)
 	ADD ("cache/prune-no-limit", test_cache_prune_no_limit);
 	ADD ("cache/import-sigint", test_cache_import_sigint);
 	ADD ("cache/list-control-characters", test_cache_list_control_characters);
+	ADD ("check/good", test_check_good);
+	ADD ("check/exit-codes", test_check_exit_codes);
+	ADD ("check/errors", test_check_errors);
+	ADD ("compare", test_compare);
+	ADD ("measure", test_measure);
+	ADD ("jobs/wait-cancel", test_jobs_wait_cancel);
 	g_test_add ("/vmimagectl/cache/limit", Fixture, "2M", fixture_set_up_limit,
 		    test_cache_limit, fixture_tear_down);
 #undef ADD
