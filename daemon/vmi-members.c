@@ -209,8 +209,9 @@ vmi_members_copy_stream (VmiSource *container, guint index, const VmiMember *mem
 			     member->name, pos, member->size);
 		return -1;
 	}
-	/* a head whose member's size is known reads as the member, with zeros past the head */
-	end = complete ? pos : MAX (pos, member->size);
+	/* a head whose member's size is known reads as the member, with zeros past the head (a
+	 * size the container may have made up is held to what a whole copy could be) */
+	end = complete ? pos : MAX (pos, MIN (member->size, VMI_MEMBERS_MAX_STREAM));
 	if (ftruncate (fd, (off_t) end) != 0) {
 		int errsv = errno;
 

@@ -351,6 +351,41 @@ test_members_gzip (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/*
+ * A compressed member larger than Inspect's head: Inspect copies 64 MiB and says so
+ * (copy-complete false); Convert copies it whole, and the output equals the disk.
+ */
+static void
+test_members_gzip_head (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *disk = g_build_filename (dir, "big.raw", NULL);
+	g_autofree char *gz = g_strconcat (disk, ".gz", NULL);
+	g_autofree char *ova = NULL, *out = NULL;
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GVariant) info = NULL, member = NULL;
+	gboolean complete = TRUE;
+
+	/* 70 MiB of zeros, then 1 MiB of data: a small gzip */
+	vmi_test_sh_ok ("(head -c 70M /dev/zero; head -c 1M /dev/urandom) > '%s' && gzip -n -k -1 '%s'", disk, disk);
+	ova = make_ova (dir, "head", (TestFile[]){ { "big.raw.gz", gz, 71 * MiB, NULL, TRUE } }, 1);
+	source = open_path (ova, FALSE, NULL);
+	info = vmi_source_to_variant (source);
+	member = member_of (info, 0);
+	g_test_message ("%s", g_variant_print (member, TRUE));
+	g_assert_cmpuint (u64_of (member, "copied-bytes"), ==, VMI_MEMBERS_INSPECT_HEAD);
+	g_assert_true (g_variant_lookup (member, "copy-complete", "b", &complete));
+	g_assert_false (complete);
+	g_clear_pointer (&member, g_variant_unref);
+	out = g_build_filename (dir, "out.raw", NULL);
+	g_assert_true (convert_path (ova, "raw", out, "@a{sv} {}", NULL));
+	g_assert_true (vmi_test_qemu_img_compare (disk, "raw", out, "raw"));
+	/* the zeros stayed holes on the way */
+	g_assert_cmpuint (vmi_test_file_allocated (out), <, 8 * MiB);
+	g_clear_pointer (&source, vmi_source_free);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 /* The read_member of the ova plugin on its own: forward, back, past the end. */
 static void
 test_members_read_member (void)
@@ -962,6 +997,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/members/ova-one-disk", test_members_ova_one_disk);
 	g_test_add_func ("/members/two-disks", test_members_two_disks);
 	g_test_add_func ("/members/gzip", test_members_gzip);
+	g_test_add_func ("/members/gzip-head", test_members_gzip_head);
 	g_test_add_func ("/members/read-member", test_members_read_member);
 	g_test_add_func ("/members/gzip-bomb", test_members_gzip_bomb);
 	g_test_add_func ("/members/hostile-names", test_members_hostile_names);
