@@ -152,8 +152,20 @@ prepare_assets (void)
 	vmi_test_sh_ok ("cd %s && tar -cf - %s %s %s %s | gzip -1 > %s.tar.gz", q, DISK_NAME, KERNEL_NAME,
 			INITRD_NAME, README_NAME, PREFIX);
 	if (plugin_dir != NULL) {
+		g_autofree char *qplugins = g_shell_quote (plugin_dir);
+		g_autofree char *modules_dir = g_build_filename (assets.dir, "modules", NULL);
+
+		/*
+		 * Every module of the build but raw and uec, whose code is linked into this program
+		 * (loading a second copy is an ODR violation to ASan): those two are added as linked.
+		 */
+		vmi_test_sh_ok ("mkdir %s/modules && for m in %s/vmi-*.so; do case $m in "
+				"*/vmi-raw.so|*/vmi-uec.so) ;; *) ln -s \"$m\" %s/modules/ ;; esac; done",
+				q, qplugins, q);
 		assets.registry = vmi_registry_new ();
-		g_assert_true (vmi_registry_load_dir (assets.registry, plugin_dir, &error));
+		g_assert_true (vmi_registry_add (assets.registry, &vmi_raw_plugin, &error));
+		g_assert_true (vmi_registry_add (assets.registry, &vmi_uec_plugin, &error));
+		g_assert_true (vmi_registry_load_dir (assets.registry, modules_dir, &error));
 		g_assert_no_error (error);
 	}
 }
