@@ -536,9 +536,10 @@ test_priority_option (void)
 	/* Convert accepts the option and does not pass it to the plugin. */
 	{
 		g_autoptr(GError) error = NULL;
-		g_autoptr(GVariant) options = vmi_options_normalize (
-			g_variant_new_parsed ("{'priority': <'normal'>}"), vmi_convert_options, NULL,
-			&error);
+		g_autoptr(GVariant) given = g_variant_ref_sink (
+			g_variant_new_parsed ("{'priority': <'normal'>}"));
+		g_autoptr(GVariant) options = vmi_options_normalize (given, vmi_convert_options,
+								     NULL, &error);
 		g_autoptr(GVariant) rest = NULL;
 
 		g_assert_no_error (error);
