@@ -509,10 +509,13 @@ vmi_members_describe (VmiSource *source, guint index, gboolean inspect, GCancell
 		g_variant_dict_insert (&dict, "copied-bytes", "t", copy.copied);
 		g_variant_dict_insert (&dict, "copy-complete", "b", copy.complete);
 	}
-	if (opened == NULL)
+	if (opened == NULL) {
 		vmi_members_add_error (&dict, error);
-	else
-		g_variant_dict_insert_value (&dict, "inspection", vmi_source_to_variant (opened));
+	} else {
+		g_autoptr(GVariant) inspection = vmi_source_to_variant (opened);
+
+		g_variant_dict_insert_value (&dict, "inspection", inspection);
+	}
 	return g_variant_dict_end (&dict);
 }
 

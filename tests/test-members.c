@@ -119,6 +119,15 @@ open_path (const char *path, gboolean with_folder, GError **error)
 	return source;
 }
 
+/* The variant, under --verbose. */
+static void
+show (GVariant *value)
+{
+	g_autofree char *text = g_variant_print (value, TRUE);
+
+	g_test_message ("%s", text);
+}
+
 /* Member i of an Inspect result. */
 static GVariant *
 member_of (GVariant *info, gsize i)
@@ -203,7 +212,7 @@ test_members_ova_one_disk (void)
 	ova = make_ova (dir, "one", (TestFile[]){ { "disk.vmdk", vmdk, 4 * MiB + 3 * 512, vmdk_stream_uri, FALSE } }, 1);
 	source = open_path (ova, FALSE, NULL);
 	info = vmi_source_to_variant (source);
-	g_test_message ("%s", g_variant_print (info, TRUE));
+	show (info);
 	g_assert_cmpstr (str_of (info, "format"), ==, "ova");
 	g_assert_cmpstr (str_of (info, "disk-format"), ==, "vmdk");
 	g_assert_cmpstr (str_of (info, "container-format"), ==, "ova");
@@ -334,7 +343,7 @@ test_members_gzip (void)
 	source = open_path (ova, FALSE, NULL);
 	info = vmi_source_to_variant (source);
 	member = member_of (info, 0);
-	g_test_message ("%s", g_variant_print (member, TRUE));
+	show (member);
 	g_assert_cmpstr (str_of (member, "location"), ==, "stream");
 	g_assert_cmpuint (u64_of (member, "copied-bytes"), ==, vmi_test_file_size (vmdk));
 	nested = inspection_of (member);
@@ -372,7 +381,7 @@ test_members_gzip_head (void)
 	source = open_path (ova, FALSE, NULL);
 	info = vmi_source_to_variant (source);
 	member = member_of (info, 0);
-	g_test_message ("%s", g_variant_print (member, TRUE));
+	show (member);
 	g_assert_cmpuint (u64_of (member, "copied-bytes"), ==, VMI_MEMBERS_INSPECT_HEAD);
 	g_assert_true (g_variant_lookup (member, "copy-complete", "b", &complete));
 	g_assert_false (complete);
@@ -453,8 +462,8 @@ test_members_gzip_bomb (void)
 	info = vmi_source_to_variant (source);
 	m0 = member_of (info, 0);
 	m1 = member_of (info, 1);
-	g_test_message ("%s", g_variant_print (m0, TRUE));
-	g_test_message ("%s", g_variant_print (m1, TRUE));
+	show (m0);
+	show (m1);
 	g_assert_false (g_variant_lookup (m0, "inspection", "@a{sv}", NULL));
 	g_assert_cmpstr (str_of (m0, "error-name"), ==, "UnsafeImage");
 	g_assert_nonnull (strstr (str_of (m0, "error"), "bomb.raw.gz"));
