@@ -314,7 +314,7 @@ test_clean_features (VmiTestDirFixture *fixture, gconstpointer data)
 
 	luks = g_build_filename (fixture->dir, "luks.qcow2", NULL);
 	vmi_test_qemu_img ("create -q -f qcow2 --object secret,id=s0,data=abc "
-			   "-o encrypt.format=luks,encrypt.key-secret=s0 '%s' 4M",
+			   "-o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 '%s' 4M",
 			   luks);
 	luks_opts = g_strdup_printf ("--object secret,id=s0,data=abc --image-opts "
 				     "driver=qcow2,file.filename='%s',encrypt.key-secret=s0",
