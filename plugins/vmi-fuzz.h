@@ -41,6 +41,20 @@ vmi_fuzz_read_members (const VmiFormatPlugin *plugin, VmiSource *source, guint8 
 	}
 }
 
+/* The format's consistency check, whose table walks see the same hostile input as open. */
+static inline void
+vmi_fuzz_check (const VmiFormatPlugin *plugin, VmiSource *source)
+{
+	VmiCheckResult result = { 0 };
+
+	if (plugin->check == NULL)
+		return;
+	result.problems = g_ptr_array_new_with_free_func (g_free);
+	if (plugin->check (vmi_source_get_image (source), &result, NULL, NULL))
+		g_assert_cmpuint (result.problems->len, <=, VMI_CHECK_MAX_PROBLEMS);
+	g_ptr_array_unref (result.problems);
+}
+
 static inline void
 vmi_fuzz_one (const VmiFormatPlugin *plugin, const guint8 *data, size_t size)
 {
@@ -63,6 +77,7 @@ vmi_fuzz_one (const VmiFormatPlugin *plugin, const guint8 *data, size_t size)
 	info = vmi_source_to_variant (source);
 	buf = g_malloc (64 * 1024);
 	vmi_fuzz_read_members (plugin, source, buf, 64 * 1024);
+	vmi_fuzz_check (plugin, source);
 	if ((plugin->flags & VMI_FORMAT_CAN_READ) == 0)
 		return;
 	vsize = vmi_source_get_virtual_size (source);
