@@ -719,6 +719,30 @@ test_roles (Fixture *f, gconstpointer data)
 	g_assert_cmpstr (vmi_test_fact_string (source, "kernel"), ==, "b");
 }
 
+/* More members than a UEC tarball could need, and a name longer than PATH_MAX: refused. */
+static void
+test_limits (Fixture *f, gconstpointer data)
+{
+	g_autofree char *q = g_shell_quote (f->dir);
+	g_autofree char *many = g_build_filename (f->dir, "many.tar.gz", NULL);
+	g_autofree char *lng = g_build_filename (f->dir, "long.tar.gz", NULL);
+	g_autofree char *message = NULL;
+	g_autoptr(GString) name = g_string_new (NULL);
+
+	vmi_test_sh_ok ("cd %s && mkdir m && cd m && seq 1 1100 | xargs touch && "
+			"tar -czf ../many.tar.gz *", q);
+	message = vmi_test_open_error (&vmi_uec_plugin, many, VMI_ERROR_UNSAFE_IMAGE);
+	g_assert_nonnull (strstr (message, "more than 1024 members"));
+	for (guint i = 0; i < 2100; i++)
+		g_string_append (name, "a/");
+	vmi_test_sh_ok ("cd %s && echo hi > x && cp %s disk.img && "
+			"tar -czf long.tar.gz --transform 's,^x$,%sx,' disk.img x",
+			q, assets.readme, name->str);
+	g_clear_pointer (&message, g_free);
+	message = vmi_test_open_error (&vmi_uec_plugin, lng, VMI_ERROR_UNSAFE_IMAGE);
+	g_assert_nonnull (strstr (message, "4201-byte name"));
+}
+
 /* GNU tar --sparse: the holes of the disk are not stored, and read back as zeros. */
 static void
 test_sparse (Fixture *f, gconstpointer data)
@@ -775,6 +799,7 @@ main (int argc, char **argv)
 	ADD ("/uec/truncated", test_truncated);
 	ADD ("/uec/no-disk", test_no_disk);
 	ADD ("/uec/roles", test_roles);
+	ADD ("/uec/limits", test_limits);
 	g_test_add ("/uec/sparse/gnu", Fixture, "gnu", fixture_set_up, test_sparse, fixture_tear_down);
 	g_test_add ("/uec/sparse/pax", Fixture, "pax", fixture_set_up, test_sparse, fixture_tear_down);
 	status = g_test_run ();
