@@ -809,6 +809,10 @@ test_members_glance_names (void)
 		{ "iso", NULL, NULL, "iso", "iso", "bare" },
 		{ "ova", NULL, NULL, "ova", "vmdk", "ova" },
 		{ "ovf", NULL, NULL, "ovf", "vmdk", "ovf" },
+		/* classify-only formats: a kernel, a ramdisk, a machine image */
+		{ "aki", NULL, NULL, "aki", "aki", "aki" },
+		{ "ari", NULL, NULL, "ari", "ari", "ari" },
+		{ "ami", NULL, NULL, "ami", "ami", "ami" },
 	};
 	g_autofree char *dir = NULL;
 
@@ -832,6 +836,22 @@ test_members_glance_names (void)
 			g_assert_cmpint (g_mkdir (tree, 0755), ==, 0);
 			vmi_test_sh_ok ("echo hello > '%s/hello.txt' && xorriso -as mkisofs -quiet -o '%s' '%s'",
 					tree, path, tree);
+		} else if (strcmp (cases[i].name, "aki") == 0) {
+			/* an arm64 Image: its 64-byte header ("ARM\x64" at 0x38) and a body */
+			guint8 kernel[64 * 1024] = { 0 };
+
+			memcpy (kernel + 0x38, "ARM\x64", 4);
+			kernel[0x10 + 2] = 0x01; /* image_size 64 KiB, little-endian */
+			vmi_test_write_file (path, kernel, sizeof kernel);
+		} else if (strcmp (cases[i].name, "ari") == 0) {
+			if (!vmi_test_require_program ("cpio", "cpio", "a newc ramdisk"))
+				continue;
+			vmi_test_sh_ok ("cd '%s' && echo init > init && echo init | cpio --quiet -o -H newc | gzip -n > '%s'",
+					dir, path);
+		} else if (strcmp (cases[i].name, "ami") == 0) {
+			if (!vmi_test_require_program ("sfdisk", "fdisk", "a partitioned machine image"))
+				continue;
+			vmi_test_sh_ok ("truncate -s 4M '%s' && echo ',,83' | sfdisk -q '%s' > /dev/null", path, path);
 		} else {
 			g_autofree char *vmdk = make_disk (dir, "member.vmdk", MiB, 2, "vmdk",
 							   "-o subformat=streamOptimized", NULL);
@@ -845,7 +865,16 @@ test_members_glance_names (void)
 				g_assert_true (g_file_set_contents (path, xml, -1, NULL));
 			}
 		}
-		source = open_path (path, TRUE, NULL);
+		{
+			int fd = open (path, O_RDONLY | O_CLOEXEC);
+			g_autoptr(GError) error = NULL;
+
+			g_assert_cmpint (fd, >=, 0);
+			/* classify: raw disks may be machine images, plain files kernels */
+			source = vmi_source_open_full (registry, fd, -1, NULL, TRUE, NULL, &error);
+			g_assert_no_error (error);
+			close (fd);
+		}
 		info = vmi_source_to_variant (source);
 		g_assert_cmpstr (str_of (info, "format"), ==, cases[i].format);
 		g_assert_cmpstr (str_of (info, "disk-format"), ==, cases[i].disk_format);
