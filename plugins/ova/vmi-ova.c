@@ -346,9 +346,14 @@ ova_walk (VmiImage *self, GCancellable *cancellable, GError **error)
 	/* tar only, no decompression filter: an OVA is stored, and data offsets must be real */
 	archive_read_support_format_tar (archive);
 	if (archive_read_open2 (archive, reader, NULL, ova_read_cb, ova_skip_cb, NULL) != ARCHIVE_OK) {
-		g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
-			     "the OVA is not a tar archive libarchive can read: %s",
-			     archive_error_string (archive));
+		/* a read that failed says why better than libarchive's "unrecognized format" */
+		if (reader->error != NULL)
+			g_propagate_prefixed_error (error, g_steal_pointer (&reader->error),
+						    "the OVA is not a tar archive libarchive can read: ");
+		else
+			g_set_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE,
+				     "the OVA is not a tar archive libarchive can read: %s",
+				     archive_error_string (archive));
 		archive_read_free (archive);
 		return FALSE;
 	}
@@ -542,7 +547,11 @@ ova_open (const VmiOpenArgs *args, GError **error)
 {
 	g_autoptr(VmiImage) self = g_new0 (VmiImage, 1);
 	g_autofree char *xml = NULL;
+	VmiFileRange range;
 
+	/* the archive must lie in the file: what follows its range is not the archive's */
+	if (!vmi_file_range_init (&range, args, error))
+		return NULL;
 	self->fd = args->fd;
 	self->base = args->offset;
 	self->file_size = args->file_size;
