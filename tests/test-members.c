@@ -897,6 +897,9 @@ bus_inspect (const char *path, GError **error)
 	return reply != NULL ? g_variant_get_child_value (reply, 0) : NULL;
 }
 
+/* The Error of the last job that failed. */
+static char *job_error;
+
 /* Starts a Convert and waits for its job; TRUE when it completed, else *message says why. */
 static gboolean
 bus_convert (const char *src, const char *dst, const char *format, const char *options,
@@ -930,7 +933,12 @@ bus_convert (const char *src, const char *dst, const char *format, const char *o
 		if (g_strcmp0 (state, "queued") != 0 && g_strcmp0 (state, "running") != 0) {
 			if (g_strcmp0 (state, "completed") == 0)
 				return TRUE;
+			g_free (*message);
+			*message = NULL;
 			g_variant_lookup (props, "ErrorMessage", "s", message);
+			g_free (job_error);
+			job_error = NULL;
+			g_variant_lookup (props, "Error", "s", &job_error);
 			return FALSE;
 		}
 		g_usleep (10 * 1000);
@@ -1017,6 +1025,27 @@ test_members_dbus (void)
 	ova_gz = make_ova (dir, "busgz", (TestFile[]){ { "disk.vmdk.gz", gz, 4 * MiB, vmdk_stream_uri, TRUE } }, 1);
 	g_assert_true (bus_convert (ova_gz, out, "qcow2", "@a{sv} {}", &error, &message));
 	g_assert_true (vmi_test_qemu_img_compare (raw, "raw", out, "qcow2"));
+	g_unlink (out);
+
+	/* a gzip bomb: named in Inspect's members, and the job fails with UnsafeImage */
+	{
+		g_autofree char *bomb = g_build_filename (dir, "bomb.raw.gz", NULL);
+		g_autofree char *ova_bomb = NULL;
+		g_autoptr(GVariant) bomb_info = NULL, m0 = NULL;
+
+		vmi_test_sh_ok ("head -c 40M /dev/zero | gzip -n > '%s'", bomb);
+		ova_bomb = make_ova (dir, "busbomb", (TestFile[]){ { "bomb.raw.gz", bomb, MiB, NULL, TRUE } }, 1);
+		bomb_info = bus_inspect (ova_bomb, &error);
+		g_assert_no_error (error);
+		m0 = member_of (bomb_info, 0);
+		g_assert_cmpstr (str_of (m0, "error-name"), ==, "UnsafeImage");
+		g_assert_false (bus_convert (ova_bomb, out, "raw", "@a{sv} {}", &error, &message));
+		g_assert_no_error (error);
+		g_test_message ("%s: %s", job_error, message);
+		g_assert_cmpstr (job_error, ==, "org.vmimaged.VMImage1.Error.UnsafeImage");
+		g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
+		g_clear_pointer (&job_error, g_free);
+	}
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
