@@ -250,6 +250,25 @@ test_members_ova_one_disk (void)
 	g_assert_true (convert_path (ova, "raw", out, "@a{sv} {}", NULL));
 	g_assert_true (vmi_test_qemu_img_compare (vmdk, "vmdk", out, "raw"));
 	g_assert_cmpuint (vmi_test_file_size (out), ==, vmi_test_qemu_img_virtual_size (vmdk, "vmdk"));
+
+	/* OVA → OVA: the disk inside goes through the ova writer and reads back the same */
+	if (vmi_registry_lookup (registry, "ova", NULL)->create != NULL) {
+		g_autofree char *again = g_build_filename (dir, "again.ova", NULL);
+		g_autofree char *inner = g_build_filename (dir, "inner.vmdk", NULL);
+		g_autoptr(VmiSource) copy = NULL;
+		g_autoptr(GVariant) copy_info = NULL, copy_member = NULL, copy_nested = NULL;
+
+		g_assert_true (convert_path (ova, "ova", again, "@a{sv} {}", NULL));
+		copy = open_path (again, FALSE, NULL);
+		copy_info = vmi_source_to_variant (copy);
+		g_assert_cmpstr (str_of (copy_info, "format"), ==, "ova");
+		copy_member = member_of (copy_info, 0);
+		copy_nested = inspection_of (copy_member);
+		g_assert_cmpstr (str_of (copy_nested, "format"), ==, "vmdk");
+		g_assert_cmpuint (u64_of (copy_nested, "virtual-size"), ==, 4 * MiB + 3 * 512);
+		vmi_test_sh_ok ("tar -xOf '%s' --wildcards '*.vmdk' > '%s'", again, inner);
+		g_assert_true (vmi_test_qemu_img_compare (raw, "raw", inner, "vmdk"));
+	}
 	g_clear_pointer (&source, vmi_source_free);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
