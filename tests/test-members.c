@@ -503,8 +503,18 @@ test_members_gzip_bomb (void)
 
 /* ---- a tar written byte by byte, for names GNU tar would not store ---- */
 
+static void tar_add_entry (GByteArray *tar, const char *name, const void *data, gsize size,
+			   char type, const char *link);
+
 static void
 tar_add (GByteArray *tar, const char *name, const void *data, gsize size)
+{
+	tar_add_entry (tar, name, data, size, '0', NULL);
+}
+
+static void
+tar_add_entry (GByteArray *tar, const char *name, const void *data, gsize size, char type,
+	       const char *link)
 {
 	guint8 h[512] = { 0 };
 	guint sum = 0;
@@ -517,7 +527,9 @@ tar_add (GByteArray *tar, const char *name, const void *data, gsize size)
 	memcpy (h + 116, "0000000", 7);
 	g_snprintf ((char *) h + 124, 12, "%011" G_GINT64_MODIFIER "o", (gint64) size);
 	memcpy (h + 136, "00000000000", 11);
-	h[156] = '0';
+	h[156] = (guint8) type;
+	if (link != NULL)
+		memcpy (h + 157, link, MIN (strlen (link), 100));
 	memcpy (h + 257, "ustar", 6);
 	memcpy (h + 263, "00", 2);
 	memset (h + 148, ' ', 8);
@@ -741,7 +753,7 @@ test_members_bounds (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
-/* An absent member is listed; choosing it is CorruptImage. */
+/* An absent member is listed; choosing it is CorruptImage. So is a link: never followed. */
 static void
 test_members_absent (void)
 {
@@ -754,14 +766,23 @@ test_members_absent (void)
 	g_autoptr(GError) error = NULL;
 
 	vmi_test_make_pattern_image (disk, 64 * 1024, 81);
-	xml = ovf_text ((TestFile[]){ { "gone.vmdk", disk, 64 * 1024, vmdk_stream_uri, FALSE } }, 1);
+	xml = ovf_text ((TestFile[]){ { "gone.vmdk", disk, 64 * 1024, vmdk_stream_uri, FALSE },
+				      { "link.raw", disk, 64 * 1024, NULL, FALSE } },
+			2);
 	tar_add (tar, "t.ovf", xml, strlen (xml));
+	tar_add_entry (tar, "link.raw", NULL, 0, '2', "/etc/passwd");
 	ova = tar_write (dir, "t.ova", tar);
 	source = open_path (ova, FALSE, NULL);
 	info = vmi_source_to_variant (source);
 	m = member_of (info, 0);
 	g_assert_cmpstr (str_of (m, "location"), ==, "absent");
 	g_assert_cmpstr (str_of (m, "error-name"), ==, "CorruptImage");
+	g_clear_pointer (&m, g_variant_unref);
+	m = member_of (info, 1);
+	g_assert_cmpstr (str_of (m, "name"), ==, "link.raw");
+	g_assert_cmpstr (str_of (m, "location"), ==, "absent");
+	g_assert_false (g_variant_lookup (m, "inspection", "@a{sv}", NULL));
+	g_assert_false (vmi_source_is_safe (source));
 	out = g_build_filename (dir, "out.raw", NULL);
 	g_assert_false (convert_path (ova, "raw", out, "@a{sv} {}", &error));
 	g_assert_error (error, VMI_ERROR, VMI_ERROR_CORRUPT_IMAGE);
