@@ -790,6 +790,56 @@ test_members_absent (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/*
+ * A UEC tarball (a gzipped tar of a machine image and a kernel): its members stream through
+ * the uec plugin's read_member; "member" chooses by role ("kernel") or by name, the default is
+ * the machine image.
+ */
+static void
+test_members_uec_roles (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *disk = g_build_filename (dir, "server-cloudimg-amd64.img", NULL);
+	g_autofree char *kernel = g_build_filename (dir, "vmlinuz-6.1.0-arm64", NULL);
+	g_autofree char *uec = g_build_filename (dir, "server.tar.gz", NULL);
+	g_autofree char *out = g_build_filename (dir, "out.raw", NULL);
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GVariant) info = NULL, m0 = NULL, m1 = NULL, i1 = NULL;
+	guint8 image[64 * 1024] = { 0 };
+	g_autoptr(GError) error = NULL;
+
+	if (vmi_registry_lookup (registry, "uec", NULL) == NULL) {
+		g_test_skip ("the uec plugin is not built");
+		return;
+	}
+	vmi_test_make_pattern_image (disk, MiB, 111);
+	/* an arm64 Image header ("ARM\x64" at 0x38, image_size 64 KiB) and some text */
+	memcpy (image + 0x38, "ARM\x64", 4);
+	image[0x12] = 0x01;
+	memcpy (image + 4096, "a kernel of the test", 20);
+	vmi_test_write_file (kernel, image, sizeof image);
+	vmi_test_sh_ok ("tar -czf '%s' -C '%s' server-cloudimg-amd64.img vmlinuz-6.1.0-arm64", uec, dir);
+	source = open_path (uec, FALSE, NULL);
+	info = vmi_source_to_variant (source);
+	m0 = member_of (info, 0);
+	m1 = member_of (info, 1);
+	g_assert_cmpstr (str_of (m0, "role"), ==, "disk");
+	g_assert_cmpstr (str_of (m1, "role"), ==, "kernel");
+	g_assert_cmpstr (str_of (m1, "location"), ==, "stream");
+	i1 = inspection_of (m1);
+	g_assert_cmpstr (str_of (i1, "format"), ==, "aki");
+	g_assert_true (convert_path (uec, "raw", out, "{'member': <'kernel'>}", NULL));
+	vmi_test_sh_ok ("cmp '%s' '%s'", kernel, out);
+	g_assert_true (convert_path (uec, "raw", out, "{'member': <'vmlinuz-6.1.0-arm64'>}", NULL));
+	vmi_test_sh_ok ("cmp '%s' '%s'", kernel, out);
+	g_assert_true (convert_path (uec, "raw", out, "@a{sv} {}", NULL));
+	vmi_test_sh_ok ("cmp '%s' '%s'", disk, out);
+	g_assert_false (convert_path (uec, "raw", out, "{'member': <'ramdisk'>}", &error));
+	g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
+	g_clear_pointer (&source, vmi_source_free);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 /* vmi_source_open_range: an image inside another file, detected from its own head and tail. */
 static void
 test_members_open_range (void)
@@ -1111,6 +1161,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/members/ovf-siblings", test_members_ovf_siblings);
 	g_test_add_func ("/members/bounds", test_members_bounds);
 	g_test_add_func ("/members/absent", test_members_absent);
+	g_test_add_func ("/members/uec-roles", test_members_uec_roles);
 	g_test_add_func ("/members/open-range", test_members_open_range);
 	g_test_add_func ("/members/glance-names", test_members_glance_names);
 	g_test_add_func ("/members/dbus", test_members_dbus);
