@@ -1752,6 +1752,39 @@ test_polkit (void)
 	/* Even a bad argument is refused for authorization first: no probing without the right. */
 	expect_convert_error (manager, "relative", dst, "raw", NULL, "NotAuthorized", NULL);
 
+	/* Check and Compare read whole disks: they ask for check (refused here) before opening
+	 * anything; Measure reads a map, like Inspect, and asks for inspect. */
+	{
+		g_autofree char *job = NULL;
+		g_autoptr(GVariant) measured = NULL;
+		guint64 required = 0;
+
+		g_free (vmi_test_polkit_asked (mock));
+		g_clear_error (&error);
+		vmi_manager_call_check_sync (manager, "relative", no_options (), &job, NULL, &error);
+		assert_dbus_error (error, "NotAuthorized", "org.vmimaged.VMImage1.check");
+		g_clear_error (&error);
+		vmi_manager_call_compare_sync (manager, src, src, no_options (), &job, NULL, &error);
+		assert_dbus_error (error, "NotAuthorized", "org.vmimaged.VMImage1.check");
+		g_clear_error (&error);
+		g_free (asked);
+		g_free (expected);
+		asked = vmi_test_polkit_asked (mock);
+		expected = g_strdup_printf ("org.vmimaged.VMImage1.check system-bus-name %s 1; "
+					    "org.vmimaged.VMImage1.check system-bus-name %s 1",
+					    me, me);
+		g_assert_cmpstr (asked, ==, expected);
+		vmi_manager_call_measure_sync (manager, src, "raw", no_options (), &measured, NULL,
+					       &error);
+		g_assert_no_error (error);
+		g_assert_true (g_variant_lookup (measured, "required", "t", &required));
+		g_free (asked);
+		g_free (expected);
+		asked = vmi_test_polkit_asked (mock);
+		expected = g_strdup_printf ("org.vmimaged.VMImage1.inspect system-bus-name %s 1", me);
+		g_assert_cmpstr (asked, ==, expected);
+	}
+
 	g_assert_cmpint (daemon_stop (), ==, 0);
 	t.system_mode = FALSE;
 	vmi_test_polkit_stop (mock);
