@@ -256,6 +256,80 @@ test_check_qcow2_bad_l2 (VmiTestDirFixture *fixture, gconstpointer data)
 				  json_u64_or_zero (qemu, "corruptions"));
 }
 
+/* A file cut short inside its data: the reads of the lost clusters fail, and the format's check
+ * (when there is one) agrees with qemu-img check that the image is damaged. */
+static void
+test_check_qcow2_truncated (VmiTestDirFixture *fixture, gconstpointer data)
+{
+	g_autofree char *path = NULL;
+	g_autoptr(GVariant) result = NULL;
+	g_autoptr(JsonObject) qemu = NULL;
+	g_autoptr(GError) error = NULL;
+	guint64 size;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	path = make_qcow2 (fixture->dir, NULL);
+	size = vmi_test_file_size (path);
+	/* qemu-img puts the data after the tables: the last 256 KiB are data clusters. */
+	vmi_test_sh_ok ("truncate -s %" G_GUINT64_FORMAT " '%s'", size - 4 * 65536, path);
+	g_assert_cmpint (qemu_img_check_json (path, &qemu), ==, 2);
+	result = check_path (path, NULL, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (result_u64 (result, "check-errors"), >, 0);
+	if (qcow2_has_check ())
+		g_assert_cmpuint (result_u64 (result, "corruptions"), ==,
+				  json_u64_or_zero (qemu, "corruptions"));
+}
+
+/* Every format qemu-img writes: a clean check, and the content digest of the raw disk. */
+static void
+test_check_formats (VmiTestDirFixture *fixture, gconstpointer data)
+{
+	const struct {
+		const char *qemu_format;
+		const char *options;
+	} formats[] = {
+		{ "vmdk", "" },
+		{ "vmdk", "-o subformat=streamOptimized" },
+		/* force_size: the exact size, not one rounded to a CHS geometry. */
+		{ "vpc", "-o force_size=on" },
+		{ "vhdx", "" },
+		{ "vdi", "" },
+		{ "qcow2", "-c" },
+	};
+	g_autofree char *raw = g_build_filename (fixture->dir, "disk.raw", NULL);
+	g_autoptr(GVariant) expected = NULL;
+	const char *want = NULL;
+
+	if (!vmi_test_require_qemu_img ())
+		return;
+	vmi_test_make_pattern_image (raw, 4 * 1024 * 1024, 9);
+	expected = check_path (raw, "raw", g_variant_new_parsed ("{'content-sha256': <true>}"),
+			       NULL);
+	g_assert_true (g_variant_lookup (expected, "content-sha256", "&s", &want));
+	for (guint i = 0; i < G_N_ELEMENTS (formats); i++) {
+		g_autofree char *path = g_strdup_printf ("%s/disk-%u.img", fixture->dir, i);
+		g_autoptr(GVariant) result = NULL;
+		g_autoptr(GError) error = NULL;
+		const char *got = NULL;
+		const char *format = NULL;
+
+		vmi_test_qemu_img ("convert -f raw -O %s %s '%s' '%s'", formats[i].qemu_format,
+				   formats[i].options, raw, path);
+		result = check_path (path, NULL,
+				     g_variant_new_parsed ("{'content-sha256': <true>}"), &error);
+		g_assert_no_error (error);
+		g_assert_true (g_variant_lookup (result, "format", "&s", &format));
+		g_test_message ("%s %s: %s", formats[i].qemu_format, formats[i].options, format);
+		g_assert_cmpuint (result_u64 (result, "corruptions"), ==, 0);
+		g_assert_cmpuint (result_u64 (result, "leaks"), ==, 0);
+		g_assert_cmpuint (result_u64 (result, "check-errors"), ==, 0);
+		g_assert_true (g_variant_lookup (result, "content-sha256", "&s", &got));
+		g_assert_cmpstr (got, ==, want);
+	}
+}
+
 static char *
 tool_digest (const char *tool, const char *path)
 {
@@ -428,6 +502,8 @@ main (int argc, char **argv)
 	vmi_test_add_with_dir ("/check/qcow2/refcount-too-high", GINT_TO_POINTER (FALSE),
 			       test_check_qcow2_refcount);
 	vmi_test_add_with_dir ("/check/qcow2/l2-beyond-end", NULL, test_check_qcow2_bad_l2);
+	vmi_test_add_with_dir ("/check/qcow2/truncated", NULL, test_check_qcow2_truncated);
+	vmi_test_add_with_dir ("/check/formats", NULL, test_check_formats);
 	vmi_test_add_with_dir ("/check/digests", NULL, test_check_digests);
 	vmi_test_add_with_dir ("/check/raw", NULL, test_check_raw);
 	vmi_test_add_with_dir ("/check/progress", NULL, test_check_progress);
