@@ -165,6 +165,14 @@ test_check_good_qcow2 (VmiTestDirFixture *fixture, gconstpointer data)
 		g_test_message ("the qcow2 plugin has no check hook yet: only the read pass ran");
 		return;
 	}
+	g_test_message ("image end %" G_GUINT64_FORMAT " (qemu-img %" G_GUINT64_FORMAT
+			"), clusters %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " (qemu-img %"
+			G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT ")",
+			result_u64 (result, "image-end-offset"),
+			vmi_test_json_u64 (qemu, "image-end-offset"),
+			result_u64 (result, "allocated-clusters"), result_u64 (result, "total-clusters"),
+			vmi_test_json_u64 (qemu, "allocated-clusters"),
+			vmi_test_json_u64 (qemu, "total-clusters"));
 	g_assert_cmpuint (result_u64 (result, "image-end-offset"), ==,
 			  vmi_test_json_u64 (qemu, "image-end-offset"));
 	g_assert_cmpuint (result_u64 (result, "total-clusters"), ==,
@@ -214,6 +222,10 @@ test_check_qcow2_refcount (VmiTestDirFixture *fixture, gconstpointer data)
 	}
 	result = check_path (path, NULL, NULL, &error);
 	g_assert_no_error (error);
+	g_test_message ("corruptions %" G_GUINT64_FORMAT " (qemu-img %" G_GUINT64_FORMAT
+			"), leaks %" G_GUINT64_FORMAT " (qemu-img %" G_GUINT64_FORMAT ")",
+			result_u64 (result, "corruptions"), json_u64_or_zero (qemu, "corruptions"),
+			result_u64 (result, "leaks"), json_u64_or_zero (qemu, "leaks"));
 	g_assert_cmpuint (result_u64 (result, "corruptions"), ==,
 			  json_u64_or_zero (qemu, "corruptions"));
 	g_assert_cmpuint (result_u64 (result, "leaks"), ==, json_u64_or_zero (qemu, "leaks"));
@@ -251,6 +263,8 @@ test_check_qcow2_bad_l2 (VmiTestDirFixture *fixture, gconstpointer data)
 			found = TRUE;
 	}
 	g_assert_true (found);
+	g_test_message ("corruptions %" G_GUINT64_FORMAT " (qemu-img %" G_GUINT64_FORMAT ")",
+			result_u64 (result, "corruptions"), json_u64_or_zero (qemu, "corruptions"));
 	if (qcow2_has_check ())
 		g_assert_cmpuint (result_u64 (result, "corruptions"), ==,
 				  json_u64_or_zero (qemu, "corruptions"));
@@ -277,6 +291,10 @@ test_check_qcow2_truncated (VmiTestDirFixture *fixture, gconstpointer data)
 	result = check_path (path, NULL, NULL, &error);
 	g_assert_no_error (error);
 	g_assert_cmpuint (result_u64 (result, "check-errors"), >, 0);
+	g_test_message ("corruptions %" G_GUINT64_FORMAT " (qemu-img %" G_GUINT64_FORMAT
+			"), failed reads %" G_GUINT64_FORMAT,
+			result_u64 (result, "corruptions"), json_u64_or_zero (qemu, "corruptions"),
+			result_u64 (result, "check-errors"));
 	if (qcow2_has_check ())
 		g_assert_cmpuint (result_u64 (result, "corruptions"), ==,
 				  json_u64_or_zero (qemu, "corruptions"));
