@@ -350,7 +350,15 @@ vmi_convert_pipeline (VmiSource *source, VmiConvertDest *dest, VmiProgressFunc p
 	}
 	if (self.readahead_fd >= 0)
 		(void) posix_fadvise (self.readahead_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	reader = g_thread_new ("vmi-convert-read", vmi_convert_reader_thread, &self);
+	reader = g_thread_try_new ("vmi-convert-read", vmi_convert_reader_thread, &self,
+				   &local_error);
+	if (reader == NULL) {
+		g_async_queue_unref (self.items);
+		g_async_queue_unref (self.free_buffers);
+		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED, "Cannot start the reader thread: %s",
+			     local_error->message);
+		return FALSE;
+	}
 
 	/* The writer: items in order until the reader's last one, even after a failure (the
 	 * reader may wait for a buffer that only this loop gives back). */

@@ -265,6 +265,12 @@ vmi_job_impl_finished_cb (gpointer user_data)
 		vmi_job_set_error (iface, error_name);
 		vmi_job_set_error_message (iface, message);
 	}
+	/*
+	 * A finished job stays on the bus for JobLingerSeconds; what its work held (the source
+	 * image and its plugin's tables, the caller's descriptors) goes now, not then.
+	 */
+	if (self->data_free != NULL && self->data != NULL)
+		self->data_free (g_steal_pointer (&self->data));
 	vmi_job_set_rate (iface, 0);
 	vmi_job_set_expected_end_time (iface, 0);
 	vmi_job_set_state (iface, state);
