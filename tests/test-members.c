@@ -753,6 +753,51 @@ test_members_bounds (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* A file stored in chunks (ovf:chunkSize, href.000000000, ...) reads as the pieces joined. */
+static void
+test_members_chunked (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *disk = g_build_filename (dir, "disk.raw", NULL);
+	g_autofree char *xml = NULL, *plain = NULL, *ova = NULL, *out = NULL, *data = NULL;
+	g_autoptr(GByteArray) tar = g_byte_array_new ();
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GVariant) info = NULL, m = NULL, inspection = NULL, facts = NULL;
+	gsize len = 0;
+	guint32 chunks = 0;
+
+	vmi_test_make_pattern_image (disk, MiB + 512, 121);
+	g_assert_true (g_file_get_contents (disk, &data, &len, NULL));
+	plain = ovf_text ((TestFile[]){ { "disk.raw", disk, MiB + 512, NULL, FALSE } }, 1);
+	{
+		g_auto(GStrv) parts = g_strsplit (plain, "ovf:href=\"disk.raw\"", 2);
+
+		xml = g_strjoinv ("ovf:href=\"disk.raw\" ovf:chunkSize=\"400000\"", parts);
+	}
+	tar_add (tar, "t.ovf", xml, strlen (xml));
+	tar_add (tar, "disk.raw.000000000", data, 400000);
+	tar_add (tar, "disk.raw.000000001", data + 400000, 400000);
+	tar_add (tar, "disk.raw.000000002", data + 800000, len - 800000);
+	ova = tar_write (dir, "t.ova", tar);
+	source = open_path (ova, FALSE, NULL);
+	info = vmi_source_to_variant (source);
+	m = member_of (info, 0);
+	show (m);
+	g_assert_cmpstr (str_of (m, "location"), ==, "stream");
+	g_assert_cmpuint (u64_of (m, "size"), ==, len);
+	facts = g_variant_lookup_value (m, "facts", G_VARIANT_TYPE_VARDICT);
+	g_assert_true (g_variant_lookup (facts, "chunks", "u", &chunks));
+	g_assert_cmpuint (chunks, ==, 3);
+	inspection = inspection_of (m);
+	g_assert_cmpstr (str_of (inspection, "format"), ==, "raw");
+	g_assert_cmpuint (u64_of (inspection, "virtual-size"), ==, len);
+	out = g_build_filename (dir, "out.raw", NULL);
+	g_assert_true (convert_path (ova, "raw", out, "@a{sv} {}", NULL));
+	vmi_test_sh_ok ("cmp '%s' '%s'", disk, out);
+	g_clear_pointer (&source, vmi_source_free);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 /* An absent member is listed; choosing it is CorruptImage. So is a link: never followed. */
 static void
 test_members_absent (void)
@@ -1160,6 +1205,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/members/hostile-names", test_members_hostile_names);
 	g_test_add_func ("/members/ovf-siblings", test_members_ovf_siblings);
 	g_test_add_func ("/members/bounds", test_members_bounds);
+	g_test_add_func ("/members/chunked", test_members_chunked);
 	g_test_add_func ("/members/absent", test_members_absent);
 	g_test_add_func ("/members/uec-roles", test_members_uec_roles);
 	g_test_add_func ("/members/open-range", test_members_open_range);

@@ -51,6 +51,7 @@ struct _VmiImage {
 	const OvaMember *certificate;
 	VmiOvaManifest *manifest;
 	GPtrArray *entries; /* of VmiOvfEntry *: the members the container reports */
+	GPtrArray *chunks;  /* per entry: GArray of its pieces (const OvaMember *), or NULL */
 	VmiOvfGunzip *gunzip; /* of entry gunzip_index, for read_member */
 	guint gunzip_index;
 	VmiOvaWriter *writer; /* an OVA being created (vmi-ova-writer.c); nothing above is set */
@@ -539,6 +540,47 @@ ova_check_manifest (VmiImage *self, GCancellable *cancellable, GError **error)
 	return TRUE;
 }
 
+/*
+ * The pieces of a chunked file (href.000000000, href.000000001, ...) up to the first one the
+ * archive lacks, or NULL when the file is not chunked or stored whole. At most one per member.
+ */
+static GArray *
+ova_find_chunks (VmiImage *self, const VmiOvfFile *file)
+{
+	g_autoptr(GArray) chunks = NULL;
+
+	if (file->chunk_size < 0 || ova_lookup (self, file->href) != NULL)
+		return NULL;
+	chunks = g_array_new (FALSE, FALSE, sizeof (const OvaMember *));
+	for (guint k = 0; k < self->members->len; k++) {
+		g_autofree char *name = g_strdup_printf ("%s.%09u", file->href, k);
+		const OvaMember *piece = ova_lookup (self, name);
+
+		if (piece == NULL)
+			break;
+		g_array_append_val (chunks, piece);
+	}
+	return chunks->len > 0 ? g_steal_pointer (&chunks) : NULL;
+}
+
+static void
+ova_chunks_free (gpointer chunks)
+{
+	if (chunks != NULL)
+		g_array_unref (chunks);
+}
+
+static void
+ova_find_all_chunks (VmiImage *self)
+{
+	self->chunks = g_ptr_array_new_with_free_func (ova_chunks_free);
+	for (guint i = 0; i < self->entries->len; i++) {
+		const VmiOvfEntry *entry = g_ptr_array_index (self->entries, i);
+
+		g_ptr_array_add (self->chunks, ova_find_chunks (self, entry->file));
+	}
+}
+
 static void ova_close (VmiImage *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmiImage, ova_close)
 
@@ -571,6 +613,7 @@ ova_open (const VmiOpenArgs *args, GError **error)
 		return NULL;
 	ova_match_references (self);
 	self->entries = vmi_ovf_entries (self->ovf);
+	ova_find_all_chunks (self);
 	if (!ova_check_manifest (self, args->cancellable, error))
 		return NULL;
 	return g_steal_pointer (&self);
@@ -582,10 +625,35 @@ ova_strv (GPtrArray *array)
 	return g_variant_new_strv ((const char *const *) array->pdata, array->len);
 }
 
+/* A chunked file is read piece by piece: len bytes of the whole file at offset. */
+static gboolean
+ova_read_chunks (VmiImage *self, GArray *chunks, guint64 offset, void *buf, gsize len, gsize *got,
+		 GError **error)
+{
+	guint64 start = 0;
+
+	for (guint k = 0; k < chunks->len && *got < len; k++) {
+		const OvaMember *piece = g_array_index (chunks, const OvaMember *, k);
+		guint64 at = offset + *got;
+
+		if (at < start + piece->size) {
+			gsize n = (gsize) MIN ((guint64) (len - *got), start + piece->size - at);
+
+			if (!vmi_pread_all (self->fd, (guint8 *) buf + *got, n,
+					    self->base + piece->offset + (at - start),
+					    "piece of a chunked OVA file", error))
+				return FALSE;
+			*got += n;
+		}
+		start += piece->size;
+	}
+	return TRUE;
+}
+
 /*
  * Each file of the OVF as a member: in the tar as it is (STORED, read in place), gzip-compressed
- * (STREAM, through read_member), or not in the archive (ABSENT; so is a chunked file, whose
- * pieces are not joined). The name is the href, which is never opened as a path.
+ * or in chunks (STREAM, through read_member), or not in the archive (ABSENT). The name is the
+ * href, which is never opened as a path.
  */
 static void
 ova_add_members (VmiImage *self, GPtrArray *members)
@@ -593,9 +661,18 @@ ova_add_members (VmiImage *self, GPtrArray *members)
 	for (guint i = 0; i < self->entries->len; i++) {
 		const VmiOvfEntry *entry = g_ptr_array_index (self->entries, i);
 		const OvaMember *stored = ova_lookup (self, entry->file->href);
+		GArray *chunks = g_ptr_array_index (self->chunks, i);
 		VmiMember *member;
 
-		if (stored == NULL) {
+		if (chunks != NULL) {
+			member = vmi_ovf_member_new (entry, VMI_MEMBER_STREAM);
+			for (guint k = 0; k < chunks->len; k++)
+				member->size += g_array_index (chunks, const OvaMember *, k)->size;
+			g_variant_dict_insert (member->facts, "chunks", "u", chunks->len);
+			/* compressed, the pieces hold gzip data whose length is not the file's */
+			if (vmi_ovf_entry_is_gzip (entry))
+				member->size = 0;
+		} else if (stored == NULL) {
 			member = vmi_ovf_member_new (entry, VMI_MEMBER_ABSENT);
 		} else if (vmi_ovf_entry_is_gzip (entry)) {
 			member = vmi_ovf_member_new (entry, VMI_MEMBER_STREAM);
@@ -666,6 +743,17 @@ ova_read_member (VmiImage *self, guint index, guint64 offset, void *buf, gsize l
 
 	*got = 0;
 	entry = index < self->entries->len ? g_ptr_array_index (self->entries, index) : NULL;
+	if (entry != NULL && g_ptr_array_index (self->chunks, index) != NULL) {
+		if (vmi_ovf_entry_is_gzip (entry)) {
+			g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
+				     "\"%s\" is both gzip-compressed and chunked; this reader "
+				     "inflates whole files only",
+				     entry->file->href);
+			return FALSE;
+		}
+		return ova_read_chunks (self, g_ptr_array_index (self->chunks, index), offset, buf,
+					len, got, error);
+	}
 	stored = entry != NULL ? ova_lookup (self, entry->file->href) : NULL;
 	if (stored == NULL || !vmi_ovf_entry_is_gzip (entry)) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
@@ -690,6 +778,7 @@ static void
 ova_close (VmiImage *self)
 {
 	g_clear_pointer (&self->gunzip, vmi_ovf_gunzip_free);
+	g_clear_pointer (&self->chunks, g_ptr_array_unref);
 	g_clear_pointer (&self->entries, g_ptr_array_unref);
 	g_clear_pointer (&self->manifest, vmi_ova_manifest_free);
 	g_clear_pointer (&self->ovf, vmi_ovf_free);
