@@ -467,6 +467,95 @@ parse_properties (const char *command, char **pairs, int n_pairs, GVariantBuilde
 	return TRUE;
 }
 
+/* The images a completed import names: "images" for a container, else "image". */
+static GPtrArray *
+job_result_images (JobRun *run, GDBusConnection *connection, GError **error)
+{
+	g_autoptr (GPtrArray) images = g_ptr_array_new_with_free_func (g_object_unref);
+	g_autofree const char **paths = NULL;
+
+	if (run->result == NULL ||
+	    !g_variant_lookup (run->result, "images", "^a&o", &paths)) {
+		VmiCacheImage *image = job_result_image (run, connection, error);
+
+		if (image == NULL)
+			return NULL;
+		g_ptr_array_add (images, image);
+		return g_steal_pointer (&images);
+	}
+	for (guint i = 0; paths[i] != NULL; i++) {
+		VmiCacheImage *image = vmi_cache_image_proxy_new_sync (
+			connection, G_DBUS_PROXY_FLAGS_NONE, VMI_CTL_BUS_NAME, paths[i], NULL, error);
+
+		if (image == NULL)
+			return NULL;
+		g_ptr_array_add (images, image);
+	}
+	if (images->len == 0) {
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+			     "the job completed without naming its images");
+		return NULL;
+	}
+	return g_steal_pointer (&images);
+}
+
+static gboolean
+was_listed (GPtrArray *before, VmiCacheImage *image)
+{
+	for (guint i = 0; i < before->len; i++) {
+		if (g_strcmp0 (vmi_cache_image_get_id (g_ptr_array_index (before, i)),
+			       vmi_cache_image_get_id (image)) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* "ID (NAME): FORMAT, virtual size V, size S" */
+static char *
+describe_image (VmiCacheImage *image)
+{
+	g_autofree char *label = image_label (image);
+	g_autofree char *vsize = vmi_ctl_format_size (vmi_cache_image_get_virtual_size (image));
+	g_autofree char *size = vmi_ctl_format_size (vmi_cache_image_get_size (image));
+
+	return g_strdup_printf ("%s: %s, virtual size %s, size %s", label,
+				vmi_cache_image_get_format (image), vsize, size);
+}
+
+/*
+ * What an import gave: one line for an image; for a container (an OVA, a UEC tarball) a line
+ * per image, the main one first. quiet: the ids alone, one a line.
+ */
+static void
+print_imported (const char *source, GPtrArray *images, GPtrArray *before, gboolean quiet)
+{
+	VmiCacheImage *image = g_ptr_array_index (images, 0);
+	g_autofree char *text = NULL;
+
+	if (quiet) {
+		for (guint i = 0; i < images->len; i++)
+			g_print ("%s\n",
+				 vmi_cache_image_get_id (g_ptr_array_index (images, i)));
+		return;
+	}
+	if (images->len == 1) {
+		text = describe_image (image);
+		if (was_listed (before, image))
+			g_print ("%s is already in the cache as %s\n", source, text);
+		else
+			g_print ("imported %s as %s\n", source, text);
+		return;
+	}
+	g_print ("imported %s: %u images\n", source, images->len);
+	for (guint i = 0; i < images->len; i++) {
+		g_autofree char *line = describe_image (g_ptr_array_index (images, i));
+
+		g_print ("  %s%s\n", line,
+			 was_listed (before, g_ptr_array_index (images, i)) ?
+			 " (already in the cache)" : "");
+	}
+}
+
 static int
 cache_import (VmiCtl *ctl, int argc, char **argv)
 {
@@ -495,11 +584,7 @@ cache_import (VmiCtl *ctl, int argc, char **argv)
 	g_autoptr (VmiManager) manager = NULL;
 	g_autoptr (GDBusObjectManager) objects = NULL;
 	g_autoptr (GPtrArray) before = NULL;
-	g_autoptr (VmiCacheImage) image = NULL;
-	g_autofree char *label = NULL;
-	g_autofree char *vsize = NULL;
-	g_autofree char *size = NULL;
-	gboolean existed = FALSE;
+	g_autoptr (GPtrArray) images = NULL;
 	int exit_code;
 
 	if (!vmi_ctl_parse_args (ctl, "cache import", "FILE",
@@ -545,37 +630,14 @@ cache_import (VmiCtl *ctl, int argc, char **argv)
 
 	exit_code = import.run.exit_code;
 	if (exit_code == VMI_CTL_EXIT_OK)
-		image = job_result_image (&import.run, import.connection, &error);
+		images = job_result_images (&import.run, import.connection, &error);
 	job_run_clear (&import.run);
-	if (exit_code != VMI_CTL_EXIT_OK) {
-		g_free (import.source);
-		return exit_code;
-	}
-	if (image == NULL) {
-		g_free (import.source);
-		return vmi_ctl_fail ("cache import", error);
-	}
-	if (quiet) {
-		g_print ("%s\n", vmi_cache_image_get_id (image));
-		g_free (import.source);
-		return VMI_CTL_EXIT_OK;
-	}
-	for (guint i = 0; i < before->len; i++) {
-		if (g_strcmp0 (vmi_cache_image_get_id (g_ptr_array_index (before, i)),
-			       vmi_cache_image_get_id (image)) == 0)
-			existed = TRUE;
-	}
-	label = image_label (image);
-	vsize = vmi_ctl_format_size (vmi_cache_image_get_virtual_size (image));
-	size = vmi_ctl_format_size (vmi_cache_image_get_size (image));
-	if (existed)
-		g_print ("%s is already in the cache as %s: %s, virtual size %s, size %s\n",
-			 import.source, label, vmi_cache_image_get_format (image), vsize, size);
-	else
-		g_print ("imported %s as %s: %s, virtual size %s, size %s\n", import.source, label,
-			 vmi_cache_image_get_format (image), vsize, size);
+	if (exit_code == VMI_CTL_EXIT_OK && images == NULL)
+		exit_code = vmi_ctl_fail ("cache import", error);
+	if (exit_code == VMI_CTL_EXIT_OK)
+		print_imported (import.source, images, before, quiet);
 	g_free (import.source);
-	return VMI_CTL_EXIT_OK;
+	return exit_code;
 }
 
 /* ---- list ---- */

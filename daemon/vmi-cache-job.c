@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "vmi-cache-bundle.h"
 #include "vmi-cache-job.h"
 
 char *
@@ -63,6 +64,43 @@ vmi_cache_import_job_free (VmiCacheImportJob *self)
 	g_free (self);
 }
 
+/* The entries of a container: image, the main one, and images, all of them. */
+static GVariant *
+vmi_cache_job_bundle_result (GPtrArray *entries)
+{
+	g_autofree char *main_path = vmi_cache_job_image_path (vmi_cache_entry_get_id (entries->pdata[0]));
+	GVariantBuilder builder, paths;
+
+	g_variant_builder_init (&paths, G_VARIANT_TYPE ("ao"));
+	for (guint i = 0; i < entries->len; i++) {
+		g_autofree char *path = vmi_cache_job_image_path (
+			vmi_cache_entry_get_id (entries->pdata[i]));
+
+		g_variant_builder_add (&paths, "o", path);
+	}
+	g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+	g_variant_builder_add (&builder, "{sv}", "image", g_variant_new_object_path (main_path));
+	g_variant_builder_add (&builder, "{sv}", "images", g_variant_builder_end (&paths));
+	return g_variant_builder_end (&builder);
+}
+
+static gboolean
+vmi_cache_import_job_run_bundle (VmiCacheImportJob *self, VmiJobImpl *job,
+				 GCancellable *cancellable, GVariant **result, GError **error)
+{
+	g_autoptr(GPtrArray) entries = NULL;
+
+	entries = vmi_cache_import_bundle (self->cache, self->source, self->store_format,
+					   self->raw_format, self->name, self->origin,
+					   self->properties, vmi_cache_job_progress_cb, job,
+					   cancellable, error);
+	g_clear_pointer (&self->source, vmi_source_free);
+	if (entries == NULL)
+		return FALSE;
+	*result = vmi_cache_job_bundle_result (entries);
+	return TRUE;
+}
+
 gboolean
 vmi_cache_import_job_run (VmiJobImpl *job, gpointer data, GCancellable *cancellable,
 			  GVariant **result, GError **error)
@@ -72,6 +110,8 @@ vmi_cache_import_job_run (VmiJobImpl *job, gpointer data, GCancellable *cancella
 
 	if (!vmi_cache_job_check_cancelled (cancellable, error))
 		return FALSE;
+	if (self->bundle)
+		return vmi_cache_import_job_run_bundle (self, job, cancellable, result, error);
 	entry = vmi_cache_import (self->cache, self->source, self->store_format, self->name,
 				  self->origin, self->properties, vmi_cache_job_progress_cb, job,
 				  cancellable, error);

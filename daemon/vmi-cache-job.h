@@ -22,12 +22,17 @@ typedef struct {
 	char *name;			/* nullable */
 	char *origin;			/* Source of the entry: the path, or "fd" */
 	GHashTable *properties;		/* nullable, string → string */
+	/* A container (vmi_cache_bundle_is_container): each member becomes an entry, kernels
+	 * and ramdisks stored as raw_format. */
+	gboolean bundle;
+	const VmiFormatPlugin *raw_format;
 } VmiCacheImportJob;
 
 VmiCacheImportJob *vmi_cache_import_job_new (VmiCache *cache);
 void vmi_cache_import_job_free (VmiCacheImportJob *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmiCacheImportJob, vmi_cache_import_job_free)
-/* A VmiJobFunc; data is a VmiCacheImportJob. Result: image (o). */
+/* A VmiJobFunc; data is a VmiCacheImportJob. Result: image (o); for a container also images
+ * (ao), every entry it gave, image first. */
 gboolean vmi_cache_import_job_run (VmiJobImpl *job, gpointer data, GCancellable *cancellable,
 				   GVariant **result, GError **error);
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vmi-cache-bundle.h"
 #include "vmi-cache-job.h"
 #include "vmi-caller.h"
 #include "vmi-check-job.h"
@@ -385,6 +386,7 @@ static gboolean
 vmi_call_check (VmiCall *call, GError **error)
 {
 	g_autoptr(VmiCheckJob) check = vmi_check_job_new ();
+	gint member = -1;
 
 	if (!vmi_call_authorize (call, VMI_ACTION_CHECK, error))
 		return FALSE;
@@ -398,6 +400,9 @@ vmi_call_check (VmiCall *call, GError **error)
 	check->source = vmi_call_open_source (
 		call, vmi_options_get_string (check->options, "source-format", NULL), FALSE, error);
 	if (check->source == NULL)
+		return FALSE;
+	/* A container's member ("disk", "member") is chosen now and opened by the job. */
+	if (!vmi_members_select (check->source, check->options, &member, error))
 		return FALSE;
 	call->job_bytes_total = vmi_source_get_virtual_size (check->source);
 	call->check = g_steal_pointer (&check);
@@ -614,7 +619,13 @@ vmi_call_cache_import (VmiCall *call, GError **error)
 	if (import->source == NULL)
 		return FALSE;
 	src_plugin = vmi_source_get_plugin (import->source);
-	if ((src_plugin->flags & VMI_FORMAT_CAN_READ) == 0) {
+	/* An OVA, a UEC tarball: each image it holds becomes an entry (vmi-cache-bundle.h). */
+	import->bundle = vmi_cache_bundle_is_container (import->source);
+	if (import->bundle) {
+		import->raw_format = vmi_call_store_format (call, "raw", error);
+		if (import->raw_format == NULL)
+			return FALSE;
+	} else if ((src_plugin->flags & VMI_FORMAT_CAN_READ) == 0) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
 			     "vmimaged can inspect %s images but not read their content",
 			     src_plugin->name);

@@ -1601,6 +1601,273 @@ test_two_clients_overlap (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* ---- Bundles: an OVA, a UEC tarball ---- */
+
+/* The images of a completed cache-import job's Result: "images" (ao), "image" first. */
+static GPtrArray *
+job_images (const char *job)
+{
+	g_autoptr(GVariant) result = NULL;
+	g_autofree const char **paths = NULL;
+	GPtrArray *images = g_ptr_array_new_with_free_func (g_free);
+	const char *image = NULL;
+
+	assert_job_completed (job);
+	result = get_property (job, JOB_IFACE, "Result");
+	g_assert_true (g_variant_lookup (result, "image", "&o", &image));
+	g_assert_true (g_variant_lookup (result, "images", "^a&o", &paths));
+	g_assert_nonnull (paths[0]);
+	g_assert_cmpstr (paths[0], ==, image);
+	for (guint i = 0; paths[i] != NULL; i++)
+		g_ptr_array_add (images, g_strdup (paths[i]));
+	return images;
+}
+
+static void
+convert_to (const char *source, const char *destination, const char *format, const char *opts)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = call (MANAGER_PATH, MANAGER_IFACE, "Convert",
+					  g_variant_new ("(sss@a{sv})", source, destination, format,
+							 options (opts)),
+					  "(o)", &error);
+	const char *job = NULL;
+
+	g_assert_no_error (error);
+	g_variant_get (reply, "(&o)", &job);
+	assert_job_completed (job);
+}
+
+static void
+assert_image_property (const char *image, const char *key, const char *expected)
+{
+	g_autofree char *value = image_property (image, key);
+
+	if (g_strcmp0 (value, expected) != 0)
+		g_error ("%s of %s is %s, not %s", key, image, value, expected);
+}
+
+/*
+ * An OVA written by the daemon itself (one disk, a VM with 4 CPUs, 2 GiB, EFI, Ubuntu): one
+ * entry, named after the OVA and its member, with the OVF's facts as properties, and the same
+ * content as the disk it was made from.
+ */
+static void
+test_bundle_ova (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *qcow2 = g_build_filename (dir, "disk.qcow2", NULL);
+	g_autofree char *ova = g_build_filename (dir, "appliance.ova", NULL);
+	g_autofree char *raw = g_build_filename (dir, "disk.raw", NULL);
+	g_autofree char *exported = g_build_filename (dir, "exported.raw", NULL);
+	g_autofree char *job = NULL;
+	g_autofree char *name = NULL;
+	g_autofree char *direct = NULL;
+	g_autoptr(GPtrArray) images = NULL;
+	g_autoptr(GPtrArray) listed = NULL;
+	g_autoptr(GError) error = NULL;
+	const char *image;
+
+	if (!require_qemu_img ())
+		return;
+	fresh_daemon ("0", 2);
+	vmi_test_make_pattern_image (raw, 3 * MiB, 51);
+	vmi_test_qemu_img ("convert -f raw -O qcow2 '%s' '%s'", raw, qcow2);
+	convert_to (qcow2, ova, "ova",
+		    "{'name': <'testvm'>, 'cpus': <uint64 4>, 'memory-mib': <uint64 2048>, "
+		    "'os-type': <'ubuntu64Guest'>, 'firmware': <'efi'>}");
+
+	job = cache_import_start (ova, "{'properties': <{'os_distro': 'ubuntu'}>}", &error);
+	g_assert_no_error (error);
+	images = job_images (job);
+	g_assert_cmpuint (images->len, ==, 1);
+	image = images->pdata[0];
+	listed = listed_images ();
+	g_assert_cmpuint (listed->len, ==, 1);
+	name = image_string (image, "Name");
+	g_assert_cmpstr (name, ==, "appliance.ova/testvm-disk1.vmdk");
+	assert_image_property (image, "ovf_vm_name", "testvm");
+	assert_image_property (image, "ovf_os_type", "ubuntu64Guest");
+	assert_image_property (image, "os_type", "linux");
+	assert_image_property (image, "ovf_cpus", "4");
+	assert_image_property (image, "ovf_memory_mib", "2048");
+	assert_image_property (image, "min_ram", "2048");
+	assert_image_property (image, "hw_firmware_type", "uefi");
+	assert_image_property (image, "bundle_member", "testvm-disk1.vmdk");
+	assert_image_property (image, "os_distro", "ubuntu");
+	g_assert_null (image_property (image, "kernel_id"));
+
+	/* The disk inside is the disk it was made from: the same image, and it exports back. */
+	direct = cache_import (qcow2, "{}");
+	g_assert_cmpstr (direct, ==, image);
+	image_export (image, exported, "raw", "{}");
+	g_assert_true (vmi_test_qemu_img_compare (raw, "raw", exported, "raw"));
+	image_verify (image);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
+/* A bzImage header of boot protocol 2.07 (no payload fields) over random bytes: the aki
+ * plugin's idea of a kernel. */
+static void
+make_kernel (const char *path, gsize len, guint32 seed)
+{
+	g_autoptr(GRand) rand = g_rand_new_with_seed (seed);
+	g_autofree guint8 *k = g_malloc (len);
+
+	for (gsize i = 0; i < len; i++)
+		k[i] = (guint8) g_rand_int (rand);
+	memset (k + 0x1f0, 0, 0x90);
+	k[0x1f1] = 4; /* setup_sects */
+	k[0x1fe] = 0x55;
+	k[0x1ff] = 0xaa;
+	memcpy (k + 0x202, "HdrS", 4);
+	k[0x206] = 0x07; /* protocol 2.07 */
+	k[0x207] = 0x02;
+	vmi_test_write_file (path, k, (gssize) len);
+}
+
+/* uec.tar.gz in dir: uec.img (a raw disk, or disk_len bytes of disk_data), uec-vmlinuz-virtual
+ * (an odd size) and uec-initrd-virtual (a gzipped cpio). */
+static char *
+make_uec (const char *dir, const void *disk_data, gsize disk_len)
+{
+	g_autofree char *disk = g_build_filename (dir, "uec.img", NULL);
+	g_autofree char *kernel = g_build_filename (dir, "uec-vmlinuz-virtual", NULL);
+	g_autofree char *q = g_shell_quote (dir);
+
+	if (disk_data != NULL)
+		vmi_test_write_file (disk, disk_data, (gssize) disk_len);
+	else
+		vmi_test_make_pattern_image (disk, 2 * MiB, 52);
+	make_kernel (kernel, 300 * 1024 + 17, 53);
+	vmi_test_sh_ok ("cd %s && mkdir -p rd && printf '#!/bin/sh\\n' > rd/init && "
+			"head -c 40000 /dev/urandom > rd/blob && "
+			"(cd rd && printf 'init\\nblob\\n' | cpio -o -H newc --quiet) | gzip > "
+			"uec-initrd-virtual && rm -rf rd && "
+			"tar -cf - uec.img uec-vmlinuz-virtual uec-initrd-virtual | gzip -1 > uec.tar.gz",
+			q);
+	return g_build_filename (dir, "uec.tar.gz", NULL);
+}
+
+static char *
+image_id (const char *image)
+{
+	return g_strdup (image + strlen (IMAGES_PREFIX));
+}
+
+/*
+ * A UEC tarball: three entries, the machine image first (stored as qcow2) with kernel_id and
+ * ramdisk_id naming the kernel and the ramdisk (stored as raw, their sizes exact, their bytes
+ * those of the tarball's files).
+ */
+static void
+test_bundle_uec (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *tarball = NULL;
+	g_autofree char *kernel_copy = g_build_filename (dir, "kernel.out", NULL);
+	g_autofree char *kernel_file = g_build_filename (dir, "uec-vmlinuz-virtual", NULL);
+	g_autofree char *ramdisk_file = g_build_filename (dir, "uec-initrd-virtual", NULL);
+	g_autofree char *job = NULL;
+	g_autofree char *kernel_id = NULL;
+	g_autofree char *ramdisk_id = NULL;
+	g_autofree char *format = NULL;
+	g_autofree char *sum_a = NULL;
+	g_autofree char *sum_b = NULL;
+	g_autoptr(GPtrArray) images = NULL;
+	g_autoptr(GPtrArray) listed = NULL;
+	g_autoptr(GError) error = NULL;
+	const char *machine, *kernel = NULL, *ramdisk = NULL;
+
+	fresh_daemon ("0", 2);
+	tarball = make_uec (dir, NULL, 0);
+	job = cache_import_start (tarball, "{'name': <'jammy'>}", &error);
+	g_assert_no_error (error);
+	images = job_images (job);
+	g_assert_cmpuint (images->len, ==, 3);
+	listed = listed_images ();
+	g_assert_cmpuint (listed->len, ==, 3);
+	machine = images->pdata[0];
+	for (guint i = 1; i < images->len; i++) {
+		g_autofree char *name = image_string (images->pdata[i], "Name");
+
+		if (g_strcmp0 (name, "jammy/uec-vmlinuz-virtual") == 0)
+			kernel = images->pdata[i];
+		else if (g_strcmp0 (name, "jammy/uec-initrd-virtual") == 0)
+			ramdisk = images->pdata[i];
+		else
+			g_error ("unexpected image %s", name);
+	}
+	g_assert_nonnull (kernel);
+	g_assert_nonnull (ramdisk);
+	kernel_id = image_id (kernel);
+	ramdisk_id = image_id (ramdisk);
+	assert_image_property (machine, "kernel_id", kernel_id);
+	assert_image_property (machine, "ramdisk_id", ramdisk_id);
+	g_assert_null (image_property (kernel, "kernel_id"));
+	format = image_string (machine, "Format");
+	g_assert_cmpstr (format, ==, "qcow2");
+	g_clear_pointer (&format, g_free);
+	format = image_string (kernel, "Format");
+	g_assert_cmpstr (format, ==, "raw");
+	g_assert_cmpuint (get_u64 (kernel, IMAGE_IFACE, "VirtualSize"), ==, 300 * 1024 + 17);
+	g_assert_cmpuint (get_u64 (ramdisk, IMAGE_IFACE, "VirtualSize"), ==,
+			  vmi_test_file_size (ramdisk_file));
+	g_assert_cmpuint (get_u64 (machine, IMAGE_IFACE, "VirtualSize"), ==, 2 * MiB);
+	/* The kernel's bytes, exactly. */
+	image_export (kernel, kernel_copy, "raw", "{}");
+	sum_a = sha256_file (kernel_copy);
+	sum_b = sha256_file (kernel_file);
+	g_assert_cmpstr (sum_a, ==, sum_b);
+	for (guint i = 0; i < images->len; i++)
+		image_verify (images->pdata[i]);
+	g_assert_cmpuint (count_cache_prefixed (".tmp-"), ==, 0);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
+static gboolean
+two_added_two_removed_cond (gpointer data)
+{
+	return t.added->len == 2 && t.removed->len == 2;
+}
+
+/*
+ * A tarball whose machine image cannot be read (a qcow2 header with an absurd size): the job
+ * fails naming it, and the kernel and ramdisk imported before it are taken out again.
+ */
+static void
+test_bundle_rollback (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *tarball = NULL;
+	g_autofree char *job = NULL;
+	g_autofree char *state = NULL;
+	g_autofree char *error_name = NULL;
+	g_autofree char *message = NULL;
+	g_autoptr(GPtrArray) listed = NULL;
+	g_autoptr(GError) error = NULL;
+	guint8 header[4096] = { 'Q', 'F', 'I', 0xfb, 0, 0, 0, 9 };
+
+	fresh_daemon ("0", 2);
+	/* Detected as qcow2 (the magic), refused (version 9). */
+	tarball = make_uec (dir, header, sizeof header);
+	job = cache_import_start (tarball, "{}", &error);
+	g_assert_no_error (error);
+	state = job_wait (job, &error_name);
+	message = get_string (job, JOB_IFACE, "ErrorMessage");
+	g_test_message ("%s %s: %s", state, error_name, message);
+	g_assert_cmpstr (state, ==, "failed");
+	g_assert_nonnull (strstr (message, "uec.img"));
+	/* The kernel and the ramdisk were in the cache for a moment, and went again. */
+	g_assert_true (spin_until (two_added_two_removed_cond, NULL, 10));
+	listed = listed_images ();
+	g_assert_cmpuint (listed->len, ==, 0);
+	g_assert_cmpuint (count_cache_files (".img"), ==, 0);
+	g_assert_cmpuint (count_cache_files (".entry"), ==, 0);
+	g_assert_cmpuint (count_cache_prefixed (".tmp-"), ==, 0);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1631,6 +1898,9 @@ main (int argc, char **argv)
 	g_test_add_func ("/dbus-cache/settings", test_cache_settings);
 	g_test_add_func ("/dbus-cache/no-space", test_no_space);
 	g_test_add_func ("/dbus-cache/two-clients-overlap", test_two_clients_overlap);
+	g_test_add_func ("/dbus-cache/bundle-ova", test_bundle_ova);
+	g_test_add_func ("/dbus-cache/bundle-uec", test_bundle_uec);
+	g_test_add_func ("/dbus-cache/bundle-rollback", test_bundle_rollback);
 	ret = g_test_run ();
 
 	daemon_stop ();

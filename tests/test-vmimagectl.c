@@ -1071,6 +1071,69 @@ test_cache_list_control_characters (Fixture *f, gconstpointer data)
 							"name"), ==, "evil\nname\033[2J");
 }
 
+/* A UEC tarball: a disk, a kernel (a bzImage header of protocol 2.07) and a ramdisk. */
+static char *
+make_uec_tarball (Fixture *f)
+{
+	g_autofree char *disk = g_build_filename (f->dir, "u.img", NULL);
+	g_autofree char *kernel = g_build_filename (f->dir, "u-vmlinuz-virtual", NULL);
+	g_autofree char *q = g_shell_quote (f->dir);
+	g_autofree guint8 *k = g_malloc0 (200 * 1024 + 3);
+
+	vmi_test_make_pattern_image (disk, 1024 * 1024, 39);
+	for (gsize i = 0x300; i < 200 * 1024 + 3; i++)
+		k[i] = (guint8) (i * 7 + (i >> 9));
+	k[0x1f1] = 4;
+	k[0x1fe] = 0x55;
+	k[0x1ff] = 0xaa;
+	memcpy (k + 0x202, "HdrS", 4);
+	k[0x206] = 0x07;
+	k[0x207] = 0x02;
+	vmi_test_write_file (kernel, k, 200 * 1024 + 3);
+	vmi_test_sh_ok ("cd %s && mkdir rd && printf '#!/bin/sh\\n' > rd/init && "
+			"(cd rd && echo init | cpio -o -H newc --quiet) | gzip > u-initrd-virtual && "
+			"rm -rf rd && tar -cf - u.img u-vmlinuz-virtual u-initrd-virtual | gzip > u.tar.gz",
+			q);
+	return g_build_filename (f->dir, "u.tar.gz", NULL);
+}
+
+/* A container gives several images: a line for each, and -q prints each id. */
+static void
+test_cache_import_bundle (Fixture *f, gconstpointer data)
+{
+	g_autofree char *tarball = make_uec_tarball (f);
+	g_autoptr (CtlResult) imported = NULL;
+	g_autoptr (CtlResult) again = NULL;
+	g_autoptr (JsonArray) images = NULL;
+	JsonObject *machine;
+	g_auto (GStrv) ids = NULL;
+
+	imported = run_ctl (f, "cache", "import", "--name", "u", tarball, NULL);
+	g_assert_cmpint (imported->status, ==, 0);
+	g_assert_true (g_regex_match_simple ("\nimported [^\n]+/u\\.tar\\.gz: 3 images\n"
+					     "  [0-9a-f]{32} \\(u/u\\.img\\): qcow2, [^\n]+\n"
+					     "  [0-9a-f]{32} \\(u/u-[a-z]+-virtual\\): raw, [^\n]+\n"
+					     "  [0-9a-f]{32} \\(u/u-[a-z]+-virtual\\): raw, [^\n]+\n$",
+					     imported->out, 0, 0));
+	images = cache_list_json (f);
+	g_assert_cmpuint (json_array_get_length (images), ==, 3);
+	machine = json_object_get_object_member (listed_image (images, "u/u.img"), "properties");
+	g_assert_cmpstr (json_object_get_string_member (machine, "kernel_id"), ==,
+			 json_object_get_string_member (listed_image (images, "u/u-vmlinuz-virtual"),
+							"id"));
+	g_assert_cmpstr (json_object_get_string_member (machine, "ramdisk_id"), ==,
+			 json_object_get_string_member (listed_image (images, "u/u-initrd-virtual"),
+							"id"));
+	/* Again, quietly: the same three ids, the machine image first. */
+	again = run_ctl (f, "cache", "import", "-q", "--name", "u", tarball, NULL);
+	g_assert_cmpint (again->status, ==, 0);
+	ids = g_strsplit (again->out, "\n", -1);
+	g_assert_cmpuint (g_strv_length (ids), ==, 4);
+	g_assert_cmpstr (ids[0], ==, json_object_get_string_member (listed_image (images, "u/u.img"),
+								     "id"));
+	g_assert_cmpstr (ids[3], ==, "");
+}
+
 static void
 test_cache_limit (Fixture *f, gconstpointer data)
 {
@@ -1434,6 +1497,7 @@ main (int argc, char **argv)
 	ADD ("cache/prune-no-limit", test_cache_prune_no_limit);
 	ADD ("cache/import-sigint", test_cache_import_sigint);
 	ADD ("cache/list-control-characters", test_cache_list_control_characters);
+	ADD ("cache/import-bundle", test_cache_import_bundle);
 	ADD ("check/good", test_check_good);
 	ADD ("check/exit-codes", test_check_exit_codes);
 	ADD ("check/errors", test_check_errors);
