@@ -3,6 +3,7 @@
 
 #include "vmi-check.h"
 #include "vmi-content-hash.h"
+#include "vmi-members.h"
 #include "vmi-options.h"
 
 /* Bytes read per call, in both passes: large sequential reads, prompt cancellation. */
@@ -15,6 +16,8 @@ const VmiOptionSpec vmi_check_options[] = {
 	{ "sha256", "b", "also compute the SHA-256 of the file's bytes" },
 	{ "md5", "b", "also compute the MD5 of the file's bytes" },
 	{ "content-sha256", "b", "also compute the content digest of the virtual disk" },
+	{ "disk", "t", "in a container: check its disk of this index (default 0)" },
+	{ "member", "s", "in a container: check the member of this name, or of this role" },
 	{ "cancel-on-disconnect", "b", "cancel the job when its caller leaves the bus" },
 	{ NULL },
 };
@@ -198,13 +201,15 @@ vmi_check_add_u64 (GVariantBuilder *builder, const char *key, guint64 value)
 }
 
 static GVariant *
-vmi_check_to_variant (VmiCheck *self, gboolean checked, const char *sha256, const char *md5,
-		      const char *content_sha256)
+vmi_check_to_variant (VmiCheck *self, const char *member, gboolean checked, const char *sha256,
+		      const char *md5, const char *content_sha256)
 {
 	const VmiCheckResult *result = &self->result;
 	GVariantBuilder builder;
 
 	g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+	if (member != NULL)
+		g_variant_builder_add (&builder, "{sv}", "member", g_variant_new_string (member));
 	g_variant_builder_add (&builder, "{sv}", "format",
 			       g_variant_new_string (vmi_source_get_plugin (self->source)->name));
 	vmi_check_add_u64 (&builder, "virtual-size", vmi_source_get_virtual_size (self->source));
@@ -246,22 +251,39 @@ vmi_check_clear (VmiCheck *self)
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (VmiCheck, vmi_check_clear)
 
 GVariant *
-vmi_check (VmiSource *source, GVariant *options, VmiProgressFunc progress, gpointer user_data,
-	   GCancellable *cancellable, GError **error)
+vmi_check (VmiSource *container, GVariant *options, VmiProgressFunc progress,
+	   gpointer user_data, GCancellable *cancellable, GError **error)
 {
-	const VmiFormatPlugin *plugin = vmi_source_get_plugin (source);
 	g_auto(VmiCheck) self = { 0 };
 	g_autoptr(GVariant) normalized = NULL;
 	g_autoptr(GChecksum) sha256 = NULL;
 	g_autoptr(GChecksum) md5 = NULL;
+	g_autoptr(VmiSource) member = NULL;
 	g_autofree char *content_sha256 = NULL;
-	guint64 virtual_size = vmi_source_get_virtual_size (source);
-	guint64 file_size = vmi_source_get_file_size (source);
+	const char *member_name = NULL;
+	const VmiFormatPlugin *plugin;
+	VmiSource *source = container;
+	guint64 virtual_size, file_size;
 	gboolean want_content;
+	gint index = -1;
 
 	normalized = vmi_options_normalize (options, vmi_check_options, NULL, error);
 	if (normalized == NULL)
 		return NULL;
+	/* A container (an OVA) is checked through the disk it holds, as Convert reads it. */
+	if (!vmi_members_select (container, normalized, &index, error) ||
+	    !vmi_members_open_chosen (container, normalized, &member, cancellable, error))
+		return NULL;
+	if (member != NULL) {
+		const VmiMember *chosen =
+			g_ptr_array_index (vmi_source_get_info (container)->members, (guint) index);
+
+		source = member;
+		member_name = chosen->name;
+	}
+	plugin = vmi_source_get_plugin (source);
+	virtual_size = vmi_source_get_virtual_size (source);
+	file_size = vmi_source_get_file_size (source);
 	if ((plugin->flags & VMI_FORMAT_CAN_READ) == 0) {
 		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
 			     "vmimaged can inspect %s images but not read their content, so it "
@@ -316,7 +338,7 @@ vmi_check (VmiSource *source, GVariant *options, VmiProgressFunc progress, gpoin
 		self.work_done += virtual_size;
 	}
 	vmi_check_report (&self, 0);
-	return vmi_check_to_variant (&self, plugin->check != NULL,
+	return vmi_check_to_variant (&self, member_name, plugin->check != NULL,
 				     sha256 != NULL ? g_checksum_get_string (sha256) : NULL,
 				     md5 != NULL ? g_checksum_get_string (md5) : NULL,
 				     content_sha256);

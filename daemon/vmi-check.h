@@ -12,11 +12,14 @@ G_BEGIN_DECLS
 extern const VmiOptionSpec vmi_check_options[];
 
 /*
- * Checks source. options (a{sv}, may be NULL) are validated against vmi_check_options. The result
- * is a new a{sv}: format, virtual-size, consistency-checked (b: the plugin has a check),
+ * Checks source or, for a container, the member options "disk" or "member" choose (by default
+ * its first disk, as vmi_members_select). options (a{sv}, may be NULL) are validated against
+ * vmi_check_options. The result is a new a{sv}: member (s: the member's name, when one was
+ * checked), format, virtual-size, consistency-checked (b: the plugin has a check),
  * corruptions, leaks, check-errors (reads of the virtual disk that failed), problems (as),
  * image-end-offset, data-bytes (allocated bytes read), the *-clusters counts when the format has
- * clusters, and sha256, md5, content-sha256 when asked. What the check finds is in the result;
+ * clusters, and sha256, md5, content-sha256 when asked (file digests are of the checked image's
+ * bytes: a member's own). What the check finds is in the result;
  * FALSE (with a VMI_ERROR) only when it could not run: a bad option, a format vmimaged cannot
  * read, cancellation, an error of the plugin's check itself. progress gets bytes of work done
  * out of the total of every pass.

@@ -386,6 +386,7 @@ static gboolean
 vmi_call_check (VmiCall *call, GError **error)
 {
 	g_autoptr(VmiCheckJob) check = vmi_check_job_new ();
+	gint member = -1;
 
 	if (!vmi_call_authorize (call, VMI_ACTION_CHECK, error))
 		return FALSE;
@@ -399,6 +400,9 @@ vmi_call_check (VmiCall *call, GError **error)
 	check->source = vmi_call_open_source (
 		call, vmi_options_get_string (check->options, "source-format", NULL), FALSE, error);
 	if (check->source == NULL)
+		return FALSE;
+	/* A container's member ("disk", "member") is chosen now and opened by the job. */
+	if (!vmi_members_select (check->source, check->options, &member, error))
 		return FALSE;
 	call->job_bytes_total = vmi_source_get_virtual_size (check->source);
 	call->check = g_steal_pointer (&check);

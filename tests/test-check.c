@@ -343,6 +343,57 @@ test_check_formats (VmiTestDirFixture *fixture, gconstpointer data)
 	}
 }
 
+/* An OVA is checked through its disk, as Convert reads it; a choice it lacks is refused. */
+static void
+test_check_ova (VmiTestDirFixture *fixture, gconstpointer data)
+{
+	g_autofree char *raw = g_build_filename (fixture->dir, "disk.raw", NULL);
+	g_autofree char *ova = g_build_filename (fixture->dir, "vm.ova", NULL);
+	const VmiFormatPlugin *ova_plugin = vmi_registry_lookup (registry, "ova", NULL);
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GVariant) expected = NULL;
+	g_autoptr(GVariant) result = NULL;
+	g_autoptr(GVariant) refused = NULL;
+	g_autoptr(GError) error = NULL;
+	const char *want = NULL, *got = NULL, *member = NULL, *format = NULL;
+	int fd;
+
+	if (ova_plugin == NULL || (ova_plugin->flags & VMI_FORMAT_CAN_WRITE) == 0) {
+		g_test_skip ("the ova plugin cannot write OVAs in this build");
+		return;
+	}
+	vmi_test_make_pattern_image (raw, 2 * 1024 * 1024, 21);
+	expected = check_path (raw, "raw", g_variant_new_parsed ("{'content-sha256': <true>}"),
+			       NULL);
+	g_assert_true (g_variant_lookup (expected, "content-sha256", "&s", &want));
+	source = open_path (raw, "raw", &error);
+	g_assert_no_error (error);
+	fd = open (ova, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	g_assert_cmpint (fd, >=, 0);
+	g_assert_true (vmi_convert (source, ova_plugin, fd, NULL, NULL, NULL, NULL, &error));
+	g_assert_no_error (error);
+	close (fd);
+
+	result = check_path (ova, NULL, g_variant_new_parsed ("{'content-sha256': <true>}"),
+			     &error);
+	g_assert_no_error (error);
+	g_assert_true (g_variant_lookup (result, "member", "&s", &member));
+	g_assert_true (g_variant_lookup (result, "format", "&s", &format));
+	g_test_message ("checked member %s (%s)", member, format);
+	g_assert_cmpuint (result_u64 (result, "corruptions"), ==, 0);
+	g_assert_cmpuint (result_u64 (result, "check-errors"), ==, 0);
+	g_assert_true (g_variant_lookup (result, "content-sha256", "&s", &got));
+	g_assert_cmpstr (got, ==, want);
+
+	refused = check_path (ova, NULL, g_variant_new_parsed ("{'disk': <uint64 1>}"), &error);
+	g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
+	g_assert_null (refused);
+	g_clear_error (&error);
+	refused = check_path (raw, "raw", g_variant_new_parsed ("{'member': <'x'>}"), &error);
+	g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
+	g_assert_null (refused);
+}
+
 static char *
 tool_digest (const char *tool, const char *path)
 {
@@ -517,6 +568,7 @@ main (int argc, char **argv)
 	vmi_test_add_with_dir ("/check/qcow2/l2-beyond-end", NULL, test_check_qcow2_bad_l2);
 	vmi_test_add_with_dir ("/check/qcow2/truncated", NULL, test_check_qcow2_truncated);
 	vmi_test_add_with_dir ("/check/formats", NULL, test_check_formats);
+	vmi_test_add_with_dir ("/check/ova", NULL, test_check_ova);
 	vmi_test_add_with_dir ("/check/digests", NULL, test_check_digests);
 	vmi_test_add_with_dir ("/check/raw", NULL, test_check_raw);
 	vmi_test_add_with_dir ("/check/progress", NULL, test_check_progress);
