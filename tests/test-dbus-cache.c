@@ -1826,9 +1826,9 @@ test_bundle_uec (void)
 }
 
 static gboolean
-two_added_two_removed_cond (gpointer data)
+added_removed_cond (gpointer data)
 {
-	return t.added->len == 2 && t.removed->len == 2;
+	return t.added->len == t.removed->len;
 }
 
 /*
@@ -1858,8 +1858,10 @@ test_bundle_rollback (void)
 	g_test_message ("%s %s: %s", state, error_name, message);
 	g_assert_cmpstr (state, ==, "failed");
 	g_assert_nonnull (strstr (message, "uec.img"));
-	/* The kernel and the ramdisk were in the cache for a moment, and went again. */
-	g_assert_true (spin_until (two_added_two_removed_cond, NULL, 10));
+	/* The kernel and the ramdisk are imported before the machine image: without the roll
+	 * back they would be listed now. (Whether clients saw them come and go depends on how
+	 * fast: the objects follow the store's state, not each change.) */
+	g_assert_true (spin_until (added_removed_cond, NULL, 10));
 	listed = listed_images ();
 	g_assert_cmpuint (listed->len, ==, 0);
 	g_assert_cmpuint (count_cache_files (".img"), ==, 0);
