@@ -65,17 +65,21 @@ vmi_members_is_zero (const guint8 *buf, gsize len)
 }
 
 /*
- * An unnamed file for a member's bytes: in memory for Inspect's bounded head, on disk (in the
- * temporary folder, O_TMPFILE so nothing is ever visible by name) for a whole member.
+ * An unnamed file for a member's bytes: in memory for Inspect's bounded head, on disk for a
+ * whole member (O_TMPFILE, so nothing is ever visible by name): in $TMPDIR, else in /var/tmp,
+ * which is for large files and, unlike a tmpfs /tmp, not in memory.
  */
 static int
 vmi_members_temp_file (gboolean in_memory, GError **error)
 {
+	const char *const dirs[] = { g_getenv ("TMPDIR"), "/var/tmp", "/tmp" };
 	int fd = -1;
 	int errsv;
 
-	if (!in_memory)
-		fd = open (g_get_tmp_dir (), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	for (gsize i = 0; !in_memory && fd < 0 && i < G_N_ELEMENTS (dirs); i++) {
+		if (dirs[i] != NULL && dirs[i][0] != '\0')
+			fd = open (dirs[i], O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	}
 	if (fd < 0)
 		fd = memfd_create ("vmimaged-member", MFD_CLOEXEC);
 	if (fd >= 0)
