@@ -159,6 +159,18 @@ test_compare_cross_format (VmiTestDirFixture *fixture, gconstpointer data)
 	stream = qemu_convert (raw, "vmdk", "-o subformat=streamOptimized", stream_path);
 	assert_agree (qcow2, vmdk, TRUE, TRUE, 0);
 	assert_agree (vmdk, stream, TRUE, TRUE, 0);
+	/* And the other formats qemu-img writes (vpc with its exact size, not a CHS rounding). */
+	{
+		const char *others[][2] = { { "vhdx", "" }, { "vdi", "" }, { "vpc", "-o force_size=on" } };
+
+		for (guint i = 0; i < G_N_ELEMENTS (others); i++) {
+			g_autofree char *name = g_strdup_printf ("p-%s.img", others[i][0]);
+			g_autofree char *path = g_build_filename (fixture->dir, name, NULL);
+			g_autofree char *made = qemu_convert (raw, others[i][0], others[i][1], path);
+
+			assert_agree (qcow2, made, TRUE, TRUE, 0);
+		}
+	}
 	/* A difference in a VMDK against the qcow2 is found at its byte. */
 	vmi_test_write_bytes (raw, 3 * 65536 + 777, "!", 1);
 	g_free (vmdk);
