@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "vmi-compare.h"
+#include "vmi-members.h"
 #include "vmi-options.h"
 
 /* Bytes of each disk compared per step: sequential enough, small enough to cancel promptly. */
@@ -11,6 +12,10 @@ const VmiOptionSpec vmi_compare_options[] = {
 			 "one's tail must read as zeros" },
 	{ "format-a", "s", "format of the first image; detected when absent" },
 	{ "format-b", "s", "format of the second image; detected when absent" },
+	{ "disk-a", "t", "the first image is a container: compare its disk of this index" },
+	{ "member-a", "s", "the first image is a container: compare its member of this name or role" },
+	{ "disk-b", "t", "the second image is a container: compare its disk of this index" },
+	{ "member-b", "s", "the second image is a container: compare its member of this name or role" },
 	{ "cancel-on-disconnect", "b", "cancel the job when its caller leaves the bus" },
 	{ NULL },
 };
@@ -217,17 +222,47 @@ vmi_compare_check_readable (VmiSource *source, const char *which, GError **error
 }
 
 GVariant *
+vmi_compare_choice (GVariant *normalized, const char *side)
+{
+	g_autofree char *disk_key = g_strconcat ("disk-", side, NULL);
+	g_autofree char *member_key = g_strconcat ("member-", side, NULL);
+	GVariantDict dict;
+	guint64 disk;
+	const char *member;
+
+	g_variant_dict_init (&dict, NULL);
+	if (g_variant_lookup (normalized, disk_key, "t", &disk))
+		g_variant_dict_insert (&dict, "disk", "t", disk);
+	if (g_variant_lookup (normalized, member_key, "&s", &member))
+		g_variant_dict_insert (&dict, "member", "s", member);
+	return g_variant_ref_sink (g_variant_dict_end (&dict));
+}
+
+/* The member of a container that one side reads, as Convert chooses it, or NULL for the image. */
+static gboolean
+vmi_compare_open_side (VmiSource *image, GVariant *normalized, const char *side,
+		       const char *which, VmiSource **member, GCancellable *cancellable,
+		       GError **error)
+{
+	g_autoptr(GVariant) choice = vmi_compare_choice (normalized, side);
+
+	if (vmi_members_open_chosen (image, choice, member, cancellable, error))
+		return TRUE;
+	g_prefix_error (error, "the %s image: ", which);
+	return FALSE;
+}
+
+GVariant *
 vmi_compare (VmiSource *a, VmiSource *b, GVariant *options, VmiProgressFunc progress,
 	     gpointer user_data, GCancellable *cancellable, GError **error)
 {
 	g_autoptr(GVariant) normalized = NULL;
-	guint64 size_a = vmi_source_get_virtual_size (a);
-	guint64 size_b = vmi_source_get_virtual_size (b);
-	guint64 common = MIN (size_a, size_b);
+	g_autoptr(VmiSource) member_a = NULL;
+	g_autoptr(VmiSource) member_b = NULL;
+	guint64 size_a, size_b, common;
 	VmiCompare self = {
-		.a = { .source = a, .which = "first" },
-		.b = { .source = b, .which = "second" },
-		.total = MAX (size_a, size_b),
+		.a = { .which = "first" },
+		.b = { .which = "second" },
 		.progress = progress,
 		.user_data = user_data,
 		.cancellable = cancellable,
@@ -240,6 +275,20 @@ vmi_compare (VmiSource *a, VmiSource *b, GVariant *options, VmiProgressFunc prog
 	normalized = vmi_options_normalize (options, vmi_compare_options, NULL, error);
 	if (normalized == NULL)
 		return NULL;
+	/* Containers (OVAs) are compared through the disks they hold. */
+	if (!vmi_compare_open_side (a, normalized, "a", "first", &member_a, cancellable, error) ||
+	    !vmi_compare_open_side (b, normalized, "b", "second", &member_b, cancellable, error))
+		return NULL;
+	if (member_a != NULL)
+		a = member_a;
+	if (member_b != NULL)
+		b = member_b;
+	self.a.source = a;
+	self.b.source = b;
+	size_a = vmi_source_get_virtual_size (a);
+	size_b = vmi_source_get_virtual_size (b);
+	common = MIN (size_a, size_b);
+	self.total = MAX (size_a, size_b);
 	if (!vmi_compare_check_readable (a, "first", error) ||
 	    !vmi_compare_check_readable (b, "second", error))
 		return NULL;

@@ -413,6 +413,9 @@ static gboolean
 vmi_call_compare (VmiCall *call, GError **error)
 {
 	g_autoptr(VmiCompareJob) compare = vmi_compare_job_new ();
+	g_autoptr(GVariant) choice_a = NULL;
+	g_autoptr(GVariant) choice_b = NULL;
+	gint member = -1;
 
 	if (!vmi_call_authorize (call, VMI_ACTION_CHECK, error))
 		return FALSE;
@@ -434,6 +437,17 @@ vmi_call_compare (VmiCall *call, GError **error)
 		FALSE, error);
 	if (compare->b == NULL)
 		return FALSE;
+	/* The containers' members ("disk-a", "member-b", ...) are chosen now, opened by the job. */
+	choice_a = vmi_compare_choice (compare->options, "a");
+	choice_b = vmi_compare_choice (compare->options, "b");
+	if (!vmi_members_select (compare->a, choice_a, &member, error)) {
+		g_prefix_error (error, "the first image: ");
+		return FALSE;
+	}
+	if (!vmi_members_select (compare->b, choice_b, &member, error)) {
+		g_prefix_error (error, "the second image: ");
+		return FALSE;
+	}
 	call->job_bytes_total = MAX (vmi_source_get_virtual_size (compare->a),
 				     vmi_source_get_virtual_size (compare->b));
 	call->compare = g_steal_pointer (&compare);

@@ -231,6 +231,44 @@ test_compare_sizes (VmiTestDirFixture *fixture, gconstpointer data)
 	assert_agree (longer, raw, FALSE, FALSE, PATTERN_SIZE + 2u * 1024u * 1024u + 1000);
 }
 
+/* An OVA is compared through its disk; a member it lacks is refused. */
+static void
+test_compare_ova (VmiTestDirFixture *fixture, gconstpointer data)
+{
+	const VmiFormatPlugin *ova_plugin = vmi_registry_lookup (registry, "ova", NULL);
+	g_autofree char *raw = NULL;
+	g_autofree char *ova = g_build_filename (fixture->dir, "vm.ova", NULL);
+	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GVariant) refused = NULL;
+	g_autoptr(GError) error = NULL;
+	guint64 where = 0;
+	int fd;
+
+	if (ova_plugin == NULL || (ova_plugin->flags & VMI_FORMAT_CAN_WRITE) == 0) {
+		g_test_skip ("the ova plugin cannot write OVAs in this build");
+		return;
+	}
+	raw = make_pattern (fixture->dir, "p.raw");
+	source = open_path (raw, &error);
+	g_assert_no_error (error);
+	fd = open (ova, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	g_assert_cmpint (fd, >=, 0);
+	g_assert_true (vmi_convert (source, ova_plugin, fd, NULL, NULL, NULL, NULL, &error));
+	g_assert_no_error (error);
+	close (fd);
+
+	g_assert_true (compare_ok (ova, raw, TRUE, &where));
+	g_assert_true (compare_ok (raw, ova, TRUE, &where));
+	vmi_test_write_bytes (raw, 5 * 65536 + 3, "*", 1);
+	g_assert_false (compare_ok (ova, raw, TRUE, &where));
+	g_assert_cmpuint (where, ==, 5 * 65536 + 3);
+
+	refused = compare_paths (ova, raw, g_variant_new_parsed ("{'disk-a': <uint64 2>}"), &error);
+	g_assert_error (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT);
+	g_assert_nonnull (strstr (error->message, "first image"));
+	g_assert_null (refused);
+}
+
 static void
 cancel_cb (guint64 done, guint64 total, gpointer user_data)
 {
@@ -279,6 +317,7 @@ main (int argc, char **argv)
 	vmi_test_add_with_dir ("/compare/cross-format", NULL, test_compare_cross_format);
 	vmi_test_add_with_dir ("/compare/one-byte", NULL, test_compare_one_byte);
 	vmi_test_add_with_dir ("/compare/sizes", NULL, test_compare_sizes);
+	vmi_test_add_with_dir ("/compare/ova", NULL, test_compare_ova);
 	vmi_test_add_with_dir ("/compare/cancel", NULL, test_compare_cancel);
 	vmi_test_add_with_dir ("/compare/bad-option", NULL, test_compare_bad_option);
 	ret = g_test_run ();

@@ -319,6 +319,18 @@ test_check_errors (Fixture *f, gconstpointer data)
 	g_assert_null (job);
 	assert_dbus_error (error, "InvalidArgument");
 	g_clear_error (&error);
+	/* A member of an image that is no container: refused when the job is asked for. */
+	job = start_job ("Compare", g_variant_new ("(ss@a{sv})", raw, raw,
+						   options ("{'member-b': <'kernel'>}")),
+			 &error);
+	g_assert_null (job);
+	assert_dbus_error (error, "InvalidArgument");
+	g_clear_error (&error);
+	job = start_job ("Check", g_variant_new ("(s@a{sv})", raw, options ("{'disk': <uint64 1>}")),
+			 &error);
+	g_assert_null (job);
+	assert_dbus_error (error, "InvalidArgument");
+	g_clear_error (&error);
 	job = start_job ("Check", g_variant_new ("(s@a{sv})", "relative.raw", options ("{}")),
 			 &error);
 	g_assert_null (job);
