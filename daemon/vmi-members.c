@@ -186,8 +186,13 @@ vmi_members_copy_stream (VmiSource *container, guint index, const VmiMember *mem
 		gsize want = (gsize) MIN ((guint64) VMI_MEMBERS_READ_SIZE, limit - pos);
 		gsize got = 0;
 
-		if (g_cancellable_set_error_if_cancelled (cancellable, error) ||
-		    !vmi_members_read (container, index, pos, buf, want, &got, error) ||
+		if (g_cancellable_is_cancelled (cancellable)) {
+			close (fd);
+			g_set_error (error, VMI_ERROR, VMI_ERROR_CANCELLED,
+				     "cancelled while inflating the member \"%s\"", member->name);
+			return -1;
+		}
+		if (!vmi_members_read (container, index, pos, buf, want, &got, error) ||
 		    !vmi_members_write_data (fd, buf, got, pos, error)) {
 			close (fd);
 			return -1;
