@@ -375,6 +375,20 @@ test_members_gzip (void)
 	g_assert_true (vmi_test_qemu_img_compare (raw, "raw", out, "qcow2"));
 	g_assert_true (convert_path (ova, "raw", out, "{'disk': <uint64 0>}", NULL));
 	g_assert_true (vmi_test_qemu_img_compare (vmdk, "vmdk", out, "raw"));
+	/* a cancelled conversion stops while the member is inflated */
+	{
+		g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+		g_autoptr(GVariant) none = g_variant_ref_sink (g_variant_new_parsed ("@a{sv} {}"));
+		g_autoptr(GError) error = NULL;
+		int fd = open (out, O_RDWR | O_TRUNC | O_CLOEXEC);
+
+		g_assert_cmpint (fd, >=, 0);
+		g_cancellable_cancel (cancellable);
+		g_assert_false (vmi_convert (source, vmi_registry_lookup (registry, "raw", NULL), fd,
+					     none, NULL, NULL, cancellable, &error));
+		g_assert_error (error, VMI_ERROR, VMI_ERROR_CANCELLED);
+		close (fd);
+	}
 	g_clear_pointer (&source, vmi_source_free);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
