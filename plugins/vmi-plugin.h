@@ -120,7 +120,7 @@ typedef struct {
 
 /* Where the bytes of a member of a container (an OVA's disk, a UEC tarball's kernel) are. */
 typedef enum {
-	VMI_MEMBER_STORED,  /* bytes [offset, offset + size) of the container's file, as they are */
+	VMI_MEMBER_STORED,  /* bytes [offset, offset + size) of the container image, as they are */
 	VMI_MEMBER_STREAM,  /* only through the plugin's read_member (compressed in the container) */
 	VMI_MEMBER_SIBLING, /* a file beside the container, opened with open_sibling (name) */
 	VMI_MEMBER_ABSENT,  /* named by the container but not in it */
@@ -134,7 +134,7 @@ typedef struct {
 	char *name;		    /* the member's name in the container: shown, never used as a path */
 	const char *role;	    /* static: "disk", "kernel", "ramdisk" or "other" */
 	VmiMemberLocation location;
-	guint64 offset;		    /* VMI_MEMBER_STORED: where the bytes start in the container's file */
+	guint64 offset;		    /* STORED: where the bytes start, relative to the container's own args.offset */
 	guint64 size;		    /* bytes of content (uncompressed); 0 when unknown for STREAM */
 	GVariantDict *facts;	    /* what the container says about it (capacity, format URI) */
 } VmiMember;
