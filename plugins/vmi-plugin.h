@@ -134,7 +134,7 @@ typedef struct {
 	char *name;		    /* the member's name in the container: shown, never used as a path */
 	const char *role;	    /* static: "disk", "kernel", "ramdisk" or "other" */
 	VmiMemberLocation location;
-	guint64 offset;		    /* STORED: where the bytes start, relative to the container's own args.offset */
+	guint64 offset;		    /* STORED: where the bytes start in the container image */
 	guint64 size;		    /* bytes of content (uncompressed); 0 when unknown for STREAM */
 	GVariantDict *facts;	    /* what the container says about it (capacity, format URI) */
 } VmiMember;
