@@ -51,6 +51,7 @@ print_digest (GVariant *result, const char *key)
 static void
 print_human (GVariant *result)
 {
+	const char *member = NULL;
 	guint64 corruptions = lookup_u64 (result, "corruptions");
 	guint64 leaks = lookup_u64 (result, "leaks");
 	guint64 check_errors = lookup_u64 (result, "check-errors");
@@ -58,6 +59,8 @@ print_human (GVariant *result)
 	guint64 allocated = lookup_u64 (result, "allocated-clusters");
 	g_autofree const char **problems = NULL;
 
+	if (g_variant_lookup (result, "member", "&s", &member))
+		g_print ("Checked the container's member %s.\n", member);
 	if (g_variant_lookup (result, "problems", "^a&s", &problems)) {
 		for (guint i = 0; problems[i] != NULL; i++)
 			g_print ("%s\n", problems[i]);
@@ -108,6 +111,8 @@ int
 vmi_ctl_check (VmiCtl *ctl, int argc, char **argv)
 {
 	g_autofree char *source_format = NULL;
+	g_autofree char *member = NULL;
+	gint disk = -1;
 	gboolean sha256 = FALSE, md5 = FALSE, content = FALSE, json = FALSE, quiet = FALSE;
 	const GOptionEntry entries[] = {
 		{ "format", 'f', 0, G_OPTION_ARG_STRING, &source_format,
@@ -118,6 +123,11 @@ vmi_ctl_check (VmiCtl *ctl, int argc, char **argv)
 		{ "content-sha256", 0, 0, G_OPTION_ARG_NONE, &content,
 		  "Also print the content digest of the virtual disk (the same in any format)",
 		  NULL },
+		{ "disk", 0, 0, G_OPTION_ARG_INT, &disk,
+		  "In a container (OVA): check its disk number N (from 0; default its first)", "N" },
+		{ "member", 0, 0, G_OPTION_ARG_STRING, &member,
+		  "In a container: check the member of this name, or of this role (kernel)",
+		  "NAME" },
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the result as JSON", NULL },
 		{ "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Show no progress", NULL },
 		{ NULL }
@@ -140,6 +150,10 @@ vmi_ctl_check (VmiCtl *ctl, int argc, char **argv)
 		return VMI_CTL_EXIT_USAGE;
 	if (source_format != NULL)
 		g_variant_dict_insert (options, "source-format", "s", source_format);
+	if (disk >= 0)
+		g_variant_dict_insert (options, "disk", "t", (guint64) disk);
+	if (member != NULL)
+		g_variant_dict_insert (options, "member", "s", member);
 	if (sha256)
 		g_variant_dict_insert (options, "sha256", "b", TRUE);
 	if (md5)

@@ -1353,6 +1353,32 @@ test_check_errors (Fixture *f, gconstpointer data)
 	g_assert_cmpint (usage->status, ==, 2);
 }
 
+/* An OVA is checked through its disk; a disk it lacks is the daemon's InvalidArgument. */
+static void
+test_check_ova (Fixture *f, gconstpointer data)
+{
+	g_autofree char *raw = g_build_filename (f->dir, "disk.raw", NULL);
+	g_autofree char *ova = g_build_filename (f->dir, "vm.ova", NULL);
+	g_autoptr (CtlResult) converted = NULL;
+	g_autoptr (CtlResult) result = NULL;
+	g_autoptr (CtlResult) missing = NULL;
+
+	vmi_test_make_pattern_image (raw, 2 * 1024 * 1024, 8);
+	converted = run_ctl (f, "convert", "-q", raw, ova, "-O", "ova", NULL);
+	if (converted->status != 0 && strstr (converted->err, "UnknownFormat") != NULL) {
+		g_test_skip ("no ova plugin in this build");
+		return;
+	}
+	g_assert_cmpint (converted->status, ==, 0);
+	result = run_ctl (f, "check", ova, NULL);
+	g_assert_cmpint (result->status, ==, 0);
+	g_assert_true (g_str_has_prefix (result->out, "Checked the container's member "));
+	g_assert_nonnull (strstr (result->out, "\nNo errors were found on the image.\n"));
+	missing = run_ctl (f, "check", "--disk", "3", ova, NULL);
+	g_assert_cmpint (missing->status, ==, 1);
+	g_assert_nonnull (strstr (missing->err, "InvalidArgument"));
+}
+
 /* Output and exit status as qemu-img compare's, for a difference on a sector boundary. */
 static void
 test_compare (Fixture *f, gconstpointer data)
@@ -1501,6 +1527,7 @@ main (int argc, char **argv)
 	ADD ("check/good", test_check_good);
 	ADD ("check/exit-codes", test_check_exit_codes);
 	ADD ("check/errors", test_check_errors);
+	ADD ("check/ova", test_check_ova);
 	ADD ("compare", test_compare);
 	ADD ("measure", test_measure);
 	ADD ("jobs/wait-cancel", test_jobs_wait_cancel);
