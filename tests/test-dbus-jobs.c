@@ -243,6 +243,38 @@ test_priority_option (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
+/* CacheImport takes the option too, with the same check. */
+static void
+test_priority_option_cache (void)
+{
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *src = g_build_filename (dir, "small.raw", NULL);
+	const char *values[] = { "normal", "later" };
+
+	vmi_test_make_pattern_image (src, 2 * MiB, 5);
+	for (guint i = 0; i < G_N_ELEMENTS (values); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GVariant) reply = g_dbus_connection_call_sync (
+			vmi_test_bus_get_connection (bus), BUS_NAME, MANAGER_PATH, MANAGER_IFACE,
+			"CacheImport",
+			g_variant_new ("(s@a{sv})", src,
+				       g_variant_new_parsed ("{'priority': <%s>}", values[i])),
+			G_VARIANT_TYPE ("(o)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+
+		if (i == 0) {
+			g_assert_no_error (error);
+			g_assert_nonnull (reply);
+		} else {
+			g_autofree char *remote = g_dbus_error_get_remote_error (error);
+
+			g_assert_null (reply);
+			g_assert_cmpstr (remote, ==, ERROR_PREFIX "InvalidArgument");
+			g_assert_nonnull (strstr (error->message, "\"later\""));
+		}
+	}
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -251,6 +283,7 @@ main (int argc, char **argv)
 	g_test_init (&argc, &argv, NULL);
 	bus = vmi_test_bus_new ();
 	g_test_add_func ("/dbus-jobs/priority-option", test_priority_option);
+	g_test_add_func ("/dbus-jobs/priority-option/cache-import", test_priority_option_cache);
 	g_test_add_func ("/dbus-jobs/cancel-latency/background", test_cancel_latency_background);
 	g_test_add_func ("/dbus-jobs/cancel-latency/normal", test_cancel_latency_normal);
 	status = g_test_run ();
