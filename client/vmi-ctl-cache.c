@@ -4,19 +4,12 @@
  */
 #include "config.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <glib-unix.h>
-
-#include "vmi-ctl.h"
+#include "vmi-ctl-follow.h"
 #include "vmi-json.h"
-#include "vmi-progress.h"
 
-/* After Cancel, how long to wait for the job to say it stopped before giving up on it. */
-#define CACHE_CANCEL_TIMEOUT_SECONDS 30
 /* The ID column of the table shows this many digits; any unique prefix of 4 or more works. */
 #define CACHE_SHORT_ID_LENGTH 12
 #define CACHE_MIN_PREFIX_LENGTH 4
@@ -181,239 +174,9 @@ image_label (VmiCacheImage *image)
 	return g_strdup_printf ("%s (%s)", vmi_cache_image_get_id (image), shown);
 }
 
-/* ---- Following a job: progress, Ctrl-C, the end ---- */
-
-typedef struct {
-	const char *what;	/* "cache import", for messages */
-	const char *cancelled;	/* what a cancelled job left behind, for the message */
-	GMainLoop *loop;
-	VmiJob *job;
-	VmiProgress *progress;
-	GVariant *result;	/* the job's Result when it completed */
-	int exit_code;
-	int signal_number;	/* the first SIGINT/SIGTERM/SIGHUP seen, 0 for none */
-	gboolean cancel_sent;
-	gboolean finished;
-	guint signal_sources[3];
-	guint cancel_timeout;
-} JobRun;
-
-static void
-job_run_finish (JobRun *run, int exit_code)
-{
-	if (run->finished)
-		return;
-	run->finished = TRUE;
-	run->exit_code = exit_code;
-	vmi_progress_end (run->progress);
-	g_main_loop_quit (run->loop);
-}
-
-static void
-job_ended (JobRun *run, const char *state, const char *error_name, const char *message)
-{
-	if (run->finished)
-		return;
-	if (g_strcmp0 (state, "completed") == 0) {
-		vmi_progress_update (run->progress, 1.0, 0, 0, 0);
-		run->result = vmi_job_dup_result (run->job);
-		job_run_finish (run, VMI_CTL_EXIT_OK);
-		return;
-	}
-	vmi_progress_end (run->progress);
-	if (g_strcmp0 (state, "cancelled") == 0 && run->signal_number != 0) {
-		g_printerr ("vmimagectl: %s cancelled; %s\n", run->what, run->cancelled);
-		job_run_finish (run, 128 + run->signal_number);
-		return;
-	}
-	g_printerr ("vmimagectl: %s failed: %s: %s\n", run->what,
-		    vmi_ctl_error_short_name (error_name),
-		    message != NULL && *message != '\0' ? message : "(no message)");
-	job_run_finish (run, VMI_CTL_EXIT_FAILURE);
-}
-
-static void
-job_check_state (JobRun *run)
-{
-	const char *state = vmi_job_get_state (run->job);
-
-	if (g_strcmp0 (state, "completed") == 0 || g_strcmp0 (state, "failed") == 0 ||
-	    g_strcmp0 (state, "cancelled") == 0)
-		job_ended (run, state, vmi_job_get_error (run->job),
-			   vmi_job_get_error_message (run->job));
-}
-
-static void
-on_job_completed (VmiJob *job, const char *state, const char *error_name, const char *message,
-		  JobRun *run)
-{
-	job_ended (run, state, error_name, message);
-}
-
-static void
-on_job_progress (VmiJob *job, double fraction, guint64 done, guint64 total, guint64 rate,
-		 JobRun *run)
-{
-	if (!run->finished)
-		vmi_progress_update (run->progress, fraction, done, total, rate);
-}
-
-static void
-on_job_properties_changed (GDBusProxy *proxy, GVariant *changed, GStrv invalidated, JobRun *run)
-{
-	job_check_state (run);
-}
-
-static void
-on_job_name_owner (GObject *object, GParamSpec *pspec, JobRun *run)
-{
-	g_autofree char *owner = g_dbus_proxy_get_name_owner (G_DBUS_PROXY (object));
-
-	if (owner != NULL || run->finished)
-		return;
-	vmi_progress_end (run->progress);
-	g_printerr ("vmimagectl: %s failed: vmimaged left the bus before the job ended\n",
-		    run->what);
-	job_run_finish (run, VMI_CTL_EXIT_FAILURE);
-}
-
-static void
-on_cancel_done (GObject *object, GAsyncResult *result, gpointer user_data)
-{
-	JobRun *run = user_data;
-	g_autoptr (GError) error = NULL;
-
-	if (vmi_job_call_cancel_finish (VMI_JOB (object), result, &error))
-		return;
-	vmi_progress_end (run->progress);
-	vmi_ctl_fail ("cannot cancel the job", error);
-	job_run_finish (run, 128 + run->signal_number);
-}
-
-static gboolean
-on_cancel_timeout (gpointer user_data)
-{
-	JobRun *run = user_data;
-
-	run->cancel_timeout = 0;
-	vmi_progress_end (run->progress);
-	g_printerr ("vmimagectl: the job did not stop within %d s of being cancelled; giving up "
-		    "on it\n", CACHE_CANCEL_TIMEOUT_SECONDS);
-	job_run_finish (run, 128 + run->signal_number);
-	return G_SOURCE_REMOVE;
-}
-
-static void
-job_send_cancel (JobRun *run)
-{
-	if (run->cancel_sent || run->job == NULL || run->finished)
-		return;
-	run->cancel_sent = TRUE;
-	vmi_job_call_cancel (run->job, NULL, on_cancel_done, run);
-	run->cancel_timeout = g_timeout_add_seconds (CACHE_CANCEL_TIMEOUT_SECONDS,
-						     on_cancel_timeout, run);
-}
-
-static void
-on_signal (JobRun *run, int signal_number)
-{
-	if (run->signal_number != 0) {
-		/* A second interrupt: the user does not want to wait for the cancellation. */
-		vmi_progress_end (run->progress);
-		g_printerr ("vmimagectl: interrupted again; not waiting for the job\n");
-		job_run_finish (run, 128 + run->signal_number);
-		return;
-	}
-	run->signal_number = signal_number;
-	vmi_progress_end (run->progress);
-	g_printerr ("vmimagectl: cancelling…\n");
-	/* Before the job exists, the method's reply sends the cancel. */
-	job_send_cancel (run);
-}
-
-static gboolean
-on_sigint (gpointer user_data)
-{
-	on_signal (user_data, SIGINT);
-	return G_SOURCE_CONTINUE;
-}
-
-static gboolean
-on_sigterm (gpointer user_data)
-{
-	on_signal (user_data, SIGTERM);
-	return G_SOURCE_CONTINUE;
-}
-
-static gboolean
-on_sighup (gpointer user_data)
-{
-	on_signal (user_data, SIGHUP);
-	return G_SOURCE_CONTINUE;
-}
-
-/* Signals are caught before the job exists, so an early Ctrl-C still cancels it. */
-static void
-job_run_init (JobRun *run, const char *what, const char *cancelled, gboolean quiet)
-{
-	run->what = what;
-	run->cancelled = cancelled;
-	run->loop = g_main_loop_new (NULL, FALSE);
-	run->progress = vmi_progress_new (quiet ? NULL : stdout, isatty (STDOUT_FILENO));
-	run->signal_sources[0] = g_unix_signal_add (SIGINT, on_sigint, run);
-	run->signal_sources[1] = g_unix_signal_add (SIGTERM, on_sigterm, run);
-	run->signal_sources[2] = g_unix_signal_add (SIGHUP, on_sighup, run);
-}
-
-static void
-job_run_clear (JobRun *run)
-{
-	for (guint i = 0; i < G_N_ELEMENTS (run->signal_sources); i++)
-		g_clear_handle_id (&run->signal_sources[i], g_source_remove);
-	g_clear_handle_id (&run->cancel_timeout, g_source_remove);
-	if (run->job != NULL)
-		g_signal_handlers_disconnect_by_data (run->job, run);
-	g_clear_object (&run->job);
-	g_clear_pointer (&run->progress, vmi_progress_free);
-	g_clear_pointer (&run->loop, g_main_loop_unref);
-	g_clear_pointer (&run->result, g_variant_unref);
-}
-
-/* The method that starts the job replied: follow the job, or report why there is none. */
-static void
-job_run_started (JobRun *run, GDBusConnection *connection, const char *job_path,
-		 const char *failed_what, const GError *call_error)
-{
-	g_autoptr (GError) error = NULL;
-
-	if (job_path == NULL) {
-		job_run_finish (run, vmi_ctl_fail (failed_what, call_error));
-		return;
-	}
-	/* Subscribing loads the properties after the signal match is in place, so nothing is
-	 * missed between the two: either the properties show the end, or a signal will. */
-	run->job = vmi_job_proxy_new_sync (connection, G_DBUS_PROXY_FLAGS_NONE, VMI_CTL_BUS_NAME,
-					   job_path, NULL, &error);
-	if (run->job == NULL) {
-		job_run_finish (run, vmi_ctl_fail ("cannot follow the job", error));
-		return;
-	}
-	g_signal_connect (run->job, "completed", G_CALLBACK (on_job_completed), run);
-	g_signal_connect (run->job, "progress", G_CALLBACK (on_job_progress), run);
-	g_signal_connect (run->job, "g-properties-changed", G_CALLBACK (on_job_properties_changed),
-			  run);
-	g_signal_connect (run->job, "notify::g-name-owner", G_CALLBACK (on_job_name_owner), run);
-	vmi_progress_update (run->progress, vmi_job_get_fraction (run->job),
-			     vmi_job_get_bytes_done (run->job), vmi_job_get_bytes_total (run->job),
-			     vmi_job_get_rate (run->job));
-	if (run->signal_number != 0)
-		job_send_cancel (run);
-	job_check_state (run);
-}
-
 /* The image object in a cache job's Result. */
 static VmiCacheImage *
-job_result_image (JobRun *run, GDBusConnection *connection, GError **error)
+job_result_image (VmiCtlFollow *run, GDBusConnection *connection, GError **error)
 {
 	const char *path = NULL;
 
@@ -429,7 +192,7 @@ job_result_image (JobRun *run, GDBusConnection *connection, GError **error)
 /* ---- import ---- */
 
 typedef struct {
-	JobRun run;
+	VmiCtlFollow run;
 	GDBusConnection *connection;
 	char *source;
 } ImportRun;
@@ -445,7 +208,7 @@ on_import_started (GObject *object, GAsyncResult *result, gpointer user_data)
 	if (!vmi_manager_call_cache_import_finish (VMI_MANAGER (object), &job_path, result,
 						   &error))
 		what = g_strdup_printf ("cannot import %s", import->source);
-	job_run_started (&import->run, import->connection, job_path, what, error);
+	vmi_ctl_follow_started (&import->run, import->connection, job_path, what, error);
 }
 
 /* n_pairs < 0: pairs ends with NULL. */
@@ -469,7 +232,7 @@ parse_properties (const char *command, char **pairs, int n_pairs, GVariantBuilde
 
 /* The images a completed import names: "images" for a container, else "image". */
 static GPtrArray *
-job_result_images (JobRun *run, GDBusConnection *connection, GError **error)
+job_result_images (VmiCtlFollow *run, GDBusConnection *connection, GError **error)
 {
 	g_autoptr (GPtrArray) images = g_ptr_array_new_with_free_func (g_object_unref);
 	g_autofree const char **paths = NULL;
@@ -623,15 +386,15 @@ cache_import (VmiCtl *ctl, int argc, char **argv)
 	before = cache_images (objects);
 	import.connection = g_dbus_proxy_get_connection (G_DBUS_PROXY (manager));
 	import.source = vmi_ctl_absolute_path (argv[1]);
-	job_run_init (&import.run, "cache import", "nothing was added to the cache", quiet);
+	vmi_ctl_follow_init (&import.run, "cache import",
+			     VMI_CTL_FOLLOW_OWNS_JOB | VMI_CTL_FOLLOW_CANCEL_IS_FAILURE,
+			     "nothing was added to the cache", quiet ? NULL : stdout);
 	vmi_manager_call_cache_import (manager, import.source, g_variant_dict_end (options), NULL,
 				       on_import_started, &import);
-	g_main_loop_run (import.run.loop);
-
-	exit_code = import.run.exit_code;
+	exit_code = vmi_ctl_follow_wait (&import.run);
 	if (exit_code == VMI_CTL_EXIT_OK)
 		images = job_result_images (&import.run, import.connection, &error);
-	job_run_clear (&import.run);
+	vmi_ctl_follow_clear (&import.run);
 	if (exit_code == VMI_CTL_EXIT_OK && images == NULL)
 		exit_code = vmi_ctl_fail ("cache import", error);
 	if (exit_code == VMI_CTL_EXIT_OK)
@@ -830,7 +593,7 @@ cache_list (VmiCtl *ctl, int argc, char **argv)
 /* ---- export ---- */
 
 typedef struct {
-	JobRun run;
+	VmiCtlFollow run;
 	GDBusConnection *connection;
 	char *destination;
 } ExportRun;
@@ -846,7 +609,7 @@ on_export_started (GObject *object, GAsyncResult *result, gpointer user_data)
 	if (!vmi_cache_image_call_export_finish (VMI_CACHE_IMAGE (object), &job_path, result,
 						 &error))
 		what = g_strdup_printf ("cannot export to %s", export->destination);
-	job_run_started (&export->run, export->connection, job_path, what, error);
+	vmi_ctl_follow_started (&export->run, export->connection, job_path, what, error);
 }
 
 /* The writable format whose extensions include destination's, or NULL. */
@@ -948,13 +711,13 @@ cache_export (VmiCtl *ctl, int argc, char **argv)
 	if (format == NULL)
 		format = g_strdup (vmi_cache_image_get_format (image));
 	export.connection = g_dbus_proxy_get_connection (G_DBUS_PROXY (image));
-	job_run_init (&export.run, "cache export", "the destination was not written", quiet);
+	vmi_ctl_follow_init (&export.run, "cache export",
+			     VMI_CTL_FOLLOW_OWNS_JOB | VMI_CTL_FOLLOW_CANCEL_IS_FAILURE,
+			     "the destination was not written", quiet ? NULL : stdout);
 	vmi_cache_image_call_export (image, export.destination, format,
 				     g_variant_dict_end (options), NULL, on_export_started,
 				     &export);
-	g_main_loop_run (export.run.loop);
-
-	exit_code = export.run.exit_code;
+	exit_code = vmi_ctl_follow_wait (&export.run);
 	if (exit_code == VMI_CTL_EXIT_OK && !quiet) {
 		result = g_variant_dict_new (export.run.result);
 		g_variant_dict_lookup (result, "format", "&s", &written);
@@ -967,7 +730,7 @@ cache_export (VmiCtl *ctl, int argc, char **argv)
 			 export.destination, label, written, vsize, fsize);
 	}
 	g_clear_pointer (&result, g_variant_dict_unref);
-	job_run_clear (&export.run);
+	vmi_ctl_follow_clear (&export.run);
 	g_free (export.destination);
 	return exit_code;
 }
@@ -1075,7 +838,7 @@ cache_prune (VmiCtl *ctl, int argc, char **argv)
 /* ---- verify ---- */
 
 typedef struct {
-	JobRun run;
+	VmiCtlFollow run;
 	GDBusConnection *connection;
 	char *label;
 } VerifyRun;
@@ -1091,7 +854,7 @@ on_verify_started (GObject *object, GAsyncResult *result, gpointer user_data)
 	if (!vmi_cache_image_call_verify_finish (VMI_CACHE_IMAGE (object), &job_path, result,
 						 &error))
 		what = g_strdup_printf ("cannot verify %s", verify->label);
-	job_run_started (&verify->run, verify->connection, job_path, what, error);
+	vmi_ctl_follow_started (&verify->run, verify->connection, job_path, what, error);
 }
 
 static int
@@ -1125,15 +888,15 @@ cache_verify (VmiCtl *ctl, int argc, char **argv)
 		return vmi_ctl_fail ("cache verify", error);
 	verify.label = image_label (image);
 	verify.connection = g_dbus_proxy_get_connection (G_DBUS_PROXY (image));
-	job_run_init (&verify.run, "cache verify", "the image was not fully checked", quiet);
+	vmi_ctl_follow_init (&verify.run, "cache verify",
+			     VMI_CTL_FOLLOW_OWNS_JOB | VMI_CTL_FOLLOW_CANCEL_IS_FAILURE,
+			     "the image was not fully checked", quiet ? NULL : stdout);
 	vmi_cache_image_call_verify (image, NULL, on_verify_started, &verify);
-	g_main_loop_run (verify.run.loop);
-
-	exit_code = verify.run.exit_code;
+	exit_code = vmi_ctl_follow_wait (&verify.run);
 	if (exit_code == VMI_CTL_EXIT_OK)
 		g_print ("%s is intact: its file and its content match their checksums\n",
 			 verify.label);
-	job_run_clear (&verify.run);
+	vmi_ctl_follow_clear (&verify.run);
 	g_free (verify.label);
 	return exit_code;
 }

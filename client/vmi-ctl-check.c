@@ -168,7 +168,9 @@ vmi_ctl_check (VmiCtl *ctl, int argc, char **argv)
 		return vmi_ctl_fail ("check", error);
 	check.path = vmi_ctl_absolute_path (argv[1]);
 	check.connection = g_dbus_proxy_get_connection (G_DBUS_PROXY (manager));
-	vmi_ctl_follow_init (&check.run, "check", TRUE, quiet || json);
+	/* Progress goes to stderr: stdout carries the result (and --json). */
+	vmi_ctl_follow_init (&check.run, "check", VMI_CTL_FOLLOW_OWNS_JOB, NULL,
+			     quiet || json ? NULL : stderr);
 	vmi_manager_call_check (manager, check.path, g_variant_dict_end (options), NULL,
 				on_check_started, &check);
 	exit_code = vmi_ctl_follow_wait (&check.run);

@@ -102,7 +102,9 @@ vmi_ctl_compare (VmiCtl *ctl, int argc, char **argv)
 	compare.a = vmi_ctl_absolute_path (argv[1]);
 	compare.b = vmi_ctl_absolute_path (argv[2]);
 	compare.connection = g_dbus_proxy_get_connection (G_DBUS_PROXY (manager));
-	vmi_ctl_follow_init (&compare.run, "compare", TRUE, quiet || json);
+	/* Progress goes to stderr: stdout carries the result (and --json). */
+	vmi_ctl_follow_init (&compare.run, "compare", VMI_CTL_FOLLOW_OWNS_JOB, NULL,
+			     quiet || json ? NULL : stderr);
 	vmi_manager_call_compare (manager, compare.a, compare.b, g_variant_dict_end (options), NULL,
 				  on_compare_started, &compare);
 	exit_code = vmi_ctl_follow_wait (&compare.run);

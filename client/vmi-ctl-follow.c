@@ -38,12 +38,15 @@ follow_ended (VmiCtlFollow *run, const char *state, const char *error_name, cons
 	}
 	vmi_progress_end (run->progress);
 	if (g_strcmp0 (state, "cancelled") == 0 && run->signal_number != 0) {
-		g_printerr ("vmimagectl: %s cancelled\n", run->what);
+		g_printerr ("vmimagectl: %s cancelled%s%s\n", run->what,
+			    run->cancelled_note != NULL ? "; " : "",
+			    run->cancelled_note != NULL ? run->cancelled_note : "");
 		follow_finish (run, 128 + run->signal_number);
 		return;
 	}
 	g_printerr ("vmimagectl: %s %s: %s: %s\n", run->what,
-		    g_strcmp0 (state, "cancelled") == 0 ? "was cancelled" : "failed",
+		    g_strcmp0 (state, "cancelled") == 0 &&
+		    !(run->flags & VMI_CTL_FOLLOW_CANCEL_IS_FAILURE) ? "was cancelled" : "failed",
 		    vmi_ctl_error_short_name (error_name),
 		    message != NULL && *message != '\0' ? message : "(no message)");
 	follow_finish (run, VMI_CTL_EXIT_FAILURE);
@@ -135,12 +138,16 @@ follow_send_cancel (VmiCtlFollow *run)
 static void
 on_signal (VmiCtlFollow *run, int signal_number)
 {
-	if (run->signal_number != 0 || !run->owns_job) {
-		/* Not our job, or a second interrupt: stop waiting, leave the job alone. */
+	gboolean owns_job = (run->flags & VMI_CTL_FOLLOW_OWNS_JOB) != 0;
+
+	if (run->signal_number != 0 || !owns_job) {
+		/* Not our job, or a second interrupt: stop waiting, leave the job alone. The exit
+		 * status names the interrupt that cancelled the job, if one did. */
 		vmi_progress_end (run->progress);
-		if (run->owns_job)
+		if (owns_job)
 			g_printerr ("vmimagectl: interrupted again; not waiting for the job\n");
-		follow_finish (run, 128 + signal_number);
+		follow_finish (run, 128 + (run->signal_number != 0 ? run->signal_number
+								 : signal_number));
 		return;
 	}
 	run->signal_number = signal_number;
@@ -172,13 +179,15 @@ on_sighup (gpointer user_data)
 }
 
 void
-vmi_ctl_follow_init (VmiCtlFollow *run, const char *what, gboolean owns_job, gboolean quiet)
+vmi_ctl_follow_init (VmiCtlFollow *run, const char *what, VmiCtlFollowFlags flags,
+		     const char *cancelled_note, FILE *progress_out)
 {
 	run->what = what;
-	run->owns_job = owns_job;
+	run->flags = flags;
+	run->cancelled_note = cancelled_note;
 	run->loop = g_main_loop_new (NULL, FALSE);
-	/* Progress goes to stderr: stdout carries the result (and --json). */
-	run->progress = vmi_progress_new (quiet ? NULL : stderr, isatty (STDERR_FILENO));
+	run->progress = vmi_progress_new (progress_out,
+					  progress_out != NULL && isatty (fileno (progress_out)));
 	run->signal_sources[0] = g_unix_signal_add (SIGINT, on_sigint, run);
 	run->signal_sources[1] = g_unix_signal_add (SIGTERM, on_sigterm, run);
 	run->signal_sources[2] = g_unix_signal_add (SIGHUP, on_sighup, run);

@@ -1,17 +1,30 @@
 /*
  * Following one job to its end for a command: a progress display, Ctrl-C (which cancels the job
- * when the command owns it) and the job's Result.
+ * when the command owns it) and the job's Result. Every command that waits for a job uses it.
  */
 #pragma once
+
+#include <stdio.h>
 
 #include "vmi-ctl.h"
 #include "vmi-progress.h"
 
 G_BEGIN_DECLS
 
+typedef enum {
+	VMI_CTL_FOLLOW_NONE = 0,
+	/* The command started the job: Ctrl-C cancels it (a second one stops waiting). Without
+	 * it, Ctrl-C only stops waiting and leaves the job alone. */
+	VMI_CTL_FOLLOW_OWNS_JOB = 1 << 0,
+	/* A job someone else cancelled is reported as "failed", not "was cancelled" (the words
+	 * convert and cache have always used). */
+	VMI_CTL_FOLLOW_CANCEL_IS_FAILURE = 1 << 1,
+} VmiCtlFollowFlags;
+
 typedef struct {
 	const char *what;	/* "check", for messages */
-	gboolean owns_job;	/* Ctrl-C cancels the job; otherwise it only stops waiting */
+	VmiCtlFollowFlags flags;
+	const char *cancelled_note; /* after our Ctrl-C: what the cancelled job left, or NULL */
 	GMainLoop *loop;
 	VmiJob *job;
 	VmiProgress *progress;
@@ -25,9 +38,14 @@ typedef struct {
 	guint cancel_timeout;
 } VmiCtlFollow;
 
-/* Signals are caught from here on, so a Ctrl-C before the job exists still cancels it. */
-void vmi_ctl_follow_init (VmiCtlFollow *run, const char *what, gboolean owns_job,
-			  gboolean quiet);
+/*
+ * Signals are caught from here on, so a Ctrl-C before the job exists still cancels it.
+ * cancelled_note ends the message after our Ctrl-C cancelled the job ("check cancelled; NOTE");
+ * it must outlive run. progress_out is where the display goes (a bar when it is a terminal,
+ * "NN%" lines otherwise); NULL shows none.
+ */
+void vmi_ctl_follow_init (VmiCtlFollow *run, const char *what, VmiCtlFollowFlags flags,
+			  const char *cancelled_note, FILE *progress_out);
 void vmi_ctl_follow_clear (VmiCtlFollow *run);
 
 /*

@@ -70,7 +70,7 @@ jobs_wait (VmiCtl *ctl, const char *job_path, gboolean json, gboolean quiet)
 
 	if (connection == NULL)
 		return vmi_ctl_fail ("jobs --wait", error);
-	vmi_ctl_follow_init (&run, "job", FALSE, quiet || json);
+	vmi_ctl_follow_init (&run, "job", VMI_CTL_FOLLOW_NONE, NULL, quiet || json ? NULL : stderr);
 	vmi_ctl_follow_started (&run, connection, job_path, "jobs --wait", NULL);
 	exit_code = vmi_ctl_follow_wait (&run);
 	if (exit_code == VMI_CTL_EXIT_OK) {
