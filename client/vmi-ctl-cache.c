@@ -689,12 +689,8 @@ cache_export (VmiCtl *ctl, int argc, char **argv)
 				 "no such image, 130 when interrupted by Ctrl-C.",
 				 entries, 2, 2, &argc, &argv))
 		return VMI_CTL_EXIT_USAGE;
-	for (guint i = 0; create_options != NULL && create_options[i] != NULL; i++) {
-		if (!vmi_ctl_add_key_value (options, create_options[i], &error)) {
-			g_printerr ("vmimagectl cache export: %s\n", error->message);
-			return VMI_CTL_EXIT_USAGE;
-		}
-	}
+	if (!vmi_ctl_add_create_options (options, "cache export", create_options))
+		return VMI_CTL_EXIT_USAGE;
 	if (overwrite)
 		g_variant_dict_insert (options, "overwrite", "b", TRUE);
 	g_variant_dict_insert (options, "cancel-on-disconnect", "b", TRUE);

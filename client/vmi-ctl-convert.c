@@ -87,12 +87,8 @@ vmi_ctl_convert (VmiCtl *ctl, int argc, char **argv)
 		g_printerr ("Try 'vmimagectl convert --help'.\n");
 		return VMI_CTL_EXIT_USAGE;
 	}
-	for (guint i = 0; create_options != NULL && create_options[i] != NULL; i++) {
-		if (!vmi_ctl_add_key_value (options, create_options[i], &error)) {
-			g_printerr ("vmimagectl convert: %s\n", error->message);
-			return VMI_CTL_EXIT_USAGE;
-		}
-	}
+	if (!vmi_ctl_add_create_options (options, "convert", create_options))
+		return VMI_CTL_EXIT_USAGE;
 	if (overwrite)
 		g_variant_dict_insert (options, "overwrite", "b", TRUE);
 	if (source_format != NULL)

@@ -43,12 +43,8 @@ vmi_ctl_measure (VmiCtl *ctl, int argc, char **argv)
 		g_printerr ("Try 'vmimagectl measure --help'.\n");
 		return VMI_CTL_EXIT_USAGE;
 	}
-	for (guint i = 0; create_options != NULL && create_options[i] != NULL; i++) {
-		if (!vmi_ctl_add_key_value (options, create_options[i], &error)) {
-			g_printerr ("vmimagectl measure: %s\n", error->message);
-			return VMI_CTL_EXIT_USAGE;
-		}
-	}
+	if (!vmi_ctl_add_create_options (options, "measure", create_options))
+		return VMI_CTL_EXIT_USAGE;
 	if (source_format != NULL)
 		g_variant_dict_insert (options, "source-format", "s", source_format);
 

@@ -205,6 +205,20 @@ vmi_ctl_add_key_value (GVariantDict *dict, const char *key_value, GError **error
 	return TRUE;
 }
 
+gboolean
+vmi_ctl_add_create_options (GVariantDict *dict, const char *command, char **key_values)
+{
+	for (guint i = 0; key_values != NULL && key_values[i] != NULL; i++) {
+		g_autoptr (GError) error = NULL;
+
+		if (!vmi_ctl_add_key_value (dict, key_values[i], &error)) {
+			g_printerr ("vmimagectl %s: %s\n", command, error->message);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
 char *
 vmi_ctl_format_size (guint64 bytes)
 {

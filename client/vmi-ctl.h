@@ -69,6 +69,8 @@ char *vmi_ctl_absolute_path (const char *path);
  * binary suffix) becomes a uint64, true/false/yes/no/on/off a boolean, anything else a string.
  */
 gboolean vmi_ctl_add_key_value (GVariantDict *dict, const char *key_value, GError **error);
+/* Each of key_values (may be NULL) as above; on a bad one prints "vmimagectl COMMAND: why". */
+gboolean vmi_ctl_add_create_options (GVariantDict *dict, const char *command, char **key_values);
 GVariant *vmi_ctl_parse_value (const char *text);
 
 /* Sizes as qemu-img prints them: "1 GiB", "196 KiB", "1.5 MiB", "512 B". */
