@@ -66,9 +66,23 @@ static const VmiOptionSpec vmi_cache_export_options[] = {
 	{ NULL },
 };
 
-/* One method call on its way through the worker thread. */
+typedef struct _VmiCall VmiCall;
+
+/*
+ * What one kind of call does: adding a method is a row of vmi_call_classes and its work
+ * function. A call that queues a job is refused while the daemon stops, both when it arrives
+ * and when its job would be queued; a call answered at once is not.
+ */
 typedef struct {
-	VmiCallKind kind;
+	const char *action; /* polkit, checked before any work; NULL: work decides (Cancel) */
+	gboolean (*work) (VmiCall *call, GError **error); /* in the worker thread */
+	const char *job_operation; /* of the job work set up (vmi_call_set_job), or NULL */
+	void (*finish) (VmiCall *call); /* without a job: main thread, before the reply, or NULL */
+} VmiCallClass;
+
+/* One method call on its way through the worker thread. */
+struct _VmiCall {
+	const VmiCallClass *klass;
 	VmiManagerImpl *manager;
 	GDBusMethodInvocation *invocation;
 	char *source;      /* path, or NULL for the fd variants */
@@ -86,18 +100,15 @@ typedef struct {
 
 	/* Results, for the main thread. */
 	VmiCaller *caller;
-	GVariant *info;
-	VmiConvertJob *convert;
-	VmiCacheImportJob *import;
-	VmiCacheExportJob *export;
-	VmiCacheVerifyJob *verify;
-	VmiCheckJob *check;
-	VmiCompareJob *compare;
-	guint64 bytes_freed;
+	GVariant *reply; /* the values of a reply without a job; NULL: none */
+	VmiJobFunc job_run; /* the job to queue: vmi_call_set_job */
+	gpointer job_data;
+	GDestroyNotify job_free;
 	guint64 job_bytes_total;
+	char *job_what;
 	gboolean cancel_on_disconnect;
 	VmiPriority priority; /* of the job's thread */
-} VmiCall;
+};
 
 static void
 vmi_call_free (VmiCall *call)
@@ -120,30 +131,39 @@ vmi_call_free (VmiCall *call)
 	g_clear_object (&call->image);
 	g_clear_pointer (&call->set, g_variant_unref);
 	g_clear_pointer (&call->unset, g_variant_unref);
-	g_clear_pointer (&call->import, vmi_cache_import_job_free);
-	g_clear_pointer (&call->export, vmi_cache_export_job_free);
-	g_clear_pointer (&call->verify, vmi_cache_verify_job_free);
-	g_clear_pointer (&call->check, vmi_check_job_free);
-	g_clear_pointer (&call->compare, vmi_compare_job_free);
+	g_clear_pointer (&call->job_data, call->job_free);
+	g_free (call->job_what);
 	g_clear_pointer (&call->caller, vmi_caller_free);
-	g_clear_pointer (&call->info, g_variant_unref);
-	g_clear_pointer (&call->convert, vmi_convert_job_free);
+	g_clear_pointer (&call->reply, g_variant_unref);
 	g_free (call);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmiCall, vmi_call_free)
 
-static VmiCall *
-vmi_call_new (VmiCallKind kind, VmiManagerImpl *manager, GDBusMethodInvocation *invocation)
-{
-	VmiCall *call = g_new0 (VmiCall, 1);
+static void vmi_call_set_job (VmiCall *call, VmiJobFunc run, gpointer data,
+			      GDestroyNotify free_data, const char *format, ...)
+	G_GNUC_PRINTF (5, 6);
 
-	call->kind = kind;
-	call->manager = g_object_ref (manager);
-	/* The reply consumes this reference: every reply steals it from the call. */
-	call->invocation = invocation;
-	call->source_fd = -1;
-	call->dest_fd = -1;
-	return call;
+/* The job the call queues once work succeeded: run with data (freed by free_data), and what it
+ * does in words for the log. Its size is call->job_bytes_total. */
+static void
+vmi_call_set_job (VmiCall *call, VmiJobFunc run, gpointer data, GDestroyNotify free_data,
+		  const char *format, ...)
+{
+	va_list args;
+
+	call->job_run = run;
+	call->job_data = data;
+	call->job_free = free_data;
+	va_start (args, format);
+	call->job_what = g_strdup_vprintf (format, args);
+	va_end (args);
+}
+
+/* A path, or the file descriptor the caller sent in its place: for the log. */
+static const char *
+vmi_call_name (const char *path)
+{
+	return path != NULL ? path : "a file descriptor";
 }
 
 /* Who calls, and may they do action at all: the first thing every method does. */
@@ -248,9 +268,8 @@ vmi_call_inspect (VmiCall *call, GError **error)
 {
 	g_autoptr(GVariant) options = NULL;
 	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GVariant) info = NULL;
 
-	if (!vmi_call_authorize (call, VMI_ACTION_INSPECT, error))
-		return FALSE;
 	options = vmi_options_normalize (call->options, vmi_source_options, NULL, error);
 	if (options == NULL)
 		return FALSE;
@@ -258,7 +277,8 @@ vmi_call_inspect (VmiCall *call, GError **error)
 				       vmi_options_get_boolean (options, "classify", FALSE), error);
 	if (source == NULL)
 		return FALSE;
-	call->info = vmi_source_to_variant (source);
+	info = vmi_source_to_variant (source);
+	call->reply = g_variant_ref_sink (g_variant_new ("(@a{sv})", info));
 	return TRUE;
 }
 
@@ -317,8 +337,6 @@ vmi_call_convert (VmiCall *call, GError **error)
 	gint member = -1;
 	struct stat st;
 
-	if (!vmi_call_authorize (call, VMI_ACTION_CONVERT, error))
-		return FALSE;
 	if (call->source != NULL && !vmi_caller_check_path (call->source, "source", error))
 		return FALSE;
 	if (call->destination != NULL && !vmi_caller_check_path (call->destination, "destination", error))
@@ -376,7 +394,10 @@ vmi_call_convert (VmiCall *call, GError **error)
 		call->dest_fd = -1;
 	}
 	convert->caller = vmi_caller_copy (call->caller);
-	call->convert = g_steal_pointer (&convert);
+	call->job_bytes_total = vmi_source_get_virtual_size (convert->source);
+	vmi_call_set_job (call, vmi_convert_job_run, g_steal_pointer (&convert),
+			  (GDestroyNotify) vmi_convert_job_free, "convert %s to %s",
+			  vmi_call_name (call->source), vmi_call_name (call->destination));
 	return TRUE;
 }
 
@@ -388,8 +409,6 @@ vmi_call_check (VmiCall *call, GError **error)
 	g_autoptr(VmiCheckJob) check = vmi_check_job_new ();
 	gint member = -1;
 
-	if (!vmi_call_authorize (call, VMI_ACTION_CHECK, error))
-		return FALSE;
 	if (call->source != NULL && !vmi_caller_check_path (call->source, "image", error))
 		return FALSE;
 	check->options = vmi_options_normalize (call->options, vmi_check_options, NULL, error);
@@ -405,7 +424,9 @@ vmi_call_check (VmiCall *call, GError **error)
 	if (!vmi_members_select (check->source, check->options, &member, error))
 		return FALSE;
 	call->job_bytes_total = vmi_source_get_virtual_size (check->source);
-	call->check = g_steal_pointer (&check);
+	vmi_call_set_job (call, vmi_check_job_run, g_steal_pointer (&check),
+			  (GDestroyNotify) vmi_check_job_free, "check %s",
+			  vmi_call_name (call->source));
 	return TRUE;
 }
 
@@ -417,8 +438,6 @@ vmi_call_compare (VmiCall *call, GError **error)
 	g_autoptr(GVariant) choice_b = NULL;
 	gint member = -1;
 
-	if (!vmi_call_authorize (call, VMI_ACTION_CHECK, error))
-		return FALSE;
 	if (!vmi_caller_check_path (call->source, "first image", error) ||
 	    !vmi_caller_check_path (call->source_b, "second image", error))
 		return FALSE;
@@ -450,7 +469,9 @@ vmi_call_compare (VmiCall *call, GError **error)
 	}
 	call->job_bytes_total = MAX (vmi_source_get_virtual_size (compare->a),
 				     vmi_source_get_virtual_size (compare->b));
-	call->compare = g_steal_pointer (&compare);
+	vmi_call_set_job (call, vmi_compare_job_run, g_steal_pointer (&compare),
+			  (GDestroyNotify) vmi_compare_job_free, "compare %s with %s", call->source,
+			  call->source_b);
 	return TRUE;
 }
 
@@ -461,10 +482,9 @@ vmi_call_measure (VmiCall *call, GError **error)
 	VmiRegistry *registry = vmi_daemon_get_registry (call->manager->daemon);
 	g_autoptr(GVariant) options = NULL;
 	g_autoptr(VmiSource) source = NULL;
+	g_autoptr(GVariant) info = NULL;
 	const VmiFormatPlugin *plugin;
 
-	if (!vmi_call_authorize (call, VMI_ACTION_INSPECT, error))
-		return FALSE;
 	if (!vmi_caller_check_path (call->source, "source", error))
 		return FALSE;
 	plugin = vmi_registry_lookup (registry, call->format, error);
@@ -478,8 +498,11 @@ vmi_call_measure (VmiCall *call, GError **error)
 				       FALSE, error);
 	if (source == NULL)
 		return FALSE;
-	call->info = vmi_measure (source, plugin, options, NULL, error);
-	return call->info != NULL;
+	info = vmi_measure (source, plugin, options, NULL, error);
+	if (info == NULL)
+		return FALSE;
+	call->reply = g_variant_ref_sink (g_variant_new ("(@a{sv})", info));
+	return TRUE;
 }
 
 /* Only the owner, root, or someone polkit allows "manage" may cancel another's job. */
@@ -507,12 +530,10 @@ vmi_call_cancel (VmiCall *call, GError **error)
 
 /* ---- The cache ---- */
 
-/* Who calls, may they use the cache, and is it open. */
+/* The cache, if it is open (the caller may use it: VMI_ACTION_CACHE is checked first). */
 static VmiCache *
-vmi_call_authorize_cache (VmiCall *call, GError **error)
+vmi_call_get_cache (VmiCall *call, GError **error)
 {
-	if (!vmi_call_authorize (call, VMI_ACTION_CACHE, error))
-		return NULL;
 	return vmi_daemon_get_cache (call->manager->daemon, error);
 }
 
@@ -586,7 +607,7 @@ vmi_call_cache_import (VmiCall *call, GError **error)
 	const VmiFormatPlugin *src_plugin;
 	const char *name;
 
-	cache = vmi_call_authorize_cache (call, error);
+	cache = vmi_call_get_cache (call, error);
 	if (cache == NULL)
 		return FALSE;
 	if (call->source != NULL && !vmi_caller_check_path (call->source, "source", error))
@@ -646,7 +667,9 @@ vmi_call_cache_import (VmiCall *call, GError **error)
 		return FALSE;
 	}
 	call->job_bytes_total = vmi_source_get_virtual_size (import->source);
-	call->import = g_steal_pointer (&import);
+	vmi_call_set_job (call, vmi_cache_import_job_run, g_steal_pointer (&import),
+			  (GDestroyNotify) vmi_cache_import_job_free, "import %s into the cache",
+			  vmi_call_name (call->source));
 	return TRUE;
 }
 
@@ -659,7 +682,7 @@ vmi_call_image_export (VmiCall *call, GError **error)
 	VmiConvertJob *convert;
 	VmiCache *cache;
 
-	cache = vmi_call_authorize_cache (call, error);
+	cache = vmi_call_get_cache (call, error);
 	if (cache == NULL)
 		return FALSE;
 	if (!vmi_caller_check_path (call->destination, "destination", error))
@@ -695,7 +718,9 @@ vmi_call_image_export (VmiCall *call, GError **error)
 		return FALSE;
 	convert->caller = vmi_caller_copy (call->caller);
 	call->job_bytes_total = vmi_source_get_virtual_size (convert->source);
-	call->export = g_steal_pointer (&export);
+	vmi_call_set_job (call, vmi_cache_export_job_run, g_steal_pointer (&export),
+			  (GDestroyNotify) vmi_cache_export_job_free, "export image %s to %s", id,
+			  call->destination);
 	return TRUE;
 }
 
@@ -704,24 +729,27 @@ vmi_call_image_verify (VmiCall *call, GError **error)
 {
 	const char *id = vmi_image_impl_get_id (call->image);
 	g_autoptr(VmiCacheEntry) entry = NULL;
+	VmiCacheVerifyJob *verify;
 	VmiCache *cache;
 
-	cache = vmi_call_authorize_cache (call, error);
+	cache = vmi_call_get_cache (call, error);
 	if (cache == NULL)
 		return FALSE;
 	entry = vmi_cache_lookup (cache, id, error);
 	if (entry == NULL)
 		return FALSE;
 	call->job_bytes_total = vmi_cache_entry_get_file_size (entry);
-	call->verify = vmi_cache_verify_job_new (cache,
-						 vmi_daemon_get_registry (call->manager->daemon), id);
+	verify = vmi_cache_verify_job_new (cache, vmi_daemon_get_registry (call->manager->daemon),
+					   id);
+	vmi_call_set_job (call, vmi_cache_verify_job_run, verify,
+			  (GDestroyNotify) vmi_cache_verify_job_free, "verify image %s", id);
 	return TRUE;
 }
 
 static gboolean
 vmi_call_image_remove (VmiCall *call, GError **error)
 {
-	VmiCache *cache = vmi_call_authorize_cache (call, error);
+	VmiCache *cache = vmi_call_get_cache (call, error);
 
 	if (cache == NULL)
 		return FALSE;
@@ -743,7 +771,7 @@ vmi_call_image_set_properties (VmiCall *call, GError **error)
 	const char *value;
 	VmiCache *cache;
 
-	cache = vmi_call_authorize_cache (call, error);
+	cache = vmi_call_get_cache (call, error);
 	if (cache == NULL)
 		return FALSE;
 	g_variant_iter_init (&iter, call->set);
@@ -758,63 +786,55 @@ vmi_call_image_set_properties (VmiCall *call, GError **error)
 static gboolean
 vmi_call_cache_prune (VmiCall *call, GError **error)
 {
-	VmiCache *cache = vmi_call_authorize_cache (call, error);
+	VmiCache *cache = vmi_call_get_cache (call, error);
+	guint64 bytes_freed;
 
 	if (cache == NULL)
 		return FALSE;
-	if (!vmi_cache_prune (cache, &call->bytes_freed, error))
+	if (!vmi_cache_prune (cache, &bytes_freed, error))
 		return FALSE;
 	g_info ("Cache pruned for uid %u: %" G_GUINT64_FORMAT " bytes freed",
-		(guint) call->caller->uid, call->bytes_freed);
+		(guint) call->caller->uid, bytes_freed);
+	call->reply = g_variant_ref_sink (g_variant_new ("(t)", bytes_freed));
 	return TRUE;
 }
+
+/* ---- The kinds of call ---- */
+
+/* Cancel's last step, in the main thread like the jobs. */
+static void
+vmi_call_finish_cancel (VmiCall *call)
+{
+	vmi_job_impl_cancel (call->job);
+}
+
+static const VmiCallClass vmi_call_classes[] = {
+	[VMI_CALL_INSPECT] = { VMI_ACTION_INSPECT, vmi_call_inspect, NULL, NULL },
+	[VMI_CALL_MEASURE] = { VMI_ACTION_INSPECT, vmi_call_measure, NULL, NULL },
+	[VMI_CALL_CONVERT] = { VMI_ACTION_CONVERT, vmi_call_convert, "convert", NULL },
+	[VMI_CALL_CHECK] = { VMI_ACTION_CHECK, vmi_call_check, "check", NULL },
+	[VMI_CALL_COMPARE] = { VMI_ACTION_CHECK, vmi_call_compare, "compare", NULL },
+	[VMI_CALL_CANCEL] = { NULL, vmi_call_cancel, NULL, vmi_call_finish_cancel },
+	[VMI_CALL_CACHE_IMPORT] = { VMI_ACTION_CACHE, vmi_call_cache_import, "cache-import", NULL },
+	[VMI_CALL_CACHE_PRUNE] = { VMI_ACTION_CACHE, vmi_call_cache_prune, NULL, NULL },
+	[VMI_CALL_IMAGE_EXPORT] = { VMI_ACTION_CACHE, vmi_call_image_export, "cache-export", NULL },
+	[VMI_CALL_IMAGE_VERIFY] = { VMI_ACTION_CACHE, vmi_call_image_verify, "cache-verify", NULL },
+	[VMI_CALL_IMAGE_REMOVE] = { VMI_ACTION_CACHE, vmi_call_image_remove, NULL, NULL },
+	[VMI_CALL_IMAGE_SET_PROPERTIES] = { VMI_ACTION_CACHE, vmi_call_image_set_properties, NULL,
+					    NULL },
+};
+
+/* ---- A call's way: handler, worker thread, reply ---- */
 
 static void
 vmi_call_thread (GTask *task, gpointer source_object, gpointer task_data, GCancellable *cancellable)
 {
 	VmiCall *call = task_data;
+	const char *action = call->klass->action;
 	GError *error = NULL;
-	gboolean ok = FALSE;
 
-	switch (call->kind) {
-	case VMI_CALL_INSPECT:
-		ok = vmi_call_inspect (call, &error);
-		break;
-	case VMI_CALL_CONVERT:
-		ok = vmi_call_convert (call, &error);
-		break;
-	case VMI_CALL_CANCEL:
-		ok = vmi_call_cancel (call, &error);
-		break;
-	case VMI_CALL_CACHE_IMPORT:
-		ok = vmi_call_cache_import (call, &error);
-		break;
-	case VMI_CALL_CACHE_PRUNE:
-		ok = vmi_call_cache_prune (call, &error);
-		break;
-	case VMI_CALL_IMAGE_EXPORT:
-		ok = vmi_call_image_export (call, &error);
-		break;
-	case VMI_CALL_IMAGE_REMOVE:
-		ok = vmi_call_image_remove (call, &error);
-		break;
-	case VMI_CALL_IMAGE_SET_PROPERTIES:
-		ok = vmi_call_image_set_properties (call, &error);
-		break;
-	case VMI_CALL_IMAGE_VERIFY:
-		ok = vmi_call_image_verify (call, &error);
-		break;
-	case VMI_CALL_CHECK:
-		ok = vmi_call_check (call, &error);
-		break;
-	case VMI_CALL_COMPARE:
-		ok = vmi_call_compare (call, &error);
-		break;
-	case VMI_CALL_MEASURE:
-		ok = vmi_call_measure (call, &error);
-		break;
-	}
-	if (!ok) {
+	if ((action != NULL && !vmi_call_authorize (call, action, &error)) ||
+	    !call->klass->work (call, &error)) {
 		vmi_dbus_error_normalize (&error);
 		g_task_return_error (task, error);
 		return;
@@ -822,154 +842,50 @@ vmi_call_thread (GTask *task, gpointer source_object, gpointer task_data, GCance
 	g_task_return_boolean (task, TRUE);
 }
 
+static gboolean
+vmi_manager_impl_refuse_if_stopping (VmiManagerImpl *self, GDBusMethodInvocation *invocation)
+{
+	if (!vmi_daemon_is_stopping (self->daemon))
+		return FALSE;
+	g_dbus_method_invocation_return_error_literal (invocation, VMI_ERROR, VMI_ERROR_FAILED,
+						       "The daemon is stopping; try again when it "
+						       "is back");
+	return TRUE;
+}
+
 static void vmi_manager_impl_watch_job (VmiManagerImpl *self, VmiJobImpl *job);
 
-/* Exports and queues a job for the call's caller; returns its object path. */
-static const char *
-vmi_call_queue_job (VmiCall *call, const char *operation, guint64 bytes_total, VmiJobFunc func,
-		    gpointer data, GDestroyNotify data_free)
-{
-	VmiDaemon *daemon = call->manager->daemon;
-	g_autoptr(VmiJobImpl) job = NULL;
-	const char *path;
-
-	job = vmi_job_impl_new (operation, call->caller->uid, call->caller->sender, bytes_total,
-				func, data, data_free);
-	vmi_job_impl_set_priority (job, call->priority);
-	vmi_manager_impl_watch_job (call->manager, job);
-	path = vmi_job_queue_add (vmi_daemon_get_jobs (daemon), job);
-	if (call->cancel_on_disconnect)
-		vmi_job_impl_watch_owner (job, vmi_daemon_get_connection (daemon));
-	return path;
-}
-
-static void
-vmi_call_start_cache_job (VmiCall *call)
-{
-	const char *path = NULL;
-
-	switch (call->kind) {
-	case VMI_CALL_CACHE_IMPORT:
-		path = vmi_call_queue_job (call, "cache-import", call->job_bytes_total,
-					   vmi_cache_import_job_run, g_steal_pointer (&call->import),
-					   (GDestroyNotify) vmi_cache_import_job_free);
-		g_info ("Job %s: import %s into the cache for uid %u", path,
-			call->source != NULL ? call->source : "a file descriptor",
-			(guint) call->caller->uid);
-		if (call->source != NULL)
-			vmi_manager_complete_cache_import (VMI_MANAGER (call->manager),
-							   g_steal_pointer (&call->invocation), path);
-		else
-			vmi_manager_complete_cache_import_fd (VMI_MANAGER (call->manager),
-							      g_steal_pointer (&call->invocation),
-							      NULL, path);
-		break;
-	case VMI_CALL_IMAGE_EXPORT:
-		path = vmi_call_queue_job (call, "cache-export", call->job_bytes_total,
-					   vmi_cache_export_job_run, g_steal_pointer (&call->export),
-					   (GDestroyNotify) vmi_cache_export_job_free);
-		g_info ("Job %s: export image %s to %s for uid %u", path,
-			vmi_image_impl_get_id (call->image), call->destination,
-			(guint) call->caller->uid);
-		vmi_cache_image_complete_export (VMI_CACHE_IMAGE (call->image),
-						 g_steal_pointer (&call->invocation), path);
-		break;
-	case VMI_CALL_IMAGE_VERIFY:
-		path = vmi_call_queue_job (call, "cache-verify", call->job_bytes_total,
-					   vmi_cache_verify_job_run, g_steal_pointer (&call->verify),
-					   (GDestroyNotify) vmi_cache_verify_job_free);
-		g_info ("Job %s: verify image %s for uid %u", path,
-			vmi_image_impl_get_id (call->image), (guint) call->caller->uid);
-		vmi_cache_image_complete_verify (VMI_CACHE_IMAGE (call->image),
-						 g_steal_pointer (&call->invocation), path);
-		break;
-	default:
-		g_assert_not_reached ();
-	}
-}
-
-/* Queues the job of a Check, CheckFd or Compare and replies with its path. */
-static void
-vmi_call_start_read_job (VmiCall *call)
-{
-	const char *path;
-
-	if (call->kind == VMI_CALL_COMPARE) {
-		path = vmi_call_queue_job (call, "compare", call->job_bytes_total,
-					   vmi_compare_job_run, g_steal_pointer (&call->compare),
-					   (GDestroyNotify) vmi_compare_job_free);
-		g_info ("Job %s: compare %s with %s for uid %u", path, call->source,
-			call->source_b, (guint) call->caller->uid);
-		vmi_manager_complete_compare (VMI_MANAGER (call->manager),
-					      g_steal_pointer (&call->invocation), path);
-		return;
-	}
-	path = vmi_call_queue_job (call, "check", call->job_bytes_total, vmi_check_job_run,
-				   g_steal_pointer (&call->check),
-				   (GDestroyNotify) vmi_check_job_free);
-	g_info ("Job %s: check %s for uid %u", path,
-		call->source != NULL ? call->source : "a file descriptor",
-		(guint) call->caller->uid);
-	if (call->source != NULL)
-		vmi_manager_complete_check (VMI_MANAGER (call->manager),
-					    g_steal_pointer (&call->invocation), path);
-	else
-		vmi_manager_complete_check_fd (VMI_MANAGER (call->manager),
-					       g_steal_pointer (&call->invocation), NULL, path);
-}
-
+/* Exports and queues the call's job for its caller and replies with the job's path (o). */
 static void
 vmi_call_start_job (VmiCall *call)
 {
 	VmiDaemon *daemon = call->manager->daemon;
-	VmiConvertJob *convert = call->convert;
 	g_autoptr(VmiJobImpl) job = NULL;
 	const char *path;
 
-	job = vmi_job_impl_new ("convert", call->caller->uid, call->caller->sender,
-				vmi_source_get_virtual_size (convert->source), vmi_convert_job_run,
-				g_steal_pointer (&call->convert),
-				(GDestroyNotify) vmi_convert_job_free);
+	if (vmi_manager_impl_refuse_if_stopping (call->manager, call->invocation)) {
+		call->invocation = NULL;
+		return;
+	}
+	job = vmi_job_impl_new (call->klass->job_operation, call->caller->uid,
+				call->caller->sender, call->job_bytes_total, call->job_run,
+				g_steal_pointer (&call->job_data), call->job_free);
 	vmi_job_impl_set_priority (job, call->priority);
 	vmi_manager_impl_watch_job (call->manager, job);
 	path = vmi_job_queue_add (vmi_daemon_get_jobs (daemon), job);
 	if (call->cancel_on_disconnect)
 		vmi_job_impl_watch_owner (job, vmi_daemon_get_connection (daemon));
-	g_info ("Job %s: convert %s to %s for uid %u", path,
-		call->source != NULL ? call->source : "a file descriptor",
-		call->destination != NULL ? call->destination : "a file descriptor",
-		(guint) call->caller->uid);
-	if (call->source != NULL)
-		vmi_manager_complete_convert (VMI_MANAGER (call->manager),
-					      g_steal_pointer (&call->invocation), path);
-	else
-		vmi_manager_complete_convert_fd (VMI_MANAGER (call->manager),
-						 g_steal_pointer (&call->invocation), NULL, path);
+	g_info ("Job %s: %s for uid %u", path, call->job_what, (guint) call->caller->uid);
+	/* Every method that starts a job, by path or by fd, returns just its path. */
+	g_dbus_method_invocation_return_value (g_steal_pointer (&call->invocation),
+					       g_variant_new ("(o)", path));
 }
-
-static void vmi_call_reply (VmiCall *call, GAsyncResult *result);
 
 static void
 vmi_call_done_cb (GObject *source_object, GAsyncResult *result, gpointer user_data)
 {
 	VmiManagerImpl *self = VMI_MANAGER_IMPL (source_object);
 	VmiCall *call = g_task_get_task_data (G_TASK (result));
-
-	vmi_call_reply (call, result);
-	/* What the call held (a temporary file of a refused Convert, a hold on a cached image)
-	 * goes now, not later. */
-	g_clear_pointer (&call->convert, vmi_convert_job_free);
-	g_clear_pointer (&call->export, vmi_cache_export_job_free);
-	g_clear_pointer (&call->import, vmi_cache_import_job_free);
-	g_clear_pointer (&call->check, vmi_check_job_free);
-	g_clear_pointer (&call->compare, vmi_compare_job_free);
-	self->n_calls--;
-	vmi_daemon_check_idle (self->daemon);
-}
-
-static void
-vmi_call_reply (VmiCall *call, GAsyncResult *result)
-{
 	g_autoptr(GError) error = NULL;
 
 	if (!g_task_propagate_boolean (G_TASK (result), &error)) {
@@ -977,77 +893,54 @@ vmi_call_reply (VmiCall *call, GAsyncResult *result)
 			 g_dbus_method_invocation_get_method_name (call->invocation),
 			 g_dbus_method_invocation_get_sender (call->invocation), error->message);
 		g_dbus_method_invocation_return_gerror (g_steal_pointer (&call->invocation), error);
-		return;
-	}
-	switch (call->kind) {
-	case VMI_CALL_INSPECT:
-		if (call->source != NULL)
-			vmi_manager_complete_inspect (VMI_MANAGER (call->manager),
-						      g_steal_pointer (&call->invocation), call->info);
-		else
-			vmi_manager_complete_inspect_fd (VMI_MANAGER (call->manager),
-							 g_steal_pointer (&call->invocation), NULL,
-							 call->info);
-		break;
-	case VMI_CALL_CONVERT:
-		if (vmi_daemon_is_stopping (call->manager->daemon)) {
-			g_dbus_method_invocation_return_error_literal (
-				g_steal_pointer (&call->invocation), VMI_ERROR, VMI_ERROR_FAILED,
-				"The daemon is stopping; try again when it is back");
-			return;
-		}
+	} else if (call->klass->job_operation != NULL) {
 		vmi_call_start_job (call);
-		break;
-	case VMI_CALL_CANCEL:
-		vmi_job_impl_cancel (call->job);
-		vmi_job_complete_cancel (VMI_JOB (call->job), g_steal_pointer (&call->invocation));
-		break;
-	case VMI_CALL_CACHE_IMPORT:
-	case VMI_CALL_IMAGE_EXPORT:
-	case VMI_CALL_IMAGE_VERIFY:
-		if (vmi_daemon_is_stopping (call->manager->daemon)) {
-			g_dbus_method_invocation_return_error_literal (
-				g_steal_pointer (&call->invocation), VMI_ERROR, VMI_ERROR_FAILED,
-				"The daemon is stopping; try again when it is back");
-			return;
-		}
-		vmi_call_start_cache_job (call);
-		break;
-	case VMI_CALL_CHECK:
-	case VMI_CALL_COMPARE:
-		if (vmi_daemon_is_stopping (call->manager->daemon)) {
-			g_dbus_method_invocation_return_error_literal (
-				g_steal_pointer (&call->invocation), VMI_ERROR, VMI_ERROR_FAILED,
-				"The daemon is stopping; try again when it is back");
-			return;
-		}
-		vmi_call_start_read_job (call);
-		break;
-	case VMI_CALL_MEASURE:
-		vmi_manager_complete_measure (VMI_MANAGER (call->manager),
-					      g_steal_pointer (&call->invocation), call->info);
-		break;
-	case VMI_CALL_CACHE_PRUNE:
-		vmi_manager_complete_cache_prune (VMI_MANAGER (call->manager),
-						  g_steal_pointer (&call->invocation),
-						  call->bytes_freed);
-		break;
-	case VMI_CALL_IMAGE_REMOVE:
-		vmi_cache_image_complete_remove (VMI_CACHE_IMAGE (call->image),
-						 g_steal_pointer (&call->invocation));
-		break;
-	case VMI_CALL_IMAGE_SET_PROPERTIES:
-		vmi_cache_image_complete_set_properties (VMI_CACHE_IMAGE (call->image),
-							 g_steal_pointer (&call->invocation));
-		break;
+	} else {
+		if (call->klass->finish != NULL)
+			call->klass->finish (call);
+		/* The fd variants send no fds back: the same reply as by path. */
+		g_dbus_method_invocation_return_value (g_steal_pointer (&call->invocation),
+						       call->reply);
 	}
+	/* What the call held (a temporary file of a refused Convert, a hold on a cached image)
+	 * goes now, not later. */
+	g_clear_pointer (&call->job_data, call->job_free);
+	self->n_calls--;
+	vmi_daemon_check_idle (self->daemon);
 }
 
+/* A new call of kind, with the path it names (or NULL) and its options (or NULL); NULL, with
+ * the reply sent, when the daemon is stopping and the kind starts a job. */
+static VmiCall *
+vmi_call_new (VmiManagerImpl *manager, VmiCallKind kind, GDBusMethodInvocation *invocation,
+	      const char *source, GVariant *options)
+{
+	VmiCall *call;
+
+	if (vmi_call_classes[kind].job_operation != NULL &&
+	    vmi_manager_impl_refuse_if_stopping (manager, invocation))
+		return NULL;
+	call = g_new0 (VmiCall, 1);
+	call->klass = &vmi_call_classes[kind];
+	call->manager = g_object_ref (manager);
+	/* The reply consumes this reference: every reply steals it from the call. */
+	call->invocation = invocation;
+	call->source = g_strdup (source);
+	call->options = options != NULL ? g_variant_ref (options) : NULL;
+	call->source_fd = -1;
+	call->dest_fd = -1;
+	return call;
+}
+
+/* Sends call to the worker thread; NULL is a call refused already. */
 static void
 vmi_call_run (VmiCall *call)
 {
-	g_autoptr(GTask) task = g_task_new (call->manager, NULL, vmi_call_done_cb, NULL);
+	g_autoptr(GTask) task = NULL;
 
+	if (call == NULL)
+		return;
+	task = g_task_new (call->manager, NULL, vmi_call_done_cb, NULL);
 	call->manager->n_calls++;
 	g_task_set_task_data (task, call, (GDestroyNotify) vmi_call_free);
 	g_task_run_in_thread (task, vmi_call_thread);
@@ -1067,46 +960,48 @@ vmi_call_take_fd (VmiCall *call, GUnixFDList *fd_list, GVariant *handle, int *ou
 	return *out >= 0;
 }
 
-static gboolean
-vmi_manager_impl_handle_inspect (VmiManager *object, GDBusMethodInvocation *invocation,
-				 const char *path, GVariant *options, gpointer user_data)
+/* vmi_call_new for the fd variants: the source fd and, if destination is not NULL, the
+ * destination fd, taken from fd_list; NULL, with the reply sent, if that fails. */
+static VmiCall *
+vmi_call_new_fd (VmiManagerImpl *manager, VmiCallKind kind, GDBusMethodInvocation *invocation,
+		 GUnixFDList *fd_list, GVariant *source, GVariant *destination, GVariant *options)
 {
-	VmiCall *call = vmi_call_new (VMI_CALL_INSPECT, VMI_MANAGER_IMPL (object), invocation);
-
-	call->source = g_strdup (path);
-	call->options = g_variant_ref (options);
-	vmi_call_run (call);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static gboolean
-vmi_manager_impl_handle_inspect_fd (VmiManager *object, GDBusMethodInvocation *invocation,
-				    GUnixFDList *fd_list, GVariant *fd, GVariant *options,
-				    gpointer user_data)
-{
-	g_autoptr(VmiCall) call = vmi_call_new (VMI_CALL_INSPECT, VMI_MANAGER_IMPL (object),
-						invocation);
+	g_autoptr(VmiCall) call = vmi_call_new (manager, kind, invocation, NULL, options);
 	GError *error = NULL;
 
-	if (!vmi_call_take_fd (call, fd_list, fd, &call->source_fd, &error)) {
+	if (call == NULL)
+		return NULL;
+	if (!vmi_call_take_fd (call, fd_list, source, &call->source_fd, &error) ||
+	    (destination != NULL &&
+	     !vmi_call_take_fd (call, fd_list, destination, &call->dest_fd, &error))) {
 		vmi_dbus_error_normalize (&error);
 		g_dbus_method_invocation_take_error (g_steal_pointer (&call->invocation), error);
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
+		return NULL;
 	}
-	call->options = g_variant_ref (options);
-	vmi_call_run (g_steal_pointer (&call));
+	return g_steal_pointer (&call);
+}
+
+/* ---- The method handlers ---- */
+
+/* Inspect, Check and CacheImport: a path and options; user_data is the VmiCallKind. */
+static gboolean
+vmi_manager_impl_handle_path (VmiManager *object, GDBusMethodInvocation *invocation,
+			      const char *path, GVariant *options, gpointer user_data)
+{
+	vmi_call_run (vmi_call_new (VMI_MANAGER_IMPL (object), GPOINTER_TO_INT (user_data),
+				    invocation, path, options));
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* InspectFd, CheckFd and CacheImportFd: a source fd and options; user_data is the
+ * VmiCallKind. */
 static gboolean
-vmi_manager_impl_refuse_if_stopping (VmiManagerImpl *self, GDBusMethodInvocation *invocation)
+vmi_manager_impl_handle_fd (VmiManager *object, GDBusMethodInvocation *invocation,
+			    GUnixFDList *fd_list, GVariant *fd, GVariant *options, gpointer user_data)
 {
-	if (!vmi_daemon_is_stopping (self->daemon))
-		return FALSE;
-	g_dbus_method_invocation_return_error_literal (invocation, VMI_ERROR, VMI_ERROR_FAILED,
-						       "The daemon is stopping; try again when it "
-						       "is back");
-	return TRUE;
+	vmi_call_run (vmi_call_new_fd (VMI_MANAGER_IMPL (object), GPOINTER_TO_INT (user_data),
+				       invocation, fd_list, fd, NULL, options));
+	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
 static gboolean
@@ -1114,15 +1009,13 @@ vmi_manager_impl_handle_convert (VmiManager *object, GDBusMethodInvocation *invo
 				 const char *source, const char *destination, const char *format,
 				 GVariant *options, gpointer user_data)
 {
-	VmiCall *call;
+	VmiCall *call = vmi_call_new (VMI_MANAGER_IMPL (object), VMI_CALL_CONVERT, invocation,
+				      source, options);
 
-	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (object), invocation))
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	call = vmi_call_new (VMI_CALL_CONVERT, VMI_MANAGER_IMPL (object), invocation);
-	call->source = g_strdup (source);
-	call->destination = g_strdup (destination);
-	call->format = g_strdup (format);
-	call->options = g_variant_ref (options);
+	if (call != NULL) {
+		call->destination = g_strdup (destination);
+		call->format = g_strdup (format);
+	}
 	vmi_call_run (call);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -1132,21 +1025,12 @@ vmi_manager_impl_handle_convert_fd (VmiManager *object, GDBusMethodInvocation *i
 				    GUnixFDList *fd_list, GVariant *source, GVariant *destination,
 				    const char *format, GVariant *options, gpointer user_data)
 {
-	g_autoptr(VmiCall) call = NULL;
-	GError *error = NULL;
+	VmiCall *call = vmi_call_new_fd (VMI_MANAGER_IMPL (object), VMI_CALL_CONVERT, invocation,
+					 fd_list, source, destination, options);
 
-	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (object), invocation))
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	call = vmi_call_new (VMI_CALL_CONVERT, VMI_MANAGER_IMPL (object), invocation);
-	if (!vmi_call_take_fd (call, fd_list, source, &call->source_fd, &error) ||
-	    !vmi_call_take_fd (call, fd_list, destination, &call->dest_fd, &error)) {
-		vmi_dbus_error_normalize (&error);
-		g_dbus_method_invocation_take_error (g_steal_pointer (&call->invocation), error);
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
-	call->format = g_strdup (format);
-	call->options = g_variant_ref (options);
-	vmi_call_run (g_steal_pointer (&call));
+	if (call != NULL)
+		call->format = g_strdup (format);
+	vmi_call_run (call);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -1154,7 +1038,6 @@ static gboolean
 vmi_manager_impl_handle_cancel (VmiJob *object, GDBusMethodInvocation *invocation,
 				gpointer user_data)
 {
-	VmiManagerImpl *self = VMI_MANAGER_IMPL (user_data);
 	VmiJobImpl *job = VMI_JOB_IMPL (object);
 	VmiCall *call;
 
@@ -1165,45 +1048,9 @@ vmi_manager_impl_handle_cancel (VmiJob *object, GDBusMethodInvocation *invocatio
 		vmi_job_complete_cancel (object, invocation);
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
-	call = vmi_call_new (VMI_CALL_CANCEL, self, invocation);
+	call = vmi_call_new (user_data, VMI_CALL_CANCEL, invocation, NULL, NULL);
 	call->job = g_object_ref (job);
 	vmi_call_run (call);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static gboolean
-vmi_manager_impl_handle_check (VmiManager *object, GDBusMethodInvocation *invocation,
-			       const char *path, GVariant *options, gpointer user_data)
-{
-	VmiCall *call;
-
-	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (object), invocation))
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	call = vmi_call_new (VMI_CALL_CHECK, VMI_MANAGER_IMPL (object), invocation);
-	call->source = g_strdup (path);
-	call->options = g_variant_ref (options);
-	vmi_call_run (call);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static gboolean
-vmi_manager_impl_handle_check_fd (VmiManager *object, GDBusMethodInvocation *invocation,
-				  GUnixFDList *fd_list, GVariant *fd, GVariant *options,
-				  gpointer user_data)
-{
-	g_autoptr(VmiCall) call = NULL;
-	GError *error = NULL;
-
-	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (object), invocation))
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	call = vmi_call_new (VMI_CALL_CHECK, VMI_MANAGER_IMPL (object), invocation);
-	if (!vmi_call_take_fd (call, fd_list, fd, &call->source_fd, &error)) {
-		vmi_dbus_error_normalize (&error);
-		g_dbus_method_invocation_take_error (g_steal_pointer (&call->invocation), error);
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
-	call->options = g_variant_ref (options);
-	vmi_call_run (g_steal_pointer (&call));
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -1211,14 +1058,11 @@ static gboolean
 vmi_manager_impl_handle_compare (VmiManager *object, GDBusMethodInvocation *invocation,
 				 const char *a, const char *b, GVariant *options, gpointer user_data)
 {
-	VmiCall *call;
+	VmiCall *call = vmi_call_new (VMI_MANAGER_IMPL (object), VMI_CALL_COMPARE, invocation, a,
+				      options);
 
-	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (object), invocation))
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	call = vmi_call_new (VMI_CALL_COMPARE, VMI_MANAGER_IMPL (object), invocation);
-	call->source = g_strdup (a);
-	call->source_b = g_strdup (b);
-	call->options = g_variant_ref (options);
+	if (call != NULL)
+		call->source_b = g_strdup (b);
 	vmi_call_run (call);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -1228,48 +1072,11 @@ vmi_manager_impl_handle_measure (VmiManager *object, GDBusMethodInvocation *invo
 				 const char *path, const char *format, GVariant *options,
 				 gpointer user_data)
 {
-	VmiCall *call = vmi_call_new (VMI_CALL_MEASURE, VMI_MANAGER_IMPL (object), invocation);
+	VmiCall *call = vmi_call_new (VMI_MANAGER_IMPL (object), VMI_CALL_MEASURE, invocation,
+				      path, options);
 
-	call->source = g_strdup (path);
 	call->format = g_strdup (format);
-	call->options = g_variant_ref (options);
 	vmi_call_run (call);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static gboolean
-vmi_manager_impl_handle_cache_import (VmiManager *object, GDBusMethodInvocation *invocation,
-				      const char *source, GVariant *options, gpointer user_data)
-{
-	VmiCall *call;
-
-	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (object), invocation))
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	call = vmi_call_new (VMI_CALL_CACHE_IMPORT, VMI_MANAGER_IMPL (object), invocation);
-	call->source = g_strdup (source);
-	call->options = g_variant_ref (options);
-	vmi_call_run (call);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static gboolean
-vmi_manager_impl_handle_cache_import_fd (VmiManager *object, GDBusMethodInvocation *invocation,
-					 GUnixFDList *fd_list, GVariant *source, GVariant *options,
-					 gpointer user_data)
-{
-	g_autoptr(VmiCall) call = NULL;
-	GError *error = NULL;
-
-	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (object), invocation))
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	call = vmi_call_new (VMI_CALL_CACHE_IMPORT, VMI_MANAGER_IMPL (object), invocation);
-	if (!vmi_call_take_fd (call, fd_list, source, &call->source_fd, &error)) {
-		vmi_dbus_error_normalize (&error);
-		g_dbus_method_invocation_take_error (g_steal_pointer (&call->invocation), error);
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
-	call->options = g_variant_ref (options);
-	vmi_call_run (g_steal_pointer (&call));
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -1277,17 +1084,20 @@ static gboolean
 vmi_manager_impl_handle_cache_prune (VmiManager *object, GDBusMethodInvocation *invocation,
 				     gpointer user_data)
 {
-	vmi_call_run (vmi_call_new (VMI_CALL_CACHE_PRUNE, VMI_MANAGER_IMPL (object), invocation));
+	vmi_call_run (vmi_call_new (VMI_MANAGER_IMPL (object), VMI_CALL_CACHE_PRUNE, invocation,
+				    NULL, NULL));
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* vmi_call_new for a method of a cached image. */
 static VmiCall *
-vmi_manager_impl_image_call (VmiManagerImpl *self, VmiCallKind kind, VmiCacheImage *image,
-			     GDBusMethodInvocation *invocation)
+vmi_call_new_image (VmiManagerImpl *self, VmiCallKind kind, VmiCacheImage *image,
+		    GDBusMethodInvocation *invocation, GVariant *options)
 {
-	VmiCall *call = vmi_call_new (kind, self, invocation);
+	VmiCall *call = vmi_call_new (self, kind, invocation, NULL, options);
 
-	call->image = g_object_ref (VMI_IMAGE_IMPL (image));
+	if (call != NULL)
+		call->image = g_object_ref (VMI_IMAGE_IMPL (image));
 	return call;
 }
 
@@ -1296,14 +1106,13 @@ vmi_manager_impl_handle_export (VmiCacheImage *image, GDBusMethodInvocation *inv
 				const char *destination, const char *format, GVariant *options,
 				gpointer user_data)
 {
-	VmiCall *call;
+	VmiCall *call = vmi_call_new_image (user_data, VMI_CALL_IMAGE_EXPORT, image, invocation,
+					    options);
 
-	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (user_data), invocation))
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	call = vmi_manager_impl_image_call (user_data, VMI_CALL_IMAGE_EXPORT, image, invocation);
-	call->destination = g_strdup (destination);
-	call->format = g_strdup (format);
-	call->options = g_variant_ref (options);
+	if (call != NULL) {
+		call->destination = g_strdup (destination);
+		call->format = g_strdup (format);
+	}
 	vmi_call_run (call);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -1312,8 +1121,8 @@ static gboolean
 vmi_manager_impl_handle_remove (VmiCacheImage *image, GDBusMethodInvocation *invocation,
 				gpointer user_data)
 {
-	vmi_call_run (vmi_manager_impl_image_call (user_data, VMI_CALL_IMAGE_REMOVE, image,
-						   invocation));
+	vmi_call_run (vmi_call_new_image (user_data, VMI_CALL_IMAGE_REMOVE, image, invocation,
+					  NULL));
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -1322,8 +1131,8 @@ vmi_manager_impl_handle_set_properties (VmiCacheImage *image, GDBusMethodInvocat
 					GVariant *set, const char *const *unset,
 					gpointer user_data)
 {
-	VmiCall *call = vmi_manager_impl_image_call (user_data, VMI_CALL_IMAGE_SET_PROPERTIES,
-						     image, invocation);
+	VmiCall *call = vmi_call_new_image (user_data, VMI_CALL_IMAGE_SET_PROPERTIES, image,
+					    invocation, NULL);
 
 	call->set = g_variant_ref (set);
 	call->unset = g_variant_ref_sink (g_variant_new_strv (unset, -1));
@@ -1335,10 +1144,8 @@ static gboolean
 vmi_manager_impl_handle_verify (VmiCacheImage *image, GDBusMethodInvocation *invocation,
 				gpointer user_data)
 {
-	if (vmi_manager_impl_refuse_if_stopping (VMI_MANAGER_IMPL (user_data), invocation))
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	vmi_call_run (vmi_manager_impl_image_call (user_data, VMI_CALL_IMAGE_VERIFY, image,
-						   invocation));
+	vmi_call_run (vmi_call_new_image (user_data, VMI_CALL_IMAGE_VERIFY, image, invocation,
+					  NULL));
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -1370,21 +1177,29 @@ vmi_manager_impl_class_init (VmiManagerImplClass *klass)
 static void
 vmi_manager_impl_init (VmiManagerImpl *self)
 {
-	g_signal_connect (self, "handle-inspect", G_CALLBACK (vmi_manager_impl_handle_inspect), NULL);
-	g_signal_connect (self, "handle-inspect-fd",
-			  G_CALLBACK (vmi_manager_impl_handle_inspect_fd), NULL);
+	static const struct {
+		const char *path_signal; /* the method by path */
+		const char *fd_signal;   /* the same with an fd */
+		VmiCallKind kind;
+	} by_path_or_fd[] = {
+		{ "handle-inspect", "handle-inspect-fd", VMI_CALL_INSPECT },
+		{ "handle-check", "handle-check-fd", VMI_CALL_CHECK },
+		{ "handle-cache-import", "handle-cache-import-fd", VMI_CALL_CACHE_IMPORT },
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS (by_path_or_fd); i++) {
+		gpointer kind = GINT_TO_POINTER (by_path_or_fd[i].kind);
+
+		g_signal_connect (self, by_path_or_fd[i].path_signal,
+				  G_CALLBACK (vmi_manager_impl_handle_path), kind);
+		g_signal_connect (self, by_path_or_fd[i].fd_signal,
+				  G_CALLBACK (vmi_manager_impl_handle_fd), kind);
+	}
 	g_signal_connect (self, "handle-convert", G_CALLBACK (vmi_manager_impl_handle_convert), NULL);
 	g_signal_connect (self, "handle-convert-fd",
 			  G_CALLBACK (vmi_manager_impl_handle_convert_fd), NULL);
-	g_signal_connect (self, "handle-cache-import",
-			  G_CALLBACK (vmi_manager_impl_handle_cache_import), NULL);
-	g_signal_connect (self, "handle-cache-import-fd",
-			  G_CALLBACK (vmi_manager_impl_handle_cache_import_fd), NULL);
 	g_signal_connect (self, "handle-cache-prune",
 			  G_CALLBACK (vmi_manager_impl_handle_cache_prune), NULL);
-	g_signal_connect (self, "handle-check", G_CALLBACK (vmi_manager_impl_handle_check), NULL);
-	g_signal_connect (self, "handle-check-fd", G_CALLBACK (vmi_manager_impl_handle_check_fd),
-			  NULL);
 	g_signal_connect (self, "handle-compare", G_CALLBACK (vmi_manager_impl_handle_compare),
 			  NULL);
 	g_signal_connect (self, "handle-measure", G_CALLBACK (vmi_manager_impl_handle_measure),
