@@ -854,30 +854,40 @@ test_members_absent (void)
  * the uec plugin's read_member; "member" chooses by role ("kernel") or by name, the default is
  * the machine image.
  */
+/* server.tar.gz in dir: a 1 MiB pattern machine image and an arm64 kernel; their paths. */
+static char *
+make_uec (const char *dir, char **disk, char **kernel)
+{
+	g_autofree char *uec = g_build_filename (dir, "server.tar.gz", NULL);
+	guint8 image[64 * 1024] = { 0 };
+
+	*disk = g_build_filename (dir, "server-cloudimg-amd64.img", NULL);
+	*kernel = g_build_filename (dir, "vmlinuz-6.1.0-arm64", NULL);
+	vmi_test_make_pattern_image (*disk, MiB, 111);
+	/* an arm64 Image header ("ARM\x64" at 0x38, image_size 64 KiB) and some text */
+	memcpy (image + 0x38, "ARM\x64", 4);
+	image[0x12] = 0x01;
+	memcpy (image + 4096, "a kernel of the test", 20);
+	vmi_test_write_file (*kernel, image, sizeof image);
+	vmi_test_sh_ok ("tar -czf '%s' -C '%s' server-cloudimg-amd64.img vmlinuz-6.1.0-arm64", uec, dir);
+	return g_steal_pointer (&uec);
+}
+
 static void
 test_members_uec_roles (void)
 {
 	g_autofree char *dir = vmi_test_tmpdir_new ();
-	g_autofree char *disk = g_build_filename (dir, "server-cloudimg-amd64.img", NULL);
-	g_autofree char *kernel = g_build_filename (dir, "vmlinuz-6.1.0-arm64", NULL);
-	g_autofree char *uec = g_build_filename (dir, "server.tar.gz", NULL);
+	g_autofree char *disk = NULL, *kernel = NULL, *uec = NULL;
 	g_autofree char *out = g_build_filename (dir, "out.raw", NULL);
 	g_autoptr(VmiSource) source = NULL;
 	g_autoptr(GVariant) info = NULL, m0 = NULL, m1 = NULL, i1 = NULL;
-	guint8 image[64 * 1024] = { 0 };
 	g_autoptr(GError) error = NULL;
 
 	if (vmi_registry_lookup (registry, "uec", NULL) == NULL) {
 		g_test_skip ("the uec plugin is not built");
 		return;
 	}
-	vmi_test_make_pattern_image (disk, MiB, 111);
-	/* an arm64 Image header ("ARM\x64" at 0x38, image_size 64 KiB) and some text */
-	memcpy (image + 0x38, "ARM\x64", 4);
-	image[0x12] = 0x01;
-	memcpy (image + 4096, "a kernel of the test", 20);
-	vmi_test_write_file (kernel, image, sizeof image);
-	vmi_test_sh_ok ("tar -czf '%s' -C '%s' server-cloudimg-amd64.img vmlinuz-6.1.0-arm64", uec, dir);
+	uec = make_uec (dir, &disk, &kernel);
 	source = open_path (uec, FALSE, NULL);
 	info = vmi_source_to_variant (source);
 	m0 = member_of (info, 0);
@@ -1194,6 +1204,31 @@ test_members_dbus (void)
 		g_assert_cmpstr (job_error, ==, "org.vmimaged.VMImage1.Error.UnsafeImage");
 		g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
 		g_clear_pointer (&job_error, g_free);
+	}
+
+	/* a UEC tarball: its members inspected through their plugins, the machine image converted */
+	if (vmi_registry_lookup (registry, "uec", NULL) != NULL) {
+		g_autofree char *disk = NULL, *kernel = NULL, *uec = make_uec (dir, &disk, &kernel);
+		g_autoptr(GVariant) uec_info = bus_inspect (uec, &error);
+		g_autoptr(GVariant) m0 = NULL, m1 = NULL, i0 = NULL, i1 = NULL;
+
+		g_assert_no_error (error);
+		g_assert_cmpstr (str_of (uec_info, "format"), ==, "uec");
+		g_assert_cmpuint (u64_of (uec_info, "virtual-size"), ==, MiB);
+		m0 = member_of (uec_info, 0);
+		m1 = member_of (uec_info, 1);
+		g_assert_cmpstr (str_of (m0, "role"), ==, "disk");
+		g_assert_cmpstr (str_of (m1, "role"), ==, "kernel");
+		i0 = inspection_of (m0);
+		i1 = inspection_of (m1);
+		g_assert_cmpuint (u64_of (i0, "virtual-size"), ==, MiB);
+		g_assert_cmpstr (str_of (i1, "format"), ==, "aki");
+		g_assert_true (bus_convert (uec, out, "qcow2", "@a{sv} {}", &error, &message));
+		g_assert_true (vmi_test_qemu_img_compare (disk, "raw", out, "qcow2"));
+		g_unlink (out);
+		g_assert_true (bus_convert (uec, out, "raw", "{'member': <'kernel'>}", &error, &message));
+		vmi_test_sh_ok ("cmp '%s' '%s'", kernel, out);
+		g_unlink (out);
 	}
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
