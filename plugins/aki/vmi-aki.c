@@ -11,38 +11,8 @@
 #include <string.h>
 
 #include "boot-common/vmi-boot-compress.h"
+#include "vmi-aki-probe.h"
 #include "vmi-plugin-util.h"
-
-/* Offsets of the x86 setup header (boot.rst, "The real-mode kernel header"). */
-#define X86_SETUP_SECTS 0x1f1
-#define X86_SYSSIZE 0x1f4
-#define X86_BOOT_FLAG 0x1fe
-#define X86_HEADER 0x202
-#define X86_VERSION 0x206
-#define X86_KERNEL_VERSION 0x20e
-#define X86_TYPE_OF_LOADER 0x210
-#define X86_LOADFLAGS 0x211
-#define X86_KERNEL_ALIGNMENT 0x230
-#define X86_RELOCATABLE 0x234
-#define X86_XLOADFLAGS 0x236
-#define X86_CMDLINE_SIZE 0x238
-#define X86_PAYLOAD_OFFSET 0x248
-#define X86_PAYLOAD_LENGTH 0x24c
-#define X86_PREF_ADDRESS 0x258
-#define X86_INIT_SIZE 0x260
-#define X86_HANDOVER_OFFSET 0x264
-/* The header of protocol 2.15 ends here; setup_sects >= 4 makes the setup area longer. */
-#define X86_HEADER_END 0x270
-#define X86_SECTOR 512u
-/* The version string is a line of text; more than this is not one. */
-#define X86_MAX_VERSION_LEN 256u
-
-/* arm64 Image header: 64 bytes, little endian. */
-#define ARM64_TEXT_OFFSET 0x08
-#define ARM64_IMAGE_SIZE 0x10
-#define ARM64_FLAGS 0x18
-#define ARM64_MAGIC 0x38
-#define ARM64_HEADER_SIZE 0x40
 
 /* Enough of a decompressed kernel to see its ELF or Image header. */
 #define AKI_PREFIX_SIZE 4096u
@@ -94,40 +64,9 @@ aki_le64 (const guint8 *p)
 }
 
 static gboolean
-aki_is_bzimage (const guint8 *p, gsize len)
-{
-	return len >= X86_HEADER + 4 && memcmp (p + X86_HEADER, "HdrS", 4) == 0 &&
-	       p[X86_BOOT_FLAG] == 0x55 && p[X86_BOOT_FLAG + 1] == 0xaa;
-}
-
-static gboolean
-aki_is_arm64 (const guint8 *p, gsize len)
-{
-	return len >= ARM64_HEADER_SIZE && memcmp (p + ARM64_MAGIC, "ARM\x64", 4) == 0;
-}
-
-/* RISC-V reuses the arm64 layout (Documentation/riscv/boot-image-header.rst): magic2 at 0x38. */
-static gboolean
-aki_is_riscv (const guint8 *p, gsize len)
-{
-	return len >= ARM64_HEADER_SIZE && memcmp (p + ARM64_MAGIC, "RSC\x05", 4) == 0;
-}
-
-static gboolean
 aki_is_elf (const guint8 *p, gsize len)
 {
 	return len >= 20 && memcmp (p, "\x7f" "ELF", 4) == 0;
-}
-
-static guint
-aki_probe (const guint8 *head, gsize head_len, guint64 file_size)
-{
-	/* Above raw's fallback (a kernel is a raw file to qemu) but below any disk format that
-	 * is sure of itself. */
-	if (aki_is_bzimage (head, head_len) || aki_is_arm64 (head, head_len) ||
-	    aki_is_riscv (head, head_len))
-		return VMI_PROBE_LIKELY;
-	return VMI_PROBE_NO;
 }
 
 /* A PE/COFF header behind the DOS "MZ" stub: the kernel boots as an EFI application too. */
@@ -281,8 +220,8 @@ aki_open_compressed (VmiImage *self, const VmiOpenArgs *args, GError **error)
 		self->kind = AKI_ELF;
 		return TRUE;
 	}
-	if (aki_is_arm64 (self->head, self->head_len) || aki_is_riscv (self->head, self->head_len)) {
-		self->kind = aki_is_arm64 (self->head, self->head_len) ? AKI_ARM64_IMAGE
+	if (vmi_aki_is_arm64 (self->head, self->head_len) || vmi_aki_is_riscv (self->head, self->head_len)) {
+		self->kind = vmi_aki_is_arm64 (self->head, self->head_len) ? AKI_ARM64_IMAGE
 								       : AKI_RISCV_IMAGE;
 		return aki_detect_efi_stub (self, error);
 	}
@@ -312,8 +251,8 @@ aki_open (const VmiOpenArgs *args, GError **error)
 		}
 		return g_steal_pointer (&self);
 	}
-	if (aki_is_arm64 (self->head, self->head_len) || aki_is_riscv (self->head, self->head_len)) {
-		self->kind = aki_is_arm64 (self->head, self->head_len) ? AKI_ARM64_IMAGE
+	if (vmi_aki_is_arm64 (self->head, self->head_len) || vmi_aki_is_riscv (self->head, self->head_len)) {
+		self->kind = vmi_aki_is_arm64 (self->head, self->head_len) ? AKI_ARM64_IMAGE
 								       : AKI_RISCV_IMAGE;
 		if (!aki_detect_efi_stub (self, error))
 			return NULL;
@@ -543,13 +482,8 @@ aki_close (VmiImage *self)
 }
 
 const VmiFormatPlugin vmi_aki_plugin = {
-	.abi_version = VMI_PLUGIN_ABI_VERSION,
-	.name = "aki",
-	.description = "Kernel image (x86 bzImage, arm64 Image, vmlinux; Amazon kernel image)",
-	.extensions = (const char *const[]){ "aki", "bzimage", "vmlinuz", "lkrn", NULL },
-	.aliases = (const char *const[]){ "kernel", "bzimage", NULL },
-	.flags = VMI_FORMAT_CAN_INSPECT | VMI_FORMAT_CAN_READ,
-	.probe = aki_probe,
+	VMI_AKI_IDENTITY,
+	.probe = vmi_aki_probe,
 	.open = aki_open,
 	.get_info = aki_get_info,
 	.read = aki_read,

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "boot-common/vmi-boot-compress.h"
+#include "vmi-ari-probe.h"
 #include "vmi-plugin-util.h"
 
 #define ARI_SCAN_LIMIT (64u * 1024u * 1024u)
@@ -26,7 +27,6 @@
 #define ARI_MAX_SEGMENTS 16u
 /* Zero padding between plain segments (dracut and initramfs-tools pad to 512 bytes). */
 #define ARI_MAX_PADDING (1024u * 1024u)
-#define ARI_HEADER_SIZE 110u
 #define ARI_COPY_CHUNK (64u * 1024u)
 
 typedef struct {
@@ -102,27 +102,6 @@ ari_stream_skip (AriStream *s, guint64 len, guint64 *got, GError **error)
 		*got += n;
 	}
 	return TRUE;
-}
-
-static gboolean
-ari_is_newc (const guint8 *p)
-{
-	return memcmp (p, "07070", 5) == 0 && (p[5] == '1' || p[5] == '2');
-}
-
-static guint
-ari_probe (const guint8 *head, gsize head_len, guint64 file_size)
-{
-	VmiBootCompression compression;
-
-	if (head_len >= ARI_HEADER_SIZE && ari_is_newc (head))
-		return VMI_PROBE_LIKELY;
-	/* Only asked when classifying; open confirms the cpio inside. LZO is left out: this
-	 * build cannot look inside it. */
-	compression = vmi_boot_compression_detect (head, head_len);
-	if (compression != VMI_BOOT_COMPRESSION_NONE && vmi_boot_compression_can_decode (compression))
-		return VMI_PROBE_WEAK;
-	return VMI_PROBE_NO;
 }
 
 static gboolean
@@ -218,7 +197,7 @@ ari_scan_entry (VmiImage *self, AriSegment *segment, AriStream *s, gboolean must
 		got = 0; /* not a header: reported below without reading on */
 	else if (!ari_stream_read (s, header + 4, sizeof header - 4, &got, error))
 		return FALSE;
-	if (got == 0 || !ari_is_newc (header)) {
+	if (got == 0 || !vmi_ari_is_newc (header)) {
 		g_autofree char *where = ari_where (segment, s);
 
 		g_set_error (error, VMI_ERROR,
@@ -372,7 +351,7 @@ ari_scan (VmiImage *self, GError **error)
 			return FALSE;
 		segment->offset = offset;
 		segment->compression = vmi_boot_compression_detect (magic, len);
-		if (segment->compression == VMI_BOOT_COMPRESSION_NONE && !ari_is_newc (magic)) {
+		if (segment->compression == VMI_BOOT_COMPRESSION_NONE && !vmi_ari_is_newc (magic)) {
 			if (self->n_segments == 0) {
 				g_set_error_literal (error, VMI_ERROR, VMI_ERROR_UNKNOWN_FORMAT,
 						     "not a ramdisk: the file starts with neither a "
@@ -500,13 +479,8 @@ ari_close (VmiImage *self)
 }
 
 const VmiFormatPlugin vmi_ari_plugin = {
-	.abi_version = VMI_PLUGIN_ABI_VERSION,
-	.name = "ari",
-	.description = "Ramdisk (initramfs: newc cpio, plain or compressed; Amazon ramdisk image)",
-	.extensions = (const char *const[]){ "ari", "initrd", "cpio", NULL },
-	.aliases = (const char *const[]){ "ramdisk", "initramfs", "initrd", NULL },
-	.flags = VMI_FORMAT_CAN_INSPECT | VMI_FORMAT_CAN_READ | VMI_FORMAT_CLASSIFY_ONLY,
-	.probe = ari_probe,
+	VMI_ARI_IDENTITY,
+	.probe = vmi_ari_probe,
 	.open = ari_open,
 	.get_info = ari_get_info,
 	.read = ari_read,

@@ -13,17 +13,6 @@
 #define OVA_W_HASH_CHUNK (1024u * 1024u)
 #define OVA_W_MAX_OS_TYPE 64u
 
-const VmiOptionSpec vmi_ova_writer_options[] = {
-	{ "name", "s", "name of the virtual machine and of the files in the OVA (default vm; "
-		       "at most 80 bytes, no '/', '\\', \"..\", control characters or leading '.')" },
-	{ "cpus", "t", "virtual CPUs (default 1, at most 768)" },
-	{ "memory-mib", "t", "memory in MiB (default 1024, 4 to 25165824)" },
-	{ "os-type", "s", "VMware guest id for the OperatingSystemSection (default otherGuest, "
-			  "OVF id 1); ids like ubuntu64Guest or windows7_64Guest also set the OVF id" },
-	{ "firmware", "s", "bios (default) or efi" },
-	{ NULL },
-};
-
 /* VMware guest ids and the CIM_OperatingSystem OsType (ovf:id, DSP0004) of the same system. */
 static const struct {
 	const char *guest_id;

@@ -10,6 +10,7 @@
 
 #include "vmi-ovf-gunzip.h"
 #include "vmi-ovf-parse.h"
+#include "vmi-ovf-probe.h"
 
 struct _VmiImage {
 	VmiOvf *ovf;
@@ -20,34 +21,6 @@ struct _VmiImage {
 	VmiOvfGunzip *gunzip; /* of entry gunzip_index */
 	guint gunzip_index;
 };
-
-static gboolean
-ovf_head_has (const guint8 *head, gsize head_len, const char *needle)
-{
-	return memmem (head, head_len, needle, strlen (needle)) != NULL;
-}
-
-/* XML (after an optional UTF-8 byte order mark and blanks) with an envelope in an OVF namespace. */
-static guint
-ovf_probe (const guint8 *head, gsize head_len, guint64 file_size)
-{
-	gsize pos = 0;
-
-	if (head == NULL)
-		return VMI_PROBE_NO;
-	if (head_len >= 3 && memcmp (head, "\xef\xbb\xbf", 3) == 0)
-		pos = 3;
-	while (pos < head_len && g_ascii_isspace (head[pos]))
-		pos++;
-	if (pos >= head_len || head[pos] != '<')
-		return VMI_PROBE_NO;
-	if (!ovf_head_has (head, head_len, "Envelope"))
-		return VMI_PROBE_NO;
-	if (ovf_head_has (head, head_len, "http://schemas.dmtf.org/ovf/envelope/") ||
-	    ovf_head_has (head, head_len, "http://www.vmware.com/schema/ovf/1/envelope"))
-		return VMI_PROBE_LIKELY;
-	return VMI_PROBE_NO;
-}
 
 static void ovf_close (VmiImage *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmiImage, ovf_close)
@@ -163,13 +136,9 @@ ovf_close (VmiImage *self)
 }
 
 const VmiFormatPlugin vmi_ovf_plugin = {
-	.abi_version = VMI_PLUGIN_ABI_VERSION,
-	.name = "ovf",
-	.description = "Open Virtualization Format descriptor (OVF 0.9, 1.x, 2.x)",
-	.extensions = (const char *const[]){ "ovf", NULL },
-	.flags = VMI_FORMAT_CAN_INSPECT,
+	VMI_OVF_IDENTITY,
 	.init = vmi_ovf_init,
-	.probe = ovf_probe,
+	.probe = vmi_ovf_probe,
 	.open = ovf_open,
 	.get_info = ovf_get_info,
 	.read_member = ovf_read_member,

@@ -642,11 +642,7 @@ uec_init (GError **error)
 }
 
 const VmiFormatPlugin vmi_uec_plugin = {
-	.abi_version = VMI_PLUGIN_ABI_VERSION,
-	.name = "uec",
-	.description = "UEC tarball (gzipped tar of a machine image, a kernel and a ramdisk)",
-	.extensions = (const char *const[]){ "tar.gz", "tgz", NULL },
-	.flags = VMI_FORMAT_CAN_INSPECT | VMI_FORMAT_CAN_READ,
+	VMI_UEC_IDENTITY,
 	.init = uec_init,
 	.probe = vmi_uec_probe,
 	.open = uec_open,
