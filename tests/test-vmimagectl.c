@@ -129,28 +129,63 @@ ctl_finish (GSubprocess *process)
 	return result;
 }
 
-/* Runs vmimagectl --session ARGS... in the fixture's folder. */
-static CtlResult *
-run_ctl (Fixture *f, ...)
+/* Starts vmimagectl --session ARGS (NULL-terminated) in the fixture's folder. */
+static GSubprocess *
+ctl_spawn (Fixture *f, va_list args)
 {
 	g_autoptr (GPtrArray) argv = g_ptr_array_new ();
 	g_autoptr (GSubprocessLauncher) launcher = NULL;
-	g_autoptr (GSubprocess) process = NULL;
 	g_autoptr (GError) error = NULL;
-	va_list args;
+	GSubprocess *process;
 	const char *arg;
 
 	g_ptr_array_add (argv, (gpointer) vmimagectl_path ());
 	g_ptr_array_add (argv, (gpointer) "--session");
-	va_start (args, f);
 	while ((arg = va_arg (args, const char *)) != NULL)
 		g_ptr_array_add (argv, (gpointer) arg);
-	va_end (args);
 	g_ptr_array_add (argv, NULL);
 
 	launcher = ctl_launcher (f, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
 	process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
 	g_assert_no_error (error);
+	return process;
+}
+
+/* Runs vmimagectl --session ARGS... in the fixture's folder. */
+static CtlResult *
+run_ctl (Fixture *f, ...)
+{
+	g_autoptr (GSubprocess) process = NULL;
+	va_list args;
+
+	va_start (args, f);
+	process = ctl_spawn (f, args);
+	va_end (args);
+	return ctl_finish (process);
+}
+
+/*
+ * Runs vmimagectl --session ARGS... and interrupts it with SIGINT at its first progress line
+ * (which means the job exists), as a person would.
+ */
+static CtlResult *
+run_ctl_interrupted (Fixture *f, ...)
+{
+	g_autoptr (GSubprocess) process = NULL;
+	g_autoptr (GDataInputStream) lines = NULL;
+	g_autoptr (GError) error = NULL;
+	g_autofree char *first = NULL;
+	va_list args;
+
+	va_start (args, f);
+	process = ctl_spawn (f, args);
+	va_end (args);
+	lines = g_data_input_stream_new (g_subprocess_get_stdout_pipe (process));
+	first = g_data_input_stream_read_line_utf8 (lines, NULL, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_true (g_regex_match_simple ("^[0-9]+%$", first, 0, 0));
+	g_assert_cmpstr (first, !=, "100%");
+	g_subprocess_send_signal (process, SIGINT);
 	return ctl_finish (process);
 }
 
@@ -482,11 +517,7 @@ test_convert_sigint (Fixture *f, gconstpointer data)
 {
 	g_autofree char *source = g_build_filename (f->dir, "big.raw", NULL);
 	g_autofree char *dest = g_build_filename (f->dir, "big.qcow2", NULL);
-	g_autoptr (GSubprocessLauncher) launcher = NULL;
-	g_autoptr (GSubprocess) process = NULL;
-	g_autoptr (GDataInputStream) lines = NULL;
 	g_autoptr (GError) error = NULL;
-	g_autofree char *first = NULL;
 	g_autoptr (CtlResult) result = NULL;
 	g_autoptr (CtlResult) jobs = NULL;
 	g_autoptr (GDir) dir = NULL;
@@ -499,20 +530,8 @@ test_convert_sigint (Fixture *f, gconstpointer data)
 	}
 	make_random_file (source, 32 * 1024 * 1024);
 
-	launcher = ctl_launcher (f, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
-	process = g_subprocess_launcher_spawn (launcher, &error, vmimagectl_path (), "--session",
-					       "convert", "-o", "compress=true", source, dest,
-					       "-O", "qcow2", NULL);
-	g_assert_no_error (error);
-	/* The first progress line means the job exists; interrupt it then, as a person would. */
-	lines = g_data_input_stream_new (g_subprocess_get_stdout_pipe (process));
-	first = g_data_input_stream_read_line_utf8 (lines, NULL, NULL, &error);
-	g_assert_no_error (error);
-	g_assert_true (g_regex_match_simple ("^[0-9]+%$", first, 0, 0));
-	g_assert_cmpstr (first, !=, "100%");
-	g_subprocess_send_signal (process, SIGINT);
-
-	result = ctl_finish (process);
+	result = run_ctl_interrupted (f, "convert", "-o", "compress=true", source, dest, "-O", "qcow2",
+				      NULL);
 	g_assert_cmpint (result->status, ==, 130);
 	g_assert_nonnull (strstr (result->err, "cancel"));
 	g_assert_null (strstr (result->out, "wrote "));
@@ -1182,28 +1201,12 @@ static void
 test_cache_import_sigint (Fixture *f, gconstpointer data)
 {
 	g_autofree char *source = g_build_filename (f->dir, "slow.qcow2", NULL);
-	g_autoptr (GSubprocessLauncher) launcher = NULL;
-	g_autoptr (GSubprocess) process = NULL;
-	g_autoptr (GDataInputStream) lines = NULL;
-	g_autoptr (GError) error = NULL;
-	g_autofree char *first = NULL;
 	g_autoptr (CtlResult) result = NULL;
 	g_autoptr (CtlResult) empty = NULL;
 
 	/* Seconds of inflating for the content digest: time to interrupt it. */
 	vmi_test_make_compressed_qcow2 (source, 4ull << 30, 0x5a);
-	launcher = ctl_launcher (f, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
-	process = g_subprocess_launcher_spawn (launcher, &error, vmimagectl_path (), "--session",
-					       "cache", "import", source, NULL);
-	g_assert_no_error (error);
-	lines = g_data_input_stream_new (g_subprocess_get_stdout_pipe (process));
-	first = g_data_input_stream_read_line_utf8 (lines, NULL, NULL, &error);
-	g_assert_no_error (error);
-	g_assert_true (g_regex_match_simple ("^[0-9]+%$", first, 0, 0));
-	g_assert_cmpstr (first, !=, "100%");
-	g_subprocess_send_signal (process, SIGINT);
-
-	result = ctl_finish (process);
+	result = run_ctl_interrupted (f, "cache", "import", source, NULL);
 	g_assert_cmpint (result->status, ==, 130);
 	g_assert_nonnull (strstr (result->err, "cache import cancelled; nothing was added"));
 	g_assert_null (strstr (result->out, "imported"));
