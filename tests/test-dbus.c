@@ -1138,22 +1138,18 @@ test_convert_queue (void)
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
 
-static void
-test_convert_cancel_on_disconnect (void)
+/*
+ * Starts a conversion of big from a connection of its own, waits until it reports progress,
+ * closes that connection and returns the job's path.
+ */
+static char *
+convert_then_disconnect (const char *big, const char *dst, const char *options)
 {
-	g_autoptr(VmiManager) manager = manager_new ();
-	g_autofree char *dir = vmi_test_tmpdir_new ();
-	g_autofree char *big = make_big_source (manager, dir);
-	g_autofree char *dst = g_build_filename (dir, "out.raw", NULL);
 	g_autoptr(GDBusConnection) other = NULL;
 	g_autoptr(GVariant) reply = NULL;
 	g_autoptr(GError) error = NULL;
 	const char *path = NULL;
 
-	if (big == NULL) {
-		vmi_test_tmpdir_free (g_steal_pointer (&dir));
-		return;
-	}
 	other = g_dbus_connection_new_for_address_sync (
 		t.address,
 		G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
@@ -1162,16 +1158,53 @@ test_convert_cancel_on_disconnect (void)
 	g_assert_no_error (error);
 	reply = g_dbus_connection_call_sync (
 		other, BUS_NAME, MANAGER_PATH, "org.vmimaged.VMImage1.Manager", "Convert",
-		g_variant_new ("(sss@a{sv})", big, dst, "raw",
-			       g_variant_new_parsed ("{'cancel-on-disconnect': <true>}")),
+		g_variant_new ("(sss@a{sv})", big, dst, "raw", g_variant_new_parsed (options)),
 		G_VARIANT_TYPE ("(o)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
 	g_assert_no_error (error);
 	g_variant_get (reply, "(&o)", &path);
 	wait_progress (path, 2);
 	g_dbus_connection_close_sync (other, NULL, &error);
 	g_assert_no_error (error);
+	return g_strdup (path);
+}
+
+static void
+test_convert_cancel_on_disconnect (void)
+{
+	g_autoptr(VmiManager) manager = manager_new ();
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *big = make_big_source (manager, dir);
+	g_autofree char *dst = g_build_filename (dir, "out.raw", NULL);
+	g_autofree char *path = NULL;
+
+	if (big == NULL) {
+		vmi_test_tmpdir_free (g_steal_pointer (&dir));
+		return;
+	}
+	path = convert_then_disconnect (big, dst, "{'cancel-on-disconnect': <true>}");
 	assert_job_cancelled (path);
 	g_assert_false (g_file_test (dst, G_FILE_TEST_EXISTS));
+	g_assert_cmpuint (count_temp_files (dir), ==, 0);
+	vmi_test_tmpdir_free (g_steal_pointer (&dir));
+}
+
+/* Without cancel-on-disconnect a conversion is a background job: it outlives its caller. */
+static void
+test_convert_survives_disconnect (void)
+{
+	g_autoptr(VmiManager) manager = manager_new ();
+	g_autofree char *dir = vmi_test_tmpdir_new ();
+	g_autofree char *big = make_big_source (manager, dir);
+	g_autofree char *dst = g_build_filename (dir, "out.raw", NULL);
+	g_autofree char *path = NULL;
+
+	if (big == NULL) {
+		vmi_test_tmpdir_free (g_steal_pointer (&dir));
+		return;
+	}
+	path = convert_then_disconnect (big, dst, "@a{sv} {}");
+	assert_job_completed (path);
+	g_assert_true (g_file_test (dst, G_FILE_TEST_IS_REGULAR));
 	g_assert_cmpuint (count_temp_files (dir), ==, 0);
 	vmi_test_tmpdir_free (g_steal_pointer (&dir));
 }
@@ -1953,6 +1986,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/dbus/convert/bad-input", test_convert_bad_input);
 	g_test_add_func ("/dbus/convert/cancel", test_convert_cancel);
 	g_test_add_func ("/dbus/convert/cancel-on-disconnect", test_convert_cancel_on_disconnect);
+	g_test_add_func ("/dbus/convert/survives-disconnect", test_convert_survives_disconnect);
 	g_test_add_func ("/dbus/convert/exists-at-rename", test_convert_exists_at_rename);
 	g_test_add_func ("/dbus/convert/queue", test_convert_queue);
 	g_test_add_func ("/dbus/convert/job-linger", test_job_linger);
