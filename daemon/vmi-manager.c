@@ -334,19 +334,16 @@ vmi_call_prepare_destination (VmiCall *call, VmiConvertJob *convert, GError **er
 	return convert->out_fd >= 0;
 }
 
+/*
+ * The output of a conversion: the format call->format, which must be writable, and the call's
+ * options checked against spec and that format's create options.
+ */
 static gboolean
-vmi_call_convert (VmiCall *call, GError **error)
+vmi_call_set_output (VmiCall *call, VmiConvertJob *convert, const VmiOptionSpec *spec,
+		     GError **error)
 {
 	VmiRegistry *registry = vmi_daemon_get_registry (call->manager->daemon);
-	g_autoptr(VmiConvertJob) convert = vmi_convert_job_new ();
-	const VmiFormatPlugin *src_plugin;
-	gint member = -1;
-	struct stat st;
 
-	if (call->source != NULL && !vmi_caller_check_path (call->source, "source", error))
-		return FALSE;
-	if (call->destination != NULL && !vmi_caller_check_path (call->destination, "destination", error))
-		return FALSE;
 	convert->plugin = vmi_registry_lookup (registry, call->format, error);
 	if (convert->plugin == NULL)
 		return FALSE;
@@ -356,9 +353,24 @@ vmi_call_convert (VmiCall *call, GError **error)
 			     "formats with can-write", convert->plugin->name);
 		return FALSE;
 	}
-	convert->options = vmi_options_normalize (call->options, vmi_convert_options,
+	convert->options = vmi_options_normalize (call->options, spec,
 						  convert->plugin->create_options, error);
-	if (convert->options == NULL)
+	return convert->options != NULL;
+}
+
+static gboolean
+vmi_call_convert (VmiCall *call, GError **error)
+{
+	g_autoptr(VmiConvertJob) convert = vmi_convert_job_new ();
+	const VmiFormatPlugin *src_plugin;
+	gint member = -1;
+	struct stat st;
+
+	if (call->source != NULL && !vmi_caller_check_path (call->source, "source", error))
+		return FALSE;
+	if (call->destination != NULL && !vmi_caller_check_path (call->destination, "destination", error))
+		return FALSE;
+	if (!vmi_call_set_output (call, convert, vmi_convert_options, error))
 		return FALSE;
 	if (call->destination == NULL && g_variant_lookup (convert->options, "overwrite", "b", NULL)) {
 		g_set_error_literal (error, VMI_ERROR, VMI_ERROR_INVALID_ARGUMENT,
@@ -698,18 +710,7 @@ vmi_call_image_export (VmiCall *call, GError **error)
 	if (export == NULL)
 		return FALSE;
 	convert = export->convert;
-	convert->plugin = vmi_registry_lookup (registry, call->format, error);
-	if (convert->plugin == NULL)
-		return FALSE;
-	if ((convert->plugin->flags & VMI_FORMAT_CAN_WRITE) == 0) {
-		g_set_error (error, VMI_ERROR, VMI_ERROR_NOT_SUPPORTED,
-			     "vmimaged can read %s images but not write them; see Formats for the "
-			     "formats with can-write", convert->plugin->name);
-		return FALSE;
-	}
-	convert->options = vmi_options_normalize (call->options, vmi_cache_export_options,
-						  convert->plugin->create_options, error);
-	if (convert->options == NULL)
+	if (!vmi_call_set_output (call, convert, vmi_cache_export_options, error))
 		return FALSE;
 	convert->overwrite = vmi_options_get_boolean (convert->options, "overwrite", FALSE);
 	call->cancel_on_disconnect = vmi_options_get_boolean (convert->options,
