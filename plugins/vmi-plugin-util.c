@@ -181,3 +181,15 @@ vmi_range_block_status (const VmiFileRange *range, guint64 offset, guint64 max_l
 		extent->length = MIN (remaining, (guint64) hole - at);
 	return TRUE;
 }
+
+void
+vmi_check_add_problem (VmiCheckResult *result, const char *format, ...)
+{
+	va_list ap;
+
+	if (result->problems == NULL || result->problems->len >= VMI_CHECK_MAX_PROBLEMS)
+		return;
+	va_start (ap, format);
+	g_ptr_array_add (result->problems, g_strdup_vprintf (format, ap));
+	va_end (ap);
+}

@@ -52,4 +52,10 @@ gboolean vmi_range_pread_all (const VmiFileRange *range, void *buf, gsize len, g
 gboolean vmi_range_block_status (const VmiFileRange *range, guint64 offset, guint64 max_length,
 				 VmiExtent *extent, GError **error);
 
+/*
+ * Appends a sentence to a check's problems, unless VMI_CHECK_MAX_PROBLEMS are there already
+ * (the counts go on; the list only shows the first ones).
+ */
+void vmi_check_add_problem (VmiCheckResult *result, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
 G_END_DECLS

@@ -21,6 +21,7 @@
 
 #include <string.h>
 
+#include "vmi-plugin-util.h"
 #include "qcow2-check.h"
 #include "qcow2-reader.h"
 
@@ -66,18 +67,6 @@ check_free (Qcow2Check *c)
 	g_free (c->reft_bad);
 	g_free (c->block);
 	g_free (c->l2);
-}
-
-static void G_GNUC_PRINTF (2, 3)
-problem (Qcow2Check *c, const char *format, ...)
-{
-	va_list ap;
-
-	if (c->res->problems == NULL || c->res->problems->len >= VMI_CHECK_MAX_PROBLEMS)
-		return;
-	va_start (ap, format);
-	g_ptr_array_add (c->res->problems, g_strdup_vprintf (format, ap));
-	va_end (ap);
 }
 
 static gboolean
@@ -129,10 +118,10 @@ add_refs (Qcow2Check *c, guint64 offset, guint64 size, const char *what)
 		return;
 	if (beyond_file (c, offset, size)) {
 		c->res->corruptions++;
-		problem (c,
-			 "The %s at offset 0x%" HEX " (%" G_GUINT64_FORMAT " bytes) lies beyond the "
-			 "end of the %" G_GUINT64_FORMAT "-byte file",
-			 what, offset, size, c->file_size);
+		vmi_check_add_problem (c->res,
+				       "The %s at offset 0x%" HEX " (%" G_GUINT64_FORMAT " bytes) lies beyond the "
+				       "end of the %" G_GUINT64_FORMAT "-byte file",
+				       what, offset, size, c->file_size);
 		return;
 	}
 	end = offset + size;
@@ -140,11 +129,11 @@ add_refs (Qcow2Check *c, guint64 offset, guint64 size, const char *what)
 		/* end < file_size + cs, so k < n_refs. */
 		if (c->refs[k] >= c->ref_max) {
 			c->res->corruptions++;
-			problem (c,
-				 "Cluster %" G_GUINT64_FORMAT " (offset 0x%" HEX ") is used more "
-				 "than %" G_GUINT64_FORMAT " times, the most its refcount can hold "
-				 "(the last use: the %s)",
-				 k, k * c->cs, c->ref_max, what);
+			vmi_check_add_problem (c->res,
+					       "Cluster %" G_GUINT64_FORMAT " (offset 0x%" HEX ") is used more "
+					       "than %" G_GUINT64_FORMAT " times, the most its refcount can hold "
+					       "(the last use: the %s)",
+					       k, k * c->cs, c->ref_max, what);
 			continue;
 		}
 		c->refs[k]++;
@@ -223,15 +212,15 @@ check_copied (Qcow2Check *c, guint64 entry, guint64 host, gboolean l2_entry, gui
 		return TRUE;
 	c->res->corruptions++;
 	if (l2_entry)
-		problem (c,
-			 "The L2 entry for guest offset 0x%" HEX " %s the copied flag, but the "
-			 "refcount of its cluster at offset 0x%" HEX " is %" G_GUINT64_FORMAT,
-			 at, copied ? "has" : "lacks", host, stored);
+		vmi_check_add_problem (c->res,
+				       "The L2 entry for guest offset 0x%" HEX " %s the copied flag, but the "
+				       "refcount of its cluster at offset 0x%" HEX " is %" G_GUINT64_FORMAT,
+				       at, copied ? "has" : "lacks", host, stored);
 	else
-		problem (c,
-			 "L1 entry %" G_GUINT64_FORMAT " %s the copied flag, but the refcount of its "
-			 "L2 table at offset 0x%" HEX " is %" G_GUINT64_FORMAT,
-			 at, copied ? "has" : "lacks", host, stored);
+		vmi_check_add_problem (c->res,
+				       "L1 entry %" G_GUINT64_FORMAT " %s the copied flag, but the refcount of its "
+				       "L2 table at offset 0x%" HEX " is %" G_GUINT64_FORMAT,
+				       at, copied ? "has" : "lacks", host, stored);
 	return TRUE;
 }
 
@@ -272,35 +261,35 @@ check_l2 (Qcow2Check *c, guint64 l2_offset, gboolean active, guint64 guest, GErr
 
 			if (entry & QCOW2_OFLAG_COPIED) {
 				c->res->corruptions++;
-				problem (c,
-					 "The compressed cluster at guest offset 0x%" HEX " has the "
-					 "copied flag, which compressed clusters never have",
-					 at);
+				vmi_check_add_problem (c->res,
+						       "The compressed cluster at guest offset 0x%" HEX " has the "
+						       "copied flag, which compressed clusters never have",
+						       at);
 			}
 			if (c->data_file) {
 				c->res->corruptions++;
-				problem (c,
-					 "The cluster at guest offset 0x%" HEX " is compressed, but "
-					 "an image with an external data file cannot hold compressed "
-					 "clusters",
-					 at);
+				vmi_check_add_problem (c->res,
+						       "The cluster at guest offset 0x%" HEX " is compressed, but "
+						       "an image with an external data file cannot hold compressed "
+						       "clusters",
+						       at);
 				continue;
 			}
 			if (bitmap != 0) {
 				c->res->corruptions++;
-				problem (c,
-					 "The compressed cluster at guest offset 0x%" HEX " has a "
-					 "non-zero subcluster bitmap",
-					 at);
+				vmi_check_add_problem (c->res,
+						       "The compressed cluster at guest offset 0x%" HEX " has a "
+						       "non-zero subcluster bitmap",
+						       at);
 			}
 			csize = sectors * QCOW2_COMPRESSED_SECTOR - coffset % QCOW2_COMPRESSED_SECTOR;
 			if (beyond_file (c, coffset, csize)) {
 				c->res->corruptions++;
-				problem (c,
-					 "The compressed cluster for guest offset 0x%" HEX " at offset "
-					 "0x%" HEX " (%" G_GUINT64_FORMAT " bytes) lies beyond the end of "
-					 "the %" G_GUINT64_FORMAT "-byte file",
-					 at, coffset, csize, c->file_size);
+				vmi_check_add_problem (c->res,
+						       "The compressed cluster for guest offset 0x%" HEX " at offset "
+						       "0x%" HEX " (%" G_GUINT64_FORMAT " bytes) lies beyond the end of "
+						       "the %" G_GUINT64_FORMAT "-byte file",
+						       at, coffset, csize, c->file_size);
 			} else {
 				add_refs (c, coffset, csize, "compressed cluster");
 			}
@@ -320,17 +309,17 @@ check_l2 (Qcow2Check *c, guint64 l2_offset, gboolean active, guint64 guest, GErr
 
 		if (r->extended_l2 && ((bitmap >> 32) & bitmap) != 0) {
 			c->res->corruptions++;
-			problem (c,
-				 "The extended L2 entry for guest offset 0x%" HEX " marks subclusters "
-				 "both allocated and zero (bitmap 0x%016" G_GINT64_MODIFIER "x)",
-				 at, bitmap);
+			vmi_check_add_problem (c->res,
+					       "The extended L2 entry for guest offset 0x%" HEX " marks subclusters "
+					       "both allocated and zero (bitmap 0x%016" G_GINT64_MODIFIER "x)",
+					       at, bitmap);
 		}
 		if (host % c->cs != 0) {
 			c->res->corruptions++;
-			problem (c,
-				 "The L2 entry for guest offset 0x%" HEX " points to host offset 0x%" HEX
-				 ", which is not aligned to the %" G_GUINT64_FORMAT "-byte cluster size",
-				 at, host, c->cs);
+			vmi_check_add_problem (c->res,
+					       "The L2 entry for guest offset 0x%" HEX " points to host offset 0x%" HEX
+					       ", which is not aligned to the %" G_GUINT64_FORMAT "-byte cluster size",
+					       at, host, c->cs);
 		}
 		if (active) {
 			c->res->allocated_clusters++;
@@ -344,10 +333,10 @@ check_l2 (Qcow2Check *c, guint64 l2_offset, gboolean active, guint64 guest, GErr
 			continue;
 		if (beyond_file (c, host, c->cs)) {
 			c->res->corruptions++;
-			problem (c,
-				 "The L2 entry for guest offset 0x%" HEX " points to a data cluster at "
-				 "offset 0x%" HEX ", beyond the end of the %" G_GUINT64_FORMAT "-byte file",
-				 at, host, c->file_size);
+			vmi_check_add_problem (c->res,
+					       "The L2 entry for guest offset 0x%" HEX " points to a data cluster at "
+					       "offset 0x%" HEX ", beyond the end of the %" G_GUINT64_FORMAT "-byte file",
+					       at, host, c->file_size);
 			continue;
 		}
 		add_refs (c, host, c->cs, "data cluster");
@@ -367,14 +356,14 @@ check_l1 (Qcow2Check *c, guint64 l1_offset, guint64 l1_size, gboolean active, co
 		return TRUE;
 	if (l1_size > QCOW2_MAX_L1_BYTES / 8) {
 		c->res->corruptions++;
-		problem (c, "The %s has %" G_GUINT64_FORMAT " entries, more than qcow2's limit of %u",
-			 what, l1_size, QCOW2_MAX_L1_BYTES / 8);
+		vmi_check_add_problem (c->res, "The %s has %" G_GUINT64_FORMAT " entries, more than qcow2's limit of %u",
+				       what, l1_size, QCOW2_MAX_L1_BYTES / 8);
 		return TRUE;
 	}
 	if (l1_offset % c->cs != 0) {
 		c->res->corruptions++;
-		problem (c, "The %s at offset 0x%" HEX " is not aligned to the %" G_GUINT64_FORMAT
-			 "-byte cluster size", what, l1_offset, c->cs);
+		vmi_check_add_problem (c->res, "The %s at offset 0x%" HEX " is not aligned to the %" G_GUINT64_FORMAT
+				       "-byte cluster size", what, l1_offset, c->cs);
 	}
 	add_refs (c, l1_offset, l1_size * 8, what);
 	if (l1_offset >= c->file_size)
@@ -396,11 +385,11 @@ check_l1 (Qcow2Check *c, guint64 l1_offset, guint64 l1_size, gboolean active, co
 			add_refs (c, l2_offset, c->cs, "L2 table");
 			if (l2_offset % c->cs != 0) {
 				c->res->corruptions++;
-				problem (c,
-					 "Entry %" G_GUINT64_FORMAT " of the %s points to an L2 table "
-					 "at offset 0x%" HEX ", which is not aligned to the "
-					 "%" G_GUINT64_FORMAT "-byte cluster size",
-					 index, what, l2_offset, c->cs);
+				vmi_check_add_problem (c->res,
+						       "Entry %" G_GUINT64_FORMAT " of the %s points to an L2 table "
+						       "at offset 0x%" HEX ", which is not aligned to the "
+						       "%" G_GUINT64_FORMAT "-byte cluster size",
+						       index, what, l2_offset, c->cs);
 			}
 			if (active && !check_copied (c, entry, l2_offset, FALSE, index, error))
 				return FALSE;
@@ -429,10 +418,10 @@ check_snapshots (Qcow2Check *c, GError **error)
 			pos = (pos + 7) & ~7ull;
 		if (pos >= c->file_size || c->file_size - pos < sizeof fixed) {
 			c->res->corruptions++;
-			problem (c,
-				 "Snapshot table entry %u at offset 0x%" HEX " lies beyond the end of "
-				 "the %" G_GUINT64_FORMAT "-byte file",
-				 i, pos, c->file_size);
+			vmi_check_add_problem (c->res,
+					       "Snapshot table entry %u at offset 0x%" HEX " lies beyond the end of "
+					       "the %" G_GUINT64_FORMAT "-byte file",
+					       i, pos, c->file_size);
 			return TRUE;
 		}
 		if (!read_zero_padded (c, fixed, sizeof fixed, pos, "snapshot table entry", error))
@@ -501,9 +490,9 @@ check_bitmaps (Qcow2Check *c, GError **error)
 
 				if (offset % c->cs != 0 || (offset == 0 && (entry & 1) == 0 && entry != 0)) {
 					c->res->corruptions++;
-					problem (c, "Entry %" G_GUINT64_FORMAT " of the table of bitmap %u "
-						 "is invalid (0x%016" G_GINT64_MODIFIER "x)",
-						 first + j, i, entry);
+					vmi_check_add_problem (c->res, "Entry %" G_GUINT64_FORMAT " of the table of bitmap %u "
+							       "is invalid (0x%016" G_GINT64_MODIFIER "x)",
+							       first + j, i, entry);
 					continue;
 				}
 				if (offset != 0)
@@ -570,20 +559,20 @@ count_refblocks (Qcow2Check *c, GError **error)
 
 			if (offset % c->cs != 0) {
 				c->res->corruptions++;
-				problem (c,
-					 "Refcount table entry %" G_GUINT64_FORMAT " points to a "
-					 "refcount block at offset 0x%" HEX ", which is not aligned to "
-					 "the %" G_GUINT64_FORMAT "-byte cluster size",
-					 i, offset, c->cs);
+				vmi_check_add_problem (c->res,
+						       "Refcount table entry %" G_GUINT64_FORMAT " points to a "
+						       "refcount block at offset 0x%" HEX ", which is not aligned to "
+						       "the %" G_GUINT64_FORMAT "-byte cluster size",
+						       i, offset, c->cs);
 				continue;
 			}
 			if (offset / c->cs >= c->n_refs - 1) {
 				c->res->corruptions++;
-				problem (c,
-					 "Refcount table entry %" G_GUINT64_FORMAT " points to a "
-					 "refcount block at offset 0x%" HEX ", beyond the end of the "
-					 "%" G_GUINT64_FORMAT "-byte file",
-					 i, offset, c->file_size);
+				vmi_check_add_problem (c->res,
+						       "Refcount table entry %" G_GUINT64_FORMAT " points to a "
+						       "refcount block at offset 0x%" HEX ", beyond the end of the "
+						       "%" G_GUINT64_FORMAT "-byte file",
+						       i, offset, c->file_size);
 				continue;
 			}
 			if (offset == 0)
@@ -591,11 +580,11 @@ count_refblocks (Qcow2Check *c, GError **error)
 			add_refs (c, offset, c->cs, "refcount block");
 			if (c->refs[offset / c->cs] != 1) {
 				c->res->corruptions++;
-				problem (c,
-					 "The refcount block of refcount table entry %" G_GUINT64_FORMAT
-					 " at offset 0x%" HEX " shares its cluster with other data "
-					 "(%u uses)",
-					 i, offset, c->refs[offset / c->cs]);
+				vmi_check_add_problem (c->res,
+						       "The refcount block of refcount table entry %" G_GUINT64_FORMAT
+						       " at offset 0x%" HEX " shares its cluster with other data "
+						       "(%u uses)",
+						       i, offset, c->refs[offset / c->cs]);
 			}
 		}
 	}
@@ -625,17 +614,17 @@ compare_refcounts (Qcow2Check *c, GError **error)
 			highest = k;
 		if (stored < used) {
 			c->res->corruptions++;
-			problem (c,
-				 "Cluster %" G_GUINT64_FORMAT " (offset 0x%" HEX ") has refcount "
-				 "%" G_GUINT64_FORMAT " but is used %" G_GUINT64_FORMAT " time(s)",
-				 k, k * c->cs, stored, used);
+			vmi_check_add_problem (c->res,
+					       "Cluster %" G_GUINT64_FORMAT " (offset 0x%" HEX ") has refcount "
+					       "%" G_GUINT64_FORMAT " but is used %" G_GUINT64_FORMAT " time(s)",
+					       k, k * c->cs, stored, used);
 		} else if (stored > used) {
 			c->res->leaks++;
-			problem (c,
-				 "Cluster %" G_GUINT64_FORMAT " (offset 0x%" HEX ") is leaked: its "
-				 "refcount is %" G_GUINT64_FORMAT " but it is used %" G_GUINT64_FORMAT
-				 " time(s)",
-				 k, k * c->cs, stored, used);
+			vmi_check_add_problem (c->res,
+					       "Cluster %" G_GUINT64_FORMAT " (offset 0x%" HEX ") is leaked: its "
+					       "refcount is %" G_GUINT64_FORMAT " but it is used %" G_GUINT64_FORMAT
+					       " time(s)",
+					       k, k * c->cs, stored, used);
 		}
 	}
 	c->res->image_end_offset = (highest + 1) * c->cs;

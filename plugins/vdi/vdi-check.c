@@ -13,22 +13,11 @@
  * Memory: one bit per allocated image block (at most 4 MiB, as blocks_allocated <=
  * blocks_in_image and the block map itself is capped at 128 MiB).
  */
+#include "vmi-plugin-util.h"
 #include "vdi-check.h"
 #include "vdi-private.h"
 
 #define VDI_CHECK_CANCEL_STEP 65536u
-
-static void G_GNUC_PRINTF (2, 3)
-problem (VmiCheckResult *result, const char *format, ...)
-{
-	va_list ap;
-
-	if (result->problems == NULL || result->problems->len >= VMI_CHECK_MAX_PROBLEMS)
-		return;
-	va_start (ap, format);
-	g_ptr_array_add (result->problems, g_strdup_vprintf (format, ap));
-	va_end (ap);
-}
 
 gboolean
 vdi_check (VmiImage *self, VmiCheckResult *result, GCancellable *cancellable, GError **error)
@@ -51,10 +40,10 @@ vdi_check (VmiImage *self, VmiCheckResult *result, GCancellable *cancellable, GE
 			continue;
 		if (entry >= h->blocks_allocated) {
 			result->corruptions++;
-			problem (result,
-				 "Block %u (virtual offset 0x%" G_GINT64_MODIFIER "x) points to image "
-				 "block %u, but the header says only %u blocks are allocated",
-				 i, (guint64) i * h->block_size, entry, h->blocks_allocated);
+			vmi_check_add_problem (result,
+					       "Block %u (virtual offset 0x%" G_GINT64_MODIFIER "x) points to image "
+					       "block %u, but the header says only %u blocks are allocated",
+					       i, (guint64) i * h->block_size, entry, h->blocks_allocated);
 			continue;
 		}
 		counted++;
@@ -64,10 +53,10 @@ vdi_check (VmiImage *self, VmiCheckResult *result, GCancellable *cancellable, GE
 		prev = entry;
 		if (used[entry / 8] & (1u << (entry % 8))) {
 			result->corruptions++;
-			problem (result,
-				 "Block %u (virtual offset 0x%" G_GINT64_MODIFIER "x) points to image "
-				 "block %u, which an earlier block also uses",
-				 i, (guint64) i * h->block_size, entry);
+			vmi_check_add_problem (result,
+					       "Block %u (virtual offset 0x%" G_GINT64_MODIFIER "x) points to image "
+					       "block %u, which an earlier block also uses",
+					       i, (guint64) i * h->block_size, entry);
 			continue;
 		}
 		used[entry / 8] |= (guint8) (1u << (entry % 8));
@@ -76,26 +65,26 @@ vdi_check (VmiImage *self, VmiCheckResult *result, GCancellable *cancellable, GE
 		end = MAX (end, start + h->block_size);
 		if (start + h->block_size > self->file_size) {
 			result->corruptions++;
-			problem (result,
-				 "Block %u (virtual offset 0x%" G_GINT64_MODIFIER "x) is stored at "
-				 "offset 0x%" G_GINT64_MODIFIER "x, which lies beyond the end of the "
-				 "%" G_GUINT64_FORMAT "-byte file",
-				 i, (guint64) i * h->block_size, start, self->file_size);
+			vmi_check_add_problem (result,
+					       "Block %u (virtual offset 0x%" G_GINT64_MODIFIER "x) is stored at "
+					       "offset 0x%" G_GINT64_MODIFIER "x, which lies beyond the end of the "
+					       "%" G_GUINT64_FORMAT "-byte file",
+					       i, (guint64) i * h->block_size, start, self->file_size);
 		}
 	}
 	if (counted != h->blocks_allocated) {
 		result->corruptions++;
-		problem (result,
-			 "The header says %u blocks are allocated, but the block map points to %"
-			 G_GUINT64_FORMAT,
-			 h->blocks_allocated, counted);
+		vmi_check_add_problem (result,
+				       "The header says %u blocks are allocated, but the block map points to %"
+				       G_GUINT64_FORMAT,
+				       h->blocks_allocated, counted);
 	}
 	for (guint32 b = 0; b < h->blocks_allocated; b++) {
 		if ((used[b / 8] & (1u << (b % 8))) == 0 && counted == h->blocks_allocated) {
 			result->leaks++;
-			problem (result, "Image block %u (offset 0x%" G_GINT64_MODIFIER "x) is allocated "
-				 "but no block of the disk uses it",
-				 b, h->offset_data + (guint64) b * h->block_size);
+			vmi_check_add_problem (result, "Image block %u (offset 0x%" G_GINT64_MODIFIER "x) is allocated "
+					       "but no block of the disk uses it",
+					       b, h->offset_data + (guint64) b * h->block_size);
 		}
 	}
 	result->image_end_offset = MIN (end, self->file_size);

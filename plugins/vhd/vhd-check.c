@@ -17,20 +17,9 @@
  */
 #include <string.h>
 
+#include "vmi-plugin-util.h"
 #include "vhd-check.h"
 #include "vhd-private.h"
-
-static void G_GNUC_PRINTF (2, 3)
-problem (VmiCheckResult *result, const char *format, ...)
-{
-	va_list ap;
-
-	if (result->problems == NULL || result->problems->len >= VMI_CHECK_MAX_PROBLEMS)
-		return;
-	va_start (ap, format);
-	g_ptr_array_add (result->problems, g_strdup_vprintf (format, ap));
-	va_end (ap);
-}
 
 static gint
 compare_u32 (gconstpointer a, gconstpointer b)
@@ -53,10 +42,10 @@ check_footers (VmiImage *image, VmiCheckResult *result, GError **error)
 
 	if (g_strcmp0 (image->footer_source, "end") != 0) {
 		result->corruptions++;
-		problem (result,
-			 "The footer at the end of the %" G_GUINT64_FORMAT "-byte file is damaged "
-			 "or missing; the copy at offset 0 was used",
-			 image->file_size);
+		vmi_check_add_problem (result,
+				       "The footer at the end of the %" G_GUINT64_FORMAT "-byte file is damaged "
+				       "or missing; the copy at offset 0 was used",
+				       image->file_size);
 		return TRUE;
 	}
 	if (image->footer.disk_type == VHD_TYPE_FIXED)
@@ -67,10 +56,10 @@ check_footers (VmiImage *image, VmiCheckResult *result, GError **error)
 		return FALSE;
 	if (memcmp (head, tail, VHD_FOOTER_SIZE) != 0) {
 		result->corruptions++;
-		problem (result,
-			 "The footer copy at offset 0 differs from the footer at offset 0x%"
-			 G_GINT64_MODIFIER "x; a reader that trusts the copy sees another disk",
-			 image->file_size - VHD_FOOTER_SIZE);
+		vmi_check_add_problem (result,
+				       "The footer copy at offset 0 differs from the footer at offset 0x%"
+				       G_GINT64_MODIFIER "x; a reader that trusts the copy sees another disk",
+				       image->file_size - VHD_FOOTER_SIZE);
 	}
 	return TRUE;
 }
@@ -104,17 +93,17 @@ check_blocks (VmiImage *image, VmiCheckResult *result)
 		    overlaps (start, span, image->header_offset, VHD_DYN_HEADER_SIZE) ||
 		    overlaps (start, span, image->bat_offset, bat_end - image->bat_offset)) {
 			result->corruptions++;
-			problem (result,
-				 "Block %u at offset 0x%" G_GINT64_MODIFIER "x overlaps the footer copy, "
-				 "the dynamic header (at 0x%" G_GINT64_MODIFIER "x) or the BAT (at 0x%"
-				 G_GINT64_MODIFIER "x)",
-				 i, start, image->header_offset, image->bat_offset);
+			vmi_check_add_problem (result,
+					       "Block %u at offset 0x%" G_GINT64_MODIFIER "x overlaps the footer copy, "
+					       "the dynamic header (at 0x%" G_GINT64_MODIFIER "x) or the BAT (at 0x%"
+					       G_GINT64_MODIFIER "x)",
+					       i, start, image->header_offset, image->bat_offset);
 		} else if (start + span > image->file_size - VHD_FOOTER_SIZE) {
 			result->corruptions++;
-			problem (result,
-				 "Block %u at offset 0x%" G_GINT64_MODIFIER "x runs into the footer at "
-				 "the end of the %" G_GUINT64_FORMAT "-byte file",
-				 i, start, image->file_size);
+			vmi_check_add_problem (result,
+					       "Block %u at offset 0x%" G_GINT64_MODIFIER "x runs into the footer at "
+					       "the end of the %" G_GUINT64_FORMAT "-byte file",
+					       i, start, image->file_size);
 		}
 	}
 	g_array_sort (starts, compare_u32);
@@ -124,11 +113,11 @@ check_blocks (VmiImage *image, VmiCheckResult *result)
 
 		if (b - a < span) {
 			result->corruptions++;
-			problem (result,
-				 "Two blocks overlap in the file: one at offset 0x%" G_GINT64_MODIFIER
-				 "x and one at offset 0x%" G_GINT64_MODIFIER "x, %" G_GUINT64_FORMAT
-				 " bytes each with the sector bitmap",
-				 a, b, span);
+			vmi_check_add_problem (result,
+					       "Two blocks overlap in the file: one at offset 0x%" G_GINT64_MODIFIER
+					       "x and one at offset 0x%" G_GINT64_MODIFIER "x, %" G_GUINT64_FORMAT
+					       " bytes each with the sector bitmap",
+					       a, b, span);
 		}
 	}
 	result->image_end_offset = end + VHD_FOOTER_SIZE;

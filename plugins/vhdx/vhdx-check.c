@@ -13,20 +13,9 @@
  *
  * Memory: one 64-bit word per allocated block, at most the BAT's own size.
  */
+#include "vmi-plugin-util.h"
 #include "vhdx-check.h"
 #include "vhdx-private.h"
-
-static void G_GNUC_PRINTF (2, 3)
-problem (VmiCheckResult *result, const char *format, ...)
-{
-	va_list ap;
-
-	if (result->problems == NULL || result->problems->len >= VMI_CHECK_MAX_PROBLEMS)
-		return;
-	va_start (ap, format);
-	g_ptr_array_add (result->problems, g_strdup_vprintf (format, ap));
-	va_end (ap);
-}
 
 static gint
 compare_u64 (gconstpointer a, gconstpointer b)
@@ -50,8 +39,8 @@ vhdx_check (VmiImage *self, VmiCheckResult *result, GCancellable *cancellable, G
 		return FALSE;
 	}
 	if (self->log != NULL) {
-		problem (result, "The VHDX log holds entries that were never applied to the file (it "
-			 "was not closed cleanly); they were replayed in memory to read it");
+		vmi_check_add_problem (result, "The VHDX log holds entries that were never applied to the file (it "
+				       "was not closed cleanly); they were replayed in memory to read it");
 	}
 	result->total_clusters = self->data_blocks;
 	for (guint64 index = 0; index < self->bat_entries; index++) {
@@ -67,11 +56,11 @@ vhdx_check (VmiImage *self, VmiCheckResult *result, GCancellable *cancellable, G
 			/* offset_mib < 2^44: the MiB count cannot overflow. */
 			if (offset_mib * VHDX_MiB + VHDX_MiB > self->file_size) {
 				result->corruptions++;
-				problem (result,
-					 "The sector bitmap block of BAT entry %" G_GUINT64_FORMAT " at "
-					 "offset 0x%" G_GINT64_MODIFIER "x lies beyond the end of the %"
-					 G_GUINT64_FORMAT "-byte file",
-					 index, (guint64) (offset_mib * VHDX_MiB), self->file_size);
+				vmi_check_add_problem (result,
+						       "The sector bitmap block of BAT entry %" G_GUINT64_FORMAT " at "
+						       "offset 0x%" G_GINT64_MODIFIER "x lies beyond the end of the %"
+						       G_GUINT64_FORMAT "-byte file",
+						       index, (guint64) (offset_mib * VHDX_MiB), self->file_size);
 				continue;
 			}
 		} else {
@@ -95,11 +84,11 @@ vhdx_check (VmiImage *self, VmiCheckResult *result, GCancellable *cancellable, G
 
 		if (b_start < a_start + a_len) {
 			result->corruptions++;
-			problem (result,
-				 "Two blocks overlap in the file: a %s at offset 0x%" G_GINT64_MODIFIER
-				 "x and a %s at offset 0x%" G_GINT64_MODIFIER "x",
-				 (a & 1) ? "sector bitmap block" : "payload block", a_start,
-				 (b & 1) ? "sector bitmap block" : "payload block", b_start);
+			vmi_check_add_problem (result,
+					       "Two blocks overlap in the file: a %s at offset 0x%" G_GINT64_MODIFIER
+					       "x and a %s at offset 0x%" G_GINT64_MODIFIER "x",
+					       (a & 1) ? "sector bitmap block" : "payload block", a_start,
+					       (b & 1) ? "sector bitmap block" : "payload block", b_start);
 		}
 	}
 	/* A last block may be cut short by the end of the file (qemu made such files). */

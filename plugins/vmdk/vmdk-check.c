@@ -18,6 +18,7 @@
  */
 #include <string.h>
 
+#include "vmi-plugin-util.h"
 #include "vmdk-check.h"
 
 #define VMDK_CHECK_MAX_ITEMS (4u * 1024u * 1024u)
@@ -48,12 +49,10 @@ problem (VmdkCheck *c, const char *format, ...)
 	va_list ap;
 	g_autofree char *msg = NULL;
 
-	if (c->res->problems == NULL || c->res->problems->len >= VMI_CHECK_MAX_PROBLEMS)
-		return;
 	va_start (ap, format);
 	msg = g_strdup_vprintf (format, ap);
 	va_end (ap);
-	g_ptr_array_add (c->res->problems, g_strconcat (c->name, msg, NULL));
+	vmi_check_add_problem (c->res, "%s%s", c->name, msg);
 }
 
 static void
