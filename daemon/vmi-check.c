@@ -94,8 +94,8 @@ vmi_check_read_all (VmiCheck *self, GError **error)
 						       offset, VMI_CHECK_MAX_READ_ERRORS));
 			break;
 		}
-		if (!plugin->block_status (image, offset, total - offset, &extent, &local_error) ||
-		    extent.length == 0 || extent.length > total - offset) {
+		if (!vmi_source_block_status (self->source, offset, total - offset, &extent,
+					      &local_error)) {
 			guint64 skip = MIN (total - offset, VMI_CHECK_CHUNK - offset % VMI_CHECK_CHUNK);
 
 			/* Unmapped: count it and go on with the next chunk, which may be fine. */
@@ -103,10 +103,7 @@ vmi_check_read_all (VmiCheck *self, GError **error)
 				self, g_strdup_printf ("cannot map offset %" G_GUINT64_FORMAT
 						       " of the virtual disk: %s",
 						       offset,
-						       local_error != NULL
-							       ? local_error->message
-							       : "the plugin described an empty or "
-								 "overlong run"));
+						       local_error->message));
 			offset += skip;
 			vmi_check_report (self, offset);
 			continue;

@@ -55,19 +55,9 @@ static gboolean
 vmi_compare_extent (VmiCompareSide *side, guint64 offset, guint64 max_length, VmiExtent *extent,
 		    GError **error)
 {
-	const VmiFormatPlugin *plugin = vmi_source_get_plugin (side->source);
-
-	if (!plugin->block_status (vmi_source_get_image (side->source), offset, max_length, extent,
-				   error)) {
-		g_prefix_error (error, "the %s image (%s): ", side->which, plugin->name);
-		return FALSE;
-	}
-	if (extent->length == 0 || extent->length > max_length) {
-		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-			     "the %s plugin described a run of %" G_GUINT64_FORMAT
-			     " bytes at offset %" G_GUINT64_FORMAT " of the %s image where at most %"
-			     G_GUINT64_FORMAT " remain",
-			     plugin->name, extent->length, offset, side->which, max_length);
+	if (!vmi_source_block_status (side->source, offset, max_length, extent, error)) {
+		g_prefix_error (error, "the %s image (%s): ", side->which,
+				vmi_source_get_plugin (side->source)->name);
 		return FALSE;
 	}
 	return TRUE;

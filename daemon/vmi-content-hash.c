@@ -24,26 +24,6 @@ vmi_content_hash_update_u64 (GChecksum *checksum, guint64 value)
 	g_checksum_update (checksum, (const guchar *) &le, sizeof le);
 }
 
-static gboolean
-vmi_content_hash_extent (VmiSource *source, guint64 offset, guint64 max_length, VmiExtent *extent,
-			 GError **error)
-{
-	const VmiFormatPlugin *plugin = vmi_source_get_plugin (source);
-
-	if (!plugin->block_status (vmi_source_get_image (source), offset, max_length, extent, error))
-		return FALSE;
-	/* A plugin that describes an empty or overlong run would loop forever or read past the end. */
-	if (extent->length == 0 || extent->length > max_length) {
-		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-			     "the %s plugin described a run of %" G_GUINT64_FORMAT
-			     " bytes at offset %" G_GUINT64_FORMAT " where at most %" G_GUINT64_FORMAT
-			     " remain",
-			     plugin->name, extent->length, offset, max_length);
-		return FALSE;
-	}
-	return TRUE;
-}
-
 /* Reads the window [start, end) into buf, leaving zeros where the source has holes or zeros. */
 static gboolean
 vmi_content_hash_fill (VmiSource *source, guint64 start, guint64 end, guint8 *buf, GError **error)
@@ -55,7 +35,7 @@ vmi_content_hash_fill (VmiSource *source, guint64 start, guint64 end, guint8 *bu
 	while (pos < end) {
 		VmiExtent extent = { 0 };
 
-		if (!vmi_content_hash_extent (source, pos, end - pos, &extent, error))
+		if (!vmi_source_block_status (source, pos, end - pos, &extent, error))
 			return FALSE;
 		if (extent.kind == VMI_EXTENT_DATA &&
 		    !plugin->read (vmi_source_get_image (source), pos, buf + (pos - start),
@@ -99,7 +79,7 @@ vmi_content_hash (VmiSource *source, VmiProgressFunc progress, gpointer user_dat
 		}
 		/* offset is block-aligned here. Whole blocks inside a hole or zero run are zero and
 		 * contribute nothing: skip them without reading. */
-		if (!vmi_content_hash_extent (source, offset, total - offset, &extent, error))
+		if (!vmi_source_block_status (source, offset, total - offset, &extent, error))
 			return FALSE;
 		if (extent.kind != VMI_EXTENT_DATA) {
 			guint64 skip = extent.length == total - offset

@@ -18,10 +18,6 @@ gboolean vmi_convert_is_zero (const guint8 *buf, gsize len);
 /* TRUE, with VMI_ERROR_CANCELLED in error, once cancellable is cancelled. */
 gboolean vmi_convert_check_cancelled (GCancellable *cancellable, GError **error);
 
-/* The source's block status at offset, checked: a run of 1 byte to the end of the disk. */
-gboolean vmi_convert_block_status (VmiSource *source, guint64 offset, VmiExtent *extent,
-				   GError **error);
-
 /*
  * The file whose bytes are the source disk itself (a raw image that is the whole of a regular
  * file), or -1. The engine reads nothing through it: it gives read-ahead hints and the clone.

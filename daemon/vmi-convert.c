@@ -69,27 +69,6 @@ vmi_convert_check_cancelled (GCancellable *cancellable, GError **error)
 	return TRUE;
 }
 
-gboolean
-vmi_convert_block_status (VmiSource *source, guint64 offset, VmiExtent *extent, GError **error)
-{
-	const VmiFormatPlugin *plugin = vmi_source_get_plugin (source);
-	guint64 total = vmi_source_get_virtual_size (source);
-
-	*extent = (VmiExtent) { 0 };
-	if (!plugin->block_status (vmi_source_get_image (source), offset, total - offset, extent,
-				   error))
-		return FALSE;
-	if (extent->length == 0 || extent->length > total - offset) {
-		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-			     "the %s plugin described a run of %" G_GUINT64_FORMAT
-			     " bytes at offset %" G_GUINT64_FORMAT " of a %" G_GUINT64_FORMAT
-			     "-byte disk",
-			     plugin->name, extent->length, offset, total);
-		return FALSE;
-	}
-	return TRUE;
-}
-
 /* One chunk on its way from the reader to the writer. */
 typedef struct {
 	guint64 offset;	 /* on the virtual disk */
@@ -214,7 +193,8 @@ vmi_convert_reader_thread (gpointer user_data)
 		if (g_atomic_int_get (&self->stop) ||
 		    vmi_convert_check_cancelled (self->cancellable, &last->error))
 			break;
-		if (!vmi_convert_block_status (self->source, offset, &extent, &last->error))
+		if (!vmi_source_block_status (self->source, offset, total - offset, &extent,
+					      &last->error))
 			break;
 		if (extent.kind != VMI_EXTENT_DATA) {
 			/* A new image reads as zeros: holes and zero runs need nothing written. */

@@ -68,8 +68,6 @@ static gboolean
 vmi_measure_collect (VmiSource *source, VmiMeasureRuns *runs, GCancellable *cancellable,
 		     GError **error)
 {
-	const VmiFormatPlugin *plugin = vmi_source_get_plugin (source);
-	VmiImage *image = vmi_source_get_image (source);
 	guint64 total = vmi_source_get_virtual_size (source);
 	guint64 offset = 0;
 
@@ -81,16 +79,8 @@ vmi_measure_collect (VmiSource *source, VmiMeasureRuns *runs, GCancellable *canc
 					     "the measurement was cancelled");
 			return FALSE;
 		}
-		if (!plugin->block_status (image, offset, total - offset, &extent, error))
+		if (!vmi_source_block_status (source, offset, total - offset, &extent, error))
 			return FALSE;
-		if (extent.length == 0 || extent.length > total - offset) {
-			g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
-				     "the %s plugin described a run of %" G_GUINT64_FORMAT
-				     " bytes at offset %" G_GUINT64_FORMAT " where at most %"
-				     G_GUINT64_FORMAT " remain",
-				     plugin->name, extent.length, offset, total - offset);
-			return FALSE;
-		}
 		if (extent.kind == VMI_EXTENT_DATA)
 			vmi_measure_runs_add (runs, offset, extent.length);
 		offset += extent.length;

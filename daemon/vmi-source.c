@@ -436,6 +436,24 @@ vmi_source_get_virtual_size (VmiSource *self)
 	return self->info.virtual_size;
 }
 
+gboolean
+vmi_source_block_status (VmiSource *self, guint64 offset, guint64 max_length, VmiExtent *extent,
+			 GError **error)
+{
+	*extent = (VmiExtent) { 0 };
+	if (!self->plugin->block_status (self->image, offset, max_length, extent, error))
+		return FALSE;
+	if (extent->length == 0 || extent->length > max_length) {
+		g_set_error (error, VMI_ERROR, VMI_ERROR_FAILED,
+			     "the %s plugin described a run of %" G_GUINT64_FORMAT
+			     " bytes at offset %" G_GUINT64_FORMAT " where at most %" G_GUINT64_FORMAT
+			     " remain",
+			     self->plugin->name, extent->length, offset, max_length);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 const VmiImageInfo *
 vmi_source_get_info (VmiSource *self)
 {

@@ -58,6 +58,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmiSource, vmi_source_free)
 const VmiFormatPlugin *vmi_source_get_plugin (VmiSource *self);
 VmiImage *vmi_source_get_image (VmiSource *self);
 guint64 vmi_source_get_virtual_size (VmiSource *self);
+/*
+ * The plugin's block status at offset, at most max_length long, checked: a plugin that
+ * describes an empty or overlong run is an error, since the caller would loop or overrun.
+ */
+gboolean vmi_source_block_status (VmiSource *self, guint64 offset, guint64 max_length,
+				  VmiExtent *extent, GError **error);
 const VmiImageInfo *vmi_source_get_info (VmiSource *self);
 gboolean vmi_source_is_safe (VmiSource *self);
 /*
