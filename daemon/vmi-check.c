@@ -35,7 +35,7 @@ typedef struct {
 } VmiCheck;
 
 static void
-vmi_check_add_problem (VmiCheck *self, char *sentence)
+vmi_check_take_problem (VmiCheck *self, char *sentence)
 {
 	if (self->result.problems->len >= VMI_CHECK_MAX_PROBLEMS) {
 		g_free (sentence);
@@ -64,7 +64,7 @@ static void
 vmi_check_read_error (VmiCheck *self, char *sentence)
 {
 	self->check_errors++;
-	vmi_check_add_problem (self, sentence);
+	vmi_check_take_problem (self, sentence);
 }
 
 /*
@@ -88,7 +88,7 @@ vmi_check_read_all (VmiCheck *self, GError **error)
 		if (vmi_check_cancelled (self, error))
 			return FALSE;
 		if (self->check_errors >= VMI_CHECK_MAX_READ_ERRORS) {
-			vmi_check_add_problem (
+			vmi_check_take_problem (
 				self, g_strdup_printf ("stopped reading at offset %" G_GUINT64_FORMAT
 						       " after %u failed reads",
 						       offset, VMI_CHECK_MAX_READ_ERRORS));
@@ -328,7 +328,7 @@ vmi_check (VmiSource *container, GVariant *options, VmiProgressFunc progress,
 				       &content_sha256, NULL, &local_error)) {
 			if (vmi_check_cancelled (&self, error))
 				return NULL;
-			vmi_check_add_problem (
+			vmi_check_take_problem (
 				&self, g_strdup_printf ("no content-sha256: %s",
 							local_error->message));
 		}
